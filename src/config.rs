@@ -1,0 +1,181 @@
+//! Module configs (`readthrough.*`). Each is settable in redis.conf after `loadmodule`, with
+//! `MODULE LOADEX ... CONFIG`, and by `CONFIG SET`. String configs are validated here: a bad
+//! value is refused with an error and the old value stays in force.
+
+use crate::error::Error;
+use crate::loader;
+use crate::mapping::{Mappings, ResolveError, Target};
+use once_cell::sync::Lazy;
+use redis_module::configuration::{
+    register_i64_configuration, register_string_configuration, ConfigurationContext,
+    ConfigurationFlags, ConfigurationValue,
+};
+use redis_module::{Context, RedisError, RedisString};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
+
+pub static TTL: AtomicI64 = AtomicI64::new(3600);
+pub static TIMEOUT: AtomicI64 = AtomicI64::new(2000);
+pub static MAX_INFLIGHT: AtomicI64 = AtomicI64::new(10_000);
+
+/// Bounds of the numeric configs: (min, max).
+pub const TTL_RANGE: (i64, i64) = (0, 10 * 365 * 24 * 3600);
+pub const TIMEOUT_RANGE: (i64, i64) = (1, 3_600_000);
+pub const MAX_INFLIGHT_RANGE: (i64, i64) = (1, 1_000_000);
+
+pub fn ttl_ms() -> i64 {
+    TTL.load(Ordering::Relaxed) * 1000
+}
+
+pub fn timeout_ms() -> i64 {
+    TIMEOUT.load(Ordering::Relaxed)
+}
+
+pub fn max_inflight() -> usize {
+    MAX_INFLIGHT.load(Ordering::Relaxed) as usize
+}
+
+/// After `readthrough.timeout` changes: bound MongoDB server selection by 3/4 of it, so an
+/// unreachable server yields `BACKEND` before the client's `TIMEOUT`.
+pub fn on_timeout_changed(_: &ConfigurationContext, _: &str, v: &'static AtomicI64) {
+    let ms = (v.load(Ordering::Relaxed) * 3 / 4).max(1) as u64;
+    loader::configure(None, Some(Duration::from_millis(ms)));
+}
+
+fn text_of(val: &RedisString) -> Result<String, RedisError> {
+    val.try_as_str()
+        .map(str::to_owned)
+        .map_err(|_| RedisError::Str("the value is not valid UTF-8"))
+}
+
+/// `readthrough.mappings`: the text as given and its parsed form.
+pub struct MappingsConfig {
+    text: Mutex<String>,
+    parsed: RwLock<Arc<Mappings>>,
+}
+
+pub static MAPPINGS: Lazy<MappingsConfig> = Lazy::new(|| MappingsConfig {
+    text: Mutex::new(String::new()),
+    parsed: RwLock::new(Arc::new(Mappings::default())),
+});
+
+impl ConfigurationValue<RedisString> for MappingsConfig {
+    fn get(&self, _: &ConfigurationContext) -> RedisString {
+        RedisString::create(
+            None,
+            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
+        )
+    }
+
+    fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let text = text_of(&val)?;
+        let parsed = Mappings::parse(&text).map_err(RedisError::String)?;
+        *self.parsed.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(parsed);
+        *self.text.lock().unwrap_or_else(|p| p.into_inner()) = text;
+        Ok(())
+    }
+}
+
+pub fn mappings() -> Arc<Mappings> {
+    Arc::clone(&MAPPINGS.parsed.read().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The key's target, or the error the client sees.
+pub fn resolve(key: &[u8]) -> Result<Target, Error> {
+    mappings().resolve(key).map_err(|e| match e {
+        ResolveError::NoMapping => Error::NoMapping(crate::error::show_key(key)),
+        ResolveError::EmptyId => Error::BadKey(format!(
+            "key '{}' has an empty id after its mapping's prefix",
+            crate::error::show_key(key)
+        )),
+        ResolveError::NotUtf8 => Error::BadKey(format!(
+            "the id of key '{}' is not valid UTF-8",
+            crate::error::show_key(key)
+        )),
+    })
+}
+
+/// `readthrough.mongo-uri`. Marked sensitive: Redis keeps it out of its logs.
+pub struct UriConfig {
+    text: Mutex<String>,
+}
+
+pub static MONGO_URI: UriConfig = UriConfig {
+    text: Mutex::new(String::new()),
+};
+
+impl ConfigurationValue<RedisString> for UriConfig {
+    fn get(&self, _: &ConfigurationContext) -> RedisString {
+        RedisString::create(
+            None,
+            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
+        )
+    }
+
+    fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let uri = text_of(&val)?;
+        loader::validate_uri(&uri).map_err(RedisError::String)?;
+        loader::configure(Some(&uri), None);
+        *self.text.lock().unwrap_or_else(|p| p.into_inner()) = uri;
+        Ok(())
+    }
+}
+
+/// Registers every config with Redis, then applies the values given in redis.conf or
+/// `MODULE LOADEX ... CONFIG` (or the defaults). Fails if one of them is refused.
+pub fn register(ctx: &Context) -> Result<(), String> {
+    register_i64_configuration(
+        ctx,
+        "ttl",
+        &TTL,
+        3600,
+        TTL_RANGE.0,
+        TTL_RANGE.1,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    register_i64_configuration(
+        ctx,
+        "timeout",
+        &TIMEOUT,
+        2000,
+        TIMEOUT_RANGE.0,
+        TIMEOUT_RANGE.1,
+        ConfigurationFlags::DEFAULT,
+        Some(Box::new(on_timeout_changed)),
+    );
+    register_i64_configuration(
+        ctx,
+        "max-inflight",
+        &MAX_INFLIGHT,
+        10_000,
+        MAX_INFLIGHT_RANGE.0,
+        MAX_INFLIGHT_RANGE.1,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    register_string_configuration(
+        ctx,
+        "mongo-uri",
+        &MONGO_URI,
+        DEFAULT_URI,
+        ConfigurationFlags::SENSITIVE,
+        None,
+    );
+    register_string_configuration(
+        ctx,
+        "mappings",
+        &*MAPPINGS,
+        "",
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    if crate::ffi::load_configs(ctx) {
+        Ok(())
+    } else {
+        Err("a readthrough.* config given at load time was refused (see the line above)".into())
+    }
+}

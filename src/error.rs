@@ -1,0 +1,106 @@
+//! The one error type of the module and its single conversion into a Redis error reply.
+//!
+//! Every reply error starts with a code word (`NOMAPPING`, `TIMEOUT`, ...) so that clients can
+//! branch on it; the rest is a sentence for humans. Messages never carry MongoDB credentials:
+//! backend errors are redacted where they are made (see `loader::redact`).
+
+use redis_module::RedisError;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The key matches no configured mapping.
+    NoMapping(String),
+    /// The key matches a mapping but cannot be turned into an id (empty, not UTF-8).
+    BadKey(String),
+    /// The load took longer than `readthrough.timeout`.
+    Timeout(u64),
+    /// MongoDB unreachable or failed; the text is already redacted.
+    Backend(String),
+    /// Too many loads in flight.
+    Busy(usize),
+    /// The key holds a non-string value.
+    WrongType,
+    /// A miss inside MULTI/EXEC, a Lua script or another context that cannot block.
+    NoBlock,
+    /// A bug: a panic was caught or a load ended without an outcome.
+    Internal(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoMapping(key) => {
+                write!(
+                    f,
+                    "NOMAPPING key '{key}' matches no prefix in readthrough.mappings"
+                )
+            }
+            Error::BadKey(why) => write!(f, "ERR {why}"),
+            Error::Timeout(ms) => {
+                write!(f, "TIMEOUT loading from MongoDB took longer than {ms} ms")
+            }
+            Error::Backend(msg) => write!(f, "BACKEND MongoDB error: {msg}"),
+            Error::Busy(max) => write!(
+                f,
+                "BUSY {max} loads already in flight (readthrough.max-inflight); retry later"
+            ),
+            Error::WrongType => {
+                f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
+            }
+            Error::NoBlock => f.write_str(
+                "NOBLOCK the key is not cached and a load cannot wait inside MULTI/EXEC or a \
+                 script; a background load was started, retry outside the transaction",
+            ),
+            Error::Internal(msg) => write!(f, "ERR internal error in readthrough: {msg}"),
+        }
+    }
+}
+
+impl From<Error> for RedisError {
+    fn from(e: Error) -> Self {
+        RedisError::String(e.to_string())
+    }
+}
+
+/// Shows a key in an error message: lossy UTF-8, cut at 128 bytes so a 1 MB key does not make
+/// a 1 MB error.
+pub fn show_key(key: &[u8]) -> String {
+    const MAX: usize = 128;
+    let cut = &key[..key.len().min(MAX)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if key.len() > MAX {
+        s.push_str("...");
+    }
+    s.replace(['\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_starts_with_its_code() {
+        let cases = [
+            (Error::NoMapping("x".into()), "NOMAPPING "),
+            (Error::BadKey("y".into()), "ERR "),
+            (Error::Timeout(5), "TIMEOUT "),
+            (Error::Backend("z".into()), "BACKEND "),
+            (Error::Busy(3), "BUSY "),
+            (Error::WrongType, "WRONGTYPE "),
+            (Error::NoBlock, "NOBLOCK "),
+            (Error::Internal("w".into()), "ERR "),
+        ];
+        for (e, code) in cases {
+            assert!(e.to_string().starts_with(code), "{e}");
+        }
+    }
+
+    #[test]
+    fn long_and_multiline_keys_are_shortened() {
+        let key = vec![b'a'; 1 << 20];
+        assert_eq!(show_key(&key).len(), 131);
+        assert_eq!(show_key(b"a\r\nb"), "a  b");
+        assert_eq!(show_key(&[0xff, b'x']), "\u{fffd}x");
+    }
+}

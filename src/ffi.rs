@@ -1,0 +1,192 @@
+//! The few raw Redis module calls the safe `redis-module` wrapper does not cover the way this
+//! module needs them: blocking a client with reply, timeout and free callbacks; a lock on the
+//! Redis GIL from a background thread that keeps one context; replies without extra copies.
+//! Every `unsafe` block of the module lives here.
+
+use crate::error::Error;
+use crate::{config, stats};
+use redis_module::{raw, Context, ContextFlags};
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+use std::sync::Arc;
+
+/// What a load produced: the JSON document, `None` when MongoDB has no such document, or why
+/// it failed. Shared by every waiter of the load.
+pub type Outcome = Result<Option<String>, Error>;
+
+/// The database the calling client has selected (read on the main thread, since background
+/// contexts always start in DB 0).
+pub fn selected_db(ctx: &Context) -> i32 {
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
+}
+
+/// True where a command cannot block its client: inside MULTI/EXEC, Lua, or a context that
+/// denies blocking (e.g. a command run by another module).
+pub fn cannot_block(ctx: &Context) -> bool {
+    ctx.get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING)
+}
+
+/// Replies with a bulk string straight from a borrowed buffer (one copy, into the client's
+/// output buffer).
+pub fn reply_bulk(ctx: &Context, bytes: &[u8]) {
+    unsafe {
+        raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, bytes.as_ptr().cast(), bytes.len())
+    };
+}
+
+pub fn reply_null(ctx: &Context) {
+    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx.ctx) };
+}
+
+pub fn reply_error(ctx: &Context, e: &Error) {
+    let text = CString::new(e.to_string().replace('\0', " ")).expect("no NUL left");
+    unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx.ctx, text.as_ptr()) };
+}
+
+pub fn reply_outcome(ctx: &Context, outcome: &Outcome) {
+    match outcome {
+        Ok(Some(json)) => reply_bulk(ctx, json.as_bytes()),
+        Ok(None) => reply_null(ctx),
+        Err(e) => reply_error(ctx, e),
+    }
+}
+
+/// A client blocked on a load. It gets exactly one reply: the outcome handed to `finish`, or,
+/// if the waiter is dropped unfinished (a bug, a panic), an internal error. If Redis already
+/// timed the client out or it disconnected, Redis drops the reply and frees the outcome.
+pub struct Waiter {
+    bc: *mut raw::RedisModuleBlockedClient,
+}
+
+// The blocked-client handle is meant to be passed to other threads; `UnblockClient` is
+// thread-safe.
+unsafe impl Send for Waiter {}
+
+impl Waiter {
+    /// Blocks the client running the current command for at most `timeout_ms`.
+    pub fn block(ctx: &Context, timeout_ms: i64) -> Waiter {
+        let bc = unsafe {
+            raw::RedisModule_BlockClient.unwrap()(
+                ctx.ctx,
+                Some(on_reply),
+                Some(on_timeout),
+                Some(free_outcome),
+                timeout_ms,
+            )
+        };
+        Waiter { bc }
+    }
+
+    pub fn finish(mut self, outcome: Arc<Outcome>) {
+        self.unblock(outcome);
+    }
+
+    fn unblock(&mut self, outcome: Arc<Outcome>) {
+        if self.bc.is_null() {
+            return;
+        }
+        let data = Box::into_raw(Box::new(outcome)).cast::<c_void>();
+        unsafe { raw::RedisModule_UnblockClient.unwrap()(self.bc, data) };
+        self.bc = ptr::null_mut();
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let e = Error::Internal("the load ended without a result".into());
+        self.unblock(Arc::new(Err(e)));
+    }
+}
+
+/// Main thread, after `UnblockClient`: send the outcome to the client.
+unsafe extern "C" fn on_reply(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let data = raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) as *const Arc<Outcome>;
+    let ctx = Context::new(ctx);
+    match data.as_ref() {
+        Some(outcome) => reply_outcome(&ctx, outcome),
+        None => reply_error(
+            &ctx,
+            &Error::Internal("blocked client without outcome".into()),
+        ),
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Main thread: the client waited `readthrough.timeout` ms; the load goes on and still fills
+/// the cache.
+unsafe extern "C" fn on_timeout(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    stats::count(&stats::TIMEOUTS);
+    let ctx = Context::new(ctx);
+    reply_error(&ctx, &Error::Timeout(config::timeout_ms() as u64));
+    raw::REDISMODULE_OK as c_int
+}
+
+unsafe extern "C" fn free_outcome(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+    if !data.is_null() {
+        drop(Box::from_raw(data.cast::<Arc<Outcome>>()));
+    }
+}
+
+/// The Redis GIL held from a background thread, with one thread-safe context for the whole
+/// hold. Released on drop, also when unwinding.
+pub struct Gil {
+    ctx: *mut raw::RedisModuleCtx,
+}
+
+impl Gil {
+    pub fn lock() -> Gil {
+        unsafe {
+            let ctx = raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut());
+            raw::RedisModule_ThreadSafeContextLock.unwrap()(ctx);
+            Gil { ctx }
+        }
+    }
+
+    pub fn context(&self) -> Context {
+        Context::new(self.ctx)
+    }
+
+    pub fn select_db(&self, db: i32) -> bool {
+        unsafe { raw::RedisModule_SelectDb.unwrap()(self.ctx, db) == raw::REDISMODULE_OK as c_int }
+    }
+}
+
+impl Drop for Gil {
+    fn drop(&mut self) {
+        unsafe {
+            raw::RedisModule_ThreadSafeContextUnlock.unwrap()(self.ctx);
+            raw::RedisModule_FreeThreadSafeContext.unwrap()(self.ctx);
+        }
+    }
+}
+
+/// Registers the `INFO readthrough` section (fields from `stats::fields`).
+pub fn register_info(ctx: &Context) -> bool {
+    unsafe {
+        raw::RedisModule_RegisterInfoFunc.unwrap()(ctx.ctx, Some(on_info))
+            == raw::REDISMODULE_OK as c_int
+    }
+}
+
+unsafe extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    raw::RedisModule_InfoAddSection.unwrap()(ctx, c"".as_ptr());
+    for (name, value) in stats::fields() {
+        let name = CString::new(name).expect("static name");
+        raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, name.as_ptr(), value);
+    }
+}
+
+/// Applies the module's configs given at load time; false if one was refused.
+pub fn load_configs(ctx: &Context) -> bool {
+    unsafe { raw::RedisModule_LoadConfigs.unwrap()(ctx.ctx) == raw::REDISMODULE_OK as c_int }
+}

@@ -1,0 +1,61 @@
+//! redis-readthrough: a Redis module that makes Redis a read-through cache in front of MongoDB.
+//!
+//! This file only registers things with Redis: commands, configs, init and deinit. See the
+//! README's design section for the flow of one request.
+
+pub mod codec;
+mod commands;
+pub mod config;
+pub mod error;
+mod ffi;
+pub mod inflight;
+mod load;
+mod loader;
+pub mod mapping;
+mod stats;
+mod store;
+
+use redis_module::{redis_module, Context, RedisString, Status};
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    // Configs first: a bad value in redis.conf or MODULE LOADEX fails the load here.
+    if let Err(e) = config::register(ctx) {
+        ctx.log_warning(&format!("readthrough: {e}"));
+        return Status::Err;
+    }
+    let started = loader::start_runtime().and_then(|_| store::start_thread());
+    if let Err(e) = started {
+        ctx.log_warning(&format!("readthrough: {e}"));
+        return Status::Err;
+    }
+    if !ffi::register_info(ctx) {
+        ctx.log_warning("readthrough: cannot register the INFO section");
+        return Status::Err;
+    }
+    ctx.log_notice(&format!(
+        "readthrough: loaded; MongoDB at {}",
+        loader::uri_for_display()
+    ));
+    Status::Ok
+}
+
+/// Unloading would unmap code that the loader threads are running: refuse it.
+fn deinit(ctx: &Context) -> Status {
+    ctx.log_warning(
+        "readthrough: MODULE UNLOAD is not supported (background threads are running); \
+         restart Redis without the module instead",
+    );
+    Status::Err
+}
+
+redis_module! {
+    name: "readthrough",
+    version: 1,
+    allocator: (std::alloc::System, std::alloc::System),
+    data_types: [],
+    init: init,
+    deinit: deinit,
+    commands: [
+        ["rt.get", commands::rt_get, "readonly", 1, 1, 1, ""],
+    ],
+}

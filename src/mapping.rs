@@ -1,0 +1,325 @@
+//! Key -> MongoDB document address. Pure: no Redis, no I/O.
+//!
+//! A mapping spec is `PREFIX=DATABASE.COLLECTION[:FIELD]`; `readthrough.mappings` holds several,
+//! separated by spaces. The database name ends at the first `.`, the field starts after the
+//! last `:` of the right-hand side and defaults to `_id`. A key belongs to the mapping with the
+//! longest matching prefix; the rest of the key is the id.
+//!
+//! The id is always matched literally, never parsed as a query. Because applications store ids
+//! as strings, numbers or ObjectIds, an id that is a canonical integer also matches the number
+//! and a 24-hex id also matches the ObjectId: `todo:42` finds `{id: "42"}` or `{id: 42}`.
+
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use std::sync::Arc;
+
+/// One `PREFIX=DATABASE.COLLECTION[:FIELD]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub prefix: String,
+    pub db: String,
+    pub collection: String,
+    pub field: String,
+}
+
+/// All mappings, longest prefix first so the first match is the most specific one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mappings {
+    list: Vec<Arc<Mapping>>,
+}
+
+/// What one key resolves to: its mapping and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub mapping: Arc<Mapping>,
+    pub id: String,
+}
+
+/// Why a key has no target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    NoMapping,
+    EmptyId,
+    NotUtf8,
+}
+
+const DB_FORBIDDEN: &[char] = &[
+    '/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0',
+];
+
+impl Mappings {
+    /// Parses the whole `readthrough.mappings` value. An empty value means no mappings.
+    pub fn parse(spec: &str) -> Result<Mappings, String> {
+        let mut list: Vec<Arc<Mapping>> = Vec::new();
+        for item in spec.split_ascii_whitespace() {
+            let m = parse_one(item)?;
+            if list.iter().any(|o| o.prefix == m.prefix) {
+                return Err(format!(
+                    "mapping '{item}': prefix '{}' is mapped twice",
+                    m.prefix
+                ));
+            }
+            list.push(Arc::new(m));
+        }
+        list.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        Ok(Mappings { list })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Mapping>> {
+        self.list.iter()
+    }
+
+    /// The mapping whose prefix is exactly `prefix`.
+    pub fn by_prefix(&self, prefix: &str) -> Option<&Arc<Mapping>> {
+        self.list.iter().find(|m| m.prefix == prefix)
+    }
+
+    /// The mapping with the longest prefix of `key`, if any.
+    pub fn find(&self, key: &[u8]) -> Option<&Arc<Mapping>> {
+        self.list
+            .iter()
+            .find(|m| key.starts_with(m.prefix.as_bytes()))
+    }
+
+    /// Resolves a Redis key to the document it stands for.
+    pub fn resolve(&self, key: &[u8]) -> Result<Target, ResolveError> {
+        let mapping = self.find(key).ok_or(ResolveError::NoMapping)?;
+        let id = &key[mapping.prefix.len()..];
+        if id.is_empty() {
+            return Err(ResolveError::EmptyId);
+        }
+        let id = std::str::from_utf8(id).map_err(|_| ResolveError::NotUtf8)?;
+        Ok(Target {
+            mapping: Arc::clone(mapping),
+            id: id.to_owned(),
+        })
+    }
+}
+
+fn parse_one(item: &str) -> Result<Mapping, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "mapping '{item}': {why} (expected PREFIX=DATABASE.COLLECTION[:FIELD])"
+        ))
+    };
+    let Some((prefix, rhs)) = item.split_once('=') else {
+        return bad("no '='");
+    };
+    if prefix.is_empty() {
+        return bad("empty prefix");
+    }
+    let Some((db, rest)) = rhs.split_once('.') else {
+        return bad("no '.' between database and collection");
+    };
+    let (collection, field) = match rest.rsplit_once(':') {
+        Some((c, f)) => (c, f),
+        None => (rest, "_id"),
+    };
+    if db.is_empty() {
+        return bad("empty database name");
+    }
+    if db.len() > 63 || db.contains(DB_FORBIDDEN) {
+        return bad("invalid database name");
+    }
+    if collection.is_empty() {
+        return bad("empty collection name");
+    }
+    if collection.contains(['$', '\0']) || collection.starts_with("system.") {
+        return bad("invalid collection name");
+    }
+    if field.is_empty() {
+        return bad("empty field after ':'");
+    }
+    if field.starts_with('$') || field.contains('\0') || field.split('.').any(str::is_empty) {
+        return bad("invalid field name");
+    }
+    Ok(Mapping {
+        prefix: prefix.to_owned(),
+        db: db.to_owned(),
+        collection: collection.to_owned(),
+        field: field.to_owned(),
+    })
+}
+
+impl Target {
+    /// The values the id may be stored as: always the string; also the number for a canonical
+    /// integer and the ObjectId for 24 hex digits.
+    pub fn candidates(&self) -> Vec<Bson> {
+        id_candidates(&self.id)
+    }
+
+    /// `{field: id}` or `{field: {$in: [id, ...]}}`; the id is a value, never an operator.
+    pub fn filter(&self) -> Document {
+        filter_for(&self.mapping.field, id_candidates(&self.id))
+    }
+}
+
+/// A filter matching `field` against any of `values`.
+pub fn filter_for(field: &str, mut values: Vec<Bson>) -> Document {
+    if values.len() == 1 {
+        let v = values.pop().expect("one value");
+        doc! { field: { "$eq": v } }
+    } else {
+        doc! { field: { "$in": values } }
+    }
+}
+
+pub fn id_candidates(id: &str) -> Vec<Bson> {
+    let mut out = vec![Bson::String(id.to_owned())];
+    if let Ok(n) = id.parse::<i64>() {
+        if n.to_string() == id {
+            out.push(Bson::Int64(n));
+        }
+    }
+    if id.len() == 24 {
+        if let Ok(oid) = ObjectId::parse_str(id) {
+            out.push(Bson::ObjectId(oid));
+        }
+    }
+    out
+}
+
+/// The string form of a document's field value as it appears in a key, the inverse of
+/// `id_candidates`: strings as they are, integers in decimal, ObjectIds in hex.
+pub fn id_of_value(v: &Bson) -> Option<String> {
+    match v {
+        Bson::String(s) => Some(s.clone()),
+        Bson::Int32(n) => Some(n.to_string()),
+        Bson::Int64(n) => Some(n.to_string()),
+        Bson::ObjectId(o) => Some(o.to_hex()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> Mapping {
+        let m = Mappings::parse(spec).unwrap();
+        assert_eq!(m.list.len(), 1);
+        (*m.list[0]).clone()
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let m = one("todo:=test.todos:id");
+        assert_eq!(
+            m,
+            Mapping {
+                prefix: "todo:".into(),
+                db: "test".into(),
+                collection: "todos".into(),
+                field: "id".into()
+            }
+        );
+    }
+
+    #[test]
+    fn field_defaults_to_id_and_collection_may_contain_dots() {
+        let m = one("u:=app.users.v2");
+        assert_eq!(
+            (m.db.as_str(), m.collection.as_str(), m.field.as_str()),
+            ("app", "users.v2", "_id")
+        );
+        let m = one("u:=app.a:b:c");
+        assert_eq!((m.collection.as_str(), m.field.as_str()), ("a:b", "c"));
+        let m = one("u:=app.a:meta.sku");
+        assert_eq!(m.field, "meta.sku");
+    }
+
+    #[test]
+    fn empty_spec_means_no_mappings() {
+        assert!(Mappings::parse("").unwrap().is_empty());
+        assert!(Mappings::parse("   ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn several_mappings_and_longest_prefix_wins() {
+        let m = Mappings::parse("a:=d.c  a:b:=d.other:f\tx=d.x").unwrap();
+        assert_eq!(m.resolve(b"a:b:7").unwrap().mapping.collection, "other");
+        assert_eq!(m.resolve(b"a:b:7").unwrap().id, "7");
+        assert_eq!(m.resolve(b"a:c").unwrap().mapping.collection, "c");
+        assert_eq!(m.resolve(b"a:c").unwrap().id, "c");
+        assert_eq!(m.resolve(b"xyz").unwrap().id, "yz");
+    }
+
+    #[test]
+    fn malformed_specs_are_refused_with_the_reason() {
+        for (spec, why) in [
+            ("todo:", "no '='"),
+            ("=test.todos", "empty prefix"),
+            ("t=test", "no '.'"),
+            ("t=.todos", "empty database"),
+            ("t=test.", "empty collection"),
+            ("t=test.todos:", "empty field"),
+            ("t=te$t.todos", "invalid database"),
+            ("t=test.to$dos", "invalid collection"),
+            ("t=test.system.js", "invalid collection"),
+            ("t=test.todos:$where", "invalid field"),
+            ("t=test.todos:a..b", "invalid field"),
+            ("t=test.a t=test.b", "mapped twice"),
+        ] {
+            let err = Mappings::parse(spec).unwrap_err();
+            assert!(err.contains(why), "{spec}: {err}");
+            assert!(
+                err.contains("expected PREFIX=") || why == "mapped twice",
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn resolve_errors() {
+        let m = Mappings::parse("todo:=test.todos:id").unwrap();
+        assert_eq!(m.resolve(b"user:1"), Err(ResolveError::NoMapping));
+        assert_eq!(m.resolve(b"todo:"), Err(ResolveError::EmptyId));
+        assert_eq!(m.resolve(b"todo:\xff"), Err(ResolveError::NotUtf8));
+    }
+
+    #[test]
+    fn candidates_by_shape_of_id() {
+        assert_eq!(id_candidates("abc"), vec![Bson::String("abc".into())]);
+        assert_eq!(
+            id_candidates("42"),
+            vec![Bson::String("42".into()), Bson::Int64(42)]
+        );
+        assert_eq!(
+            id_candidates("-7"),
+            vec![Bson::String("-7".into()), Bson::Int64(-7)]
+        );
+        // Not canonical integers: only the string.
+        for s in ["042", "+4", "4 ", "1e3", "99999999999999999999"] {
+            assert_eq!(id_candidates(s).len(), 1, "{s}");
+        }
+        let hex = "65a1b2c3d4e5f60718293a4b";
+        let c = id_candidates(hex);
+        assert_eq!(c[1], Bson::ObjectId(ObjectId::parse_str(hex).unwrap()));
+        assert_eq!(id_candidates("zzzzzzzzzzzzzzzzzzzzzzzz").len(), 1);
+    }
+
+    #[test]
+    fn the_id_is_a_value_never_an_operator() {
+        let t = Mappings::parse("t:=d.c:f")
+            .unwrap()
+            .resolve(br#"t:{"$ne":null}"#)
+            .unwrap();
+        let f = t.filter();
+        assert_eq!(f, doc! { "f": { "$eq": r#"{"$ne":null}"# } });
+        let t = Mappings::parse("t:=d.c:f")
+            .unwrap()
+            .resolve(b"t:5")
+            .unwrap();
+        assert_eq!(t.filter(), doc! { "f": { "$in": ["5", 5_i64] } });
+    }
+
+    #[test]
+    fn id_of_value_inverts_candidates() {
+        assert_eq!(id_of_value(&Bson::Int32(5)).as_deref(), Some("5"));
+        assert_eq!(id_of_value(&Bson::String("x".into())).as_deref(), Some("x"));
+        assert_eq!(id_of_value(&Bson::Double(1.5)), None);
+    }
+}
