@@ -63,16 +63,23 @@ impl From<Error> for RedisError {
     }
 }
 
-/// Shows a key in an error message: lossy UTF-8, cut at 128 bytes so a 1 MB key does not make
-/// a 1 MB error.
+/// Shows a key in an error message: printable ASCII as is, other bytes as `\xNN` (error
+/// replies must stay one clean line), cut after 128 bytes so a 1 MB key does not make a 1 MB
+/// error.
 pub fn show_key(key: &[u8]) -> String {
     const MAX: usize = 128;
-    let cut = &key[..key.len().min(MAX)];
-    let mut s = String::from_utf8_lossy(cut).into_owned();
+    let mut s = String::new();
+    for &b in &key[..key.len().min(MAX)] {
+        if b.is_ascii_graphic() || b == b' ' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
     if key.len() > MAX {
         s.push_str("...");
     }
-    s.replace(['\r', '\n'], " ")
+    s
 }
 
 #[cfg(test)]
@@ -100,7 +107,8 @@ mod tests {
     fn long_and_multiline_keys_are_shortened() {
         let key = vec![b'a'; 1 << 20];
         assert_eq!(show_key(&key).len(), 131);
-        assert_eq!(show_key(b"a\r\nb"), "a  b");
-        assert_eq!(show_key(&[0xff, b'x']), "\u{fffd}x");
+        assert_eq!(show_key(b"a\r\nb"), "a\\x0d\\x0ab");
+        assert_eq!(show_key(&[0xff, b'x']), "\\xffx");
+        assert_eq!(show_key("é".as_bytes()), "\\xc3\\xa9");
     }
 }

@@ -53,6 +53,14 @@ pub fn reply_outcome(ctx: &Context, outcome: &Outcome) {
     }
 }
 
+/// Redis's own timeout on a blocked client is only a safety net, this long after
+/// `readthrough.timeout`. The load itself is bounded by `readthrough.timeout` and answers
+/// `TIMEOUT` through `finish`. Reason: on Redis 7.0, when `UnblockClient` is called after the
+/// deadline but before the main thread has processed the timeout (a window of up to 1/hz
+/// seconds), the timeout handler skips the client and the reply callback is never called: the
+/// client waits for ever. With one path for the reply, that race cannot happen.
+pub const TIMEOUT_SAFETY_MS: i64 = 5000;
+
 /// A client blocked on a load. It gets exactly one reply: the outcome handed to `finish`, or,
 /// if the waiter is dropped unfinished (a bug, a panic), an internal error. If Redis already
 /// timed the client out or it disconnected, Redis drops the reply and frees the outcome.
@@ -127,7 +135,10 @@ unsafe extern "C" fn on_timeout(
 ) -> c_int {
     stats::count(&stats::TIMEOUTS);
     let ctx = Context::new(ctx);
-    reply_error(&ctx, &Error::Timeout(config::timeout_ms() as u64));
+    reply_error(
+        &ctx,
+        &Error::Timeout((config::timeout_ms() + TIMEOUT_SAFETY_MS) as u64),
+    );
     raw::REDISMODULE_OK as c_int
 }
 

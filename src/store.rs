@@ -5,6 +5,7 @@
 //! refused under OOM), removes the key from the single-flight table, releases the GIL and only
 //! then unblocks the waiters. Batching keeps lock traffic low when many loads end together.
 
+use crate::error::Error;
 use crate::ffi::{Gil, Outcome, Waiter};
 use crate::load::{self, LoadKey};
 use crate::{config, stats};
@@ -45,9 +46,7 @@ pub fn submit(key: LoadKey, outcome: Outcome) {
         .map(|tx| tx.send(Finished { key, outcome }).map_err(|e| e.0.key));
     if let Some(Err(key)) = sent {
         // The store thread is gone (it never should be): still answer every waiter.
-        let err = Arc::new(Err(crate::error::Error::Internal(
-            "store thread stopped".into(),
-        )));
+        let err = Arc::new(Err(Error::Internal("store thread stopped".into())));
         for w in load::complete(&key) {
             w.finish(Arc::clone(&err));
         }
@@ -82,6 +81,9 @@ fn run(rx: Receiver<Finished>) {
             }
         }
         for (waiters, outcome) in replies {
+            if matches!(*outcome, Err(Error::Timeout(_))) {
+                stats::add(&stats::TIMEOUTS, waiters.len() as u64);
+            }
             for w in waiters {
                 w.finish(Arc::clone(&outcome));
             }

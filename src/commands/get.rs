@@ -21,7 +21,7 @@ pub fn rt_get(ctx: &Context, args: &[RedisString]) -> RedisResult {
         load::start(db, key.as_slice(), target, None);
         return Err(Error::NoBlock.into());
     }
-    let waiter = Waiter::block(ctx, config::timeout_ms());
+    let waiter = Waiter::block(ctx, config::timeout_ms() + ffi::TIMEOUT_SAFETY_MS);
     load::start(db, key.as_slice(), target, Some(waiter));
     Ok(RedisValue::NoReply)
 }

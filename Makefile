@@ -1,0 +1,55 @@
+# redis-readthrough: `make run` and `make test` do the whole set-up on a fresh Debian machine.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SECANTUSD := $(VENV)/bin/secantusd-py
+MODULE := target/release/libreadthrough.so
+# Set READTHROUGH_TEST_MONGO_URI (tests) or MONGO_URI (run) to use an external MongoDB.
+MONGO_URI ?=
+MONGO_PORT ?= 27017
+REDIS_PORT ?= 6379
+
+.PHONY: run test lint deps venv build bench clean
+
+## Install what is missing: redis-server, libclang (for bindgen), the SecantusDB virtualenv.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
+	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@$(MAKE) --no-print-directory venv
+
+venv: $(SECANTUSD)
+
+$(SECANTUSD):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q secantusdb pymongo
+
+build: $(MODULE)
+
+$(MODULE): Cargo.toml $(shell find src -name '*.rs')
+	cargo build --release
+
+## Build, start the embedded MongoDB-compatible server with the demo data, start Redis with the module.
+run: deps build
+	MONGO_URI="$(MONGO_URI)" MONGO_PORT=$(MONGO_PORT) REDIS_PORT=$(REDIS_PORT) scripts/run.sh
+
+## Everything: unit tests and end-to-end tests against real servers (module built once).
+test: deps build
+	cargo test --release -- --test-threads=4
+
+lint:
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .run

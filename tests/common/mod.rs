@@ -1,0 +1,499 @@
+//! Test harness: real servers on free ports, real clients.
+//!
+//! - MongoDB: SecantusDB from the project's virtualenv (`.venv/bin/secantusd-py`, or
+//!   `$SECANTUSD`), or an external server when `READTHROUGH_TEST_MONGO_URI` is set. Most tests
+//!   share one server per test binary and keep apart by using their own database; tests that
+//!   stop or stall MongoDB start a dedicated one (skipped with an external URI).
+//! - Redis: one `redis-server --loadmodule target/release/libreadthrough.so` per test (or
+//!   `$READTHROUGH_MODULE`). The module is built once by `make test`, never here.
+//!
+//! Every server writes its output to a log file under `target/test-tmp`, runs under a small
+//! shell watchdog that kills it when the test process goes away, and is stopped on drop.
+#![allow(dead_code)]
+
+use mongodb::bson::Document;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn module_path() -> PathBuf {
+    let p = std::env::var_os("READTHROUGH_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/libreadthrough.so"));
+    assert!(
+        p.exists(),
+        "{} not found: build it first (`make test` does)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory under target/test-tmp.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let d = root()
+        .join("target/test-tmp")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A database name no other test uses.
+pub fn unique_db(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// A server process under a watchdog shell; `pid` is the server itself (for SIGSTOP).
+pub struct Proc {
+    shell: Child,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+const WATCHDOG: &str = r#"parent=$1; pidfile=$2; shift 2
+"$@" & c=$!; echo $c > "$pidfile"
+trap 'kill -CONT $c 2>/dev/null; kill $c 2>/dev/null; wait $c; exit 0' TERM INT
+while kill -0 "$parent" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.3; done
+kill -CONT $c 2>/dev/null; kill $c 2>/dev/null; wait $c"#;
+
+impl Proc {
+    pub fn spawn(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let pidfile = dir.join(format!("{name}.pid"));
+        let _ = std::fs::remove_file(&pidfile);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let shell = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("watchdog")
+            .arg(std::process::id().to_string())
+            .arg(&pidfile)
+            .arg(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let mut pid = 0;
+        wait_until("a pid file", Duration::from_secs(10), || {
+            pid = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            pid != 0
+        });
+        Proc { shell, pid, log }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig} {}", self.pid);
+    }
+
+    pub fn alive(&self) -> bool {
+        Command::new("kill")
+            .arg("-0")
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.shell.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.shell.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------- MongoDB
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn external_mongo() -> Option<String> {
+    std::env::var("READTHROUGH_TEST_MONGO_URI")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub struct Mongo {
+    pub uri: String,
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+    client: OnceLock<mongodb::Client>,
+}
+
+impl Mongo {
+    /// The server shared by the tests of this binary.
+    pub fn shared() -> &'static Mongo {
+        static M: OnceLock<Mongo> = OnceLock::new();
+        M.get_or_init(|| match external_mongo() {
+            Some(uri) => Mongo {
+                uri,
+                port: 0,
+                dir: PathBuf::new(),
+                proc: None,
+                client: OnceLock::new(),
+            },
+            None => Mongo::embedded("mongo-shared"),
+        })
+    }
+
+    /// A server of the test's own, which it may stop, stall and restart. `None` when the tests
+    /// run against an external MongoDB (those tests are then skipped).
+    pub fn dedicated(name: &str) -> Option<Mongo> {
+        if external_mongo().is_some() {
+            eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
+            return None;
+        }
+        Some(Mongo::embedded(name))
+    }
+
+    fn embedded(name: &str) -> Mongo {
+        let dir = temp_dir(name);
+        let port = free_port();
+        let mut m = Mongo {
+            uri: format!("mongodb://127.0.0.1:{port}"),
+            port,
+            dir,
+            proc: None,
+            client: OnceLock::new(),
+        };
+        m.start();
+        m
+    }
+
+    fn secantusd() -> String {
+        std::env::var("SECANTUSD").unwrap_or_else(|_| {
+            let p = root().join(".venv/bin/secantusd-py");
+            assert!(
+                p.exists(),
+                "{} missing: run `make venv` (make test does)",
+                p.display()
+            );
+            p.to_string_lossy().into_owned()
+        })
+    }
+
+    /// Starts (or restarts) the embedded server on the same port and storage.
+    pub fn start(&mut self) {
+        let args = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--storage-path".into(),
+            self.dir.join("data").to_string_lossy().into_owned(),
+            "--log-level".into(),
+            "WARNING".into(),
+        ];
+        self.proc = Some(Proc::spawn(&self.dir, "mongo", &Self::secantusd(), &args));
+        let port = self.port;
+        wait_until(
+            "MongoDB to accept connections",
+            Duration::from_secs(60),
+            || port_open(port),
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+        let port = self.port;
+        wait_until("MongoDB to stop", Duration::from_secs(30), || {
+            !port_open(port)
+        });
+    }
+
+    /// SIGSTOP: connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.proc.as_ref().expect("embedded").signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.proc.as_ref().expect("embedded").signal("CONT");
+    }
+
+    pub fn client(&self) -> mongodb::Client {
+        self.client
+            .get_or_init(|| {
+                rt().block_on(mongodb::Client::with_uri_str(&self.uri))
+                    .unwrap()
+            })
+            .clone()
+    }
+
+    pub fn insert(&self, db: &str, coll: &str, docs: Vec<Document>) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.insert_many(docs).await }).unwrap();
+    }
+
+    /// `opcounters.query` from serverStatus.
+    pub fn query_count(&self) -> i64 {
+        let db = self.client().database("admin");
+        let st = rt()
+            .block_on(async {
+                db.run_command(mongodb::bson::doc! {"serverStatus": 1})
+                    .await
+            })
+            .unwrap();
+        let q = st.get_document("opcounters").unwrap().get("query").unwrap();
+        q.as_i64().or_else(|| q.as_i32().map(i64::from)).unwrap()
+    }
+}
+
+// ---------------------------------------------------------------- Redis
+
+pub struct Redis {
+    pub port: u16,
+    pub dir: PathBuf,
+    args: Vec<String>,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    /// redis-server with the module loaded, MongoDB at `mongo_uri`, the given mappings, and
+    /// extra `--name value` arguments.
+    pub fn start(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
+        let mut args: Vec<String> = vec![
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend([
+            "--loadmodule".into(),
+            module_path().to_string_lossy().into_owned(),
+            "--readthrough.mongo-uri".into(),
+            mongo_uri.into(),
+            "--readthrough.mappings".into(),
+            mappings.into(),
+        ]);
+        Redis::start_raw(args)
+    }
+
+    /// redis-server with exactly these arguments (a free `--port` and `--dir` are added).
+    pub fn start_raw(args: Vec<String>) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            dir: temp_dir("redis"),
+            args,
+            proc: None,
+        };
+        r.launch();
+        r
+    }
+
+    /// Starts redis-server expecting it to fail; returns its log.
+    pub fn start_failing(args: Vec<String>) -> String {
+        let dir = temp_dir("redis-fail");
+        let port = free_port();
+        let mut full = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+        ];
+        full.extend(args);
+        let out = Command::new("redis-server")
+            .args(&full)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "redis-server should have refused to start"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn launch(&mut self) {
+        let mut full = vec![
+            "--port".to_string(),
+            self.port.to_string(),
+            "--dir".into(),
+            self.dir.to_string_lossy().into_owned(),
+        ];
+        full.extend(self.args.iter().cloned());
+        let p = Proc::spawn(&self.dir, "redis", "redis-server", &full);
+        let port = self.port;
+        let start = Instant::now();
+        while !port_open(port) {
+            if !p.alive() || start.elapsed() > Duration::from_secs(20) {
+                panic!("redis-server did not start:\n{}", p.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.proc = Some(p);
+        // Wait until loaded (AOF) and answering.
+        wait_until("redis PING", Duration::from_secs(30), || {
+            self.try_conn()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                .is_some()
+        });
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn try_conn(&self) -> Option<redis::Connection> {
+        redis::Client::open(self.url()).ok()?.get_connection().ok()
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        let c = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c
+    }
+
+    /// Runs redis-cli with these arguments; its stdout, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    /// Feeds `input` to redis-cli's standard input; its stdout.
+    pub fn cli_stdin(&self, input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().unwrap().pid
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
+    }
+
+    /// Stops the server (SHUTDOWN as configured) and starts it again on the same port and dir.
+    pub fn restart(&mut self) {
+        let _ = self.cli(&["SHUTDOWN"]);
+        if let Some(mut p) = self.proc.take() {
+            wait_until("redis to exit", Duration::from_secs(20), || !p.alive());
+            p.stop();
+        }
+        self.launch();
+    }
+
+    /// The `readthrough_*` fields of INFO.
+    pub fn info(&self) -> std::collections::HashMap<String, i64> {
+        let text: String = redis::cmd("INFO")
+            .arg("readthrough")
+            .query(&mut self.conn())
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("readthrough_"))
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().parse().unwrap_or(-1)))
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+}
+
+/// The Redis error of a reply: its code and its text.
+pub fn err_of<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            _ => format!("(not a server error) {e}"),
+        },
+    }
+}

@@ -1,0 +1,634 @@
+//! RT.GET end to end: a real redis-server with the module, a real MongoDB-compatible server,
+//! real clients.
+
+mod common;
+
+use common::{err_of, wait_until, Mongo, Redis};
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use redis::Value;
+use serde_json::Value as Json;
+use std::time::{Duration, Instant};
+
+/// A fresh database with todos `{id: "1".."n"}` and an `items` collection keyed by `_id`.
+fn seed(mongo: &Mongo, name: &str, n: usize) -> String {
+    let db = common::unique_db(name);
+    let todos: Vec<Document> = (1..=n)
+        .map(|i| doc! { "id": i.to_string(), "name": format!("todo {i}"), "description": "d" })
+        .collect();
+    mongo.insert(&db, "todos", todos);
+    db
+}
+
+fn mappings(db: &str) -> String {
+    format!("todo:={db}.todos:id item:={db}.items")
+}
+
+fn rt_get(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option<String>> {
+    redis::cmd("RT.GET").arg(key).query(c)
+}
+
+fn json(s: &str) -> Json {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn hit_is_served_from_redis_without_a_load() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "hit", 1);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let _: () = redis::cmd("SET")
+        .arg("todo:1")
+        .arg("cached text")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        rt_get(&mut c, "todo:1").unwrap().as_deref(),
+        Some("cached text")
+    );
+    let info = redis.info();
+    assert_eq!((info["hits"], info["misses"], info["loads"]), (1, 0, 0));
+}
+
+#[test]
+fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "miss", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+
+    let v = rt_get(&mut c, "todo:2").unwrap().expect("found");
+    let doc = json(&v);
+    assert_eq!(doc["id"], "2");
+    assert_eq!(doc["name"], "todo 2");
+    assert!(
+        doc["_id"]["$oid"].is_string(),
+        "ObjectId as relaxed extended JSON: {v}"
+    );
+    let stored: Option<String> = redis::cmd("GET").arg("todo:2").query(&mut c).unwrap();
+    assert_eq!(stored.as_deref(), Some(v.as_str()));
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:2").query(&mut c).unwrap();
+    assert!(
+        pttl > 3_590_000 && pttl <= 3_600_000,
+        "default ttl 3600 s, got {pttl} ms"
+    );
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.ttl")
+        .arg("100")
+        .query(&mut c)
+        .unwrap();
+    rt_get(&mut c, "todo:1").unwrap().expect("found");
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
+    assert!(pttl > 90_000 && pttl <= 100_000, "ttl 100 s, got {pttl} ms");
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.ttl")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    rt_get(&mut c, "todo:3").unwrap().expect("found");
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:3").query(&mut c).unwrap();
+    assert_eq!(pttl, -1, "ttl 0 means no expiry");
+
+    // The second read is a hit and does not query MongoDB again.
+    let before = mongo.query_count();
+    assert_eq!(
+        rt_get(&mut c, "todo:2").unwrap().as_deref(),
+        Some(v.as_str())
+    );
+    assert_eq!(mongo.query_count(), before);
+    let info = redis.info();
+    assert_eq!((info["loads"], info["stores"], info["hits"]), (3, 3, 1));
+}
+
+#[test]
+fn the_value_lands_in_the_db_the_client_selected() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "selectdb", 2);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let _: () = redis::cmd("SELECT").arg(5).query(&mut c).unwrap();
+    let v = rt_get(&mut c, "todo:1").unwrap().expect("found");
+    let in5: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+    assert_eq!(in5.as_deref(), Some(v.as_str()));
+    let mut c0 = redis.conn();
+    let in0: i64 = redis::cmd("EXISTS").arg("todo:1").query(&mut c0).unwrap();
+    assert_eq!(in0, 0, "nothing written to DB 0");
+    // Two DBs load independently.
+    let v0 = rt_get(&mut c0, "todo:1").unwrap().expect("found");
+    assert_eq!(v0, v);
+    assert_eq!(redis.info()["loads"], 2);
+}
+
+#[test]
+fn absent_document_is_nil_and_nothing_is_stored() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "absent", 1);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    assert_eq!(rt_get(&mut c, "todo:999").unwrap(), None);
+    let n: i64 = redis::cmd("EXISTS").arg("todo:999").query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(redis.cli(&["RT.GET", "todo:999"]), "");
+    assert_eq!(redis.info()["not_found"], 2);
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "errors", 1);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let e = err_of(redis::cmd("RT.GET").query::<Value>(&mut c));
+    assert!(e.contains("wrong number of arguments"), "{e}");
+    let e = err_of(
+        redis::cmd("RT.GET")
+            .arg("todo:1")
+            .arg("todo:2")
+            .query::<Value>(&mut c),
+    );
+    assert!(e.contains("wrong number of arguments"), "{e}");
+    let e = err_of(rt_get(&mut c, "user:1"));
+    assert!(e.starts_with("NOMAPPING") && e.contains("user:1"), "{e}");
+    let e = err_of(rt_get(&mut c, "todo:"));
+    assert!(e.starts_with("ERR") && e.contains("empty id"), "{e}");
+    let e = err_of(
+        redis::cmd("RT.GET")
+            .arg(&b"todo:\xff\xfe"[..])
+            .query::<Value>(&mut c),
+    );
+    assert!(e.starts_with("ERR") && e.contains("UTF-8"), "{e}");
+    let _: () = redis::cmd("RPUSH")
+        .arg("todo:1")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let e = err_of(rt_get(&mut c, "todo:1"));
+    assert!(e.starts_with("WRONGTYPE"), "{e}");
+    // Same through redis-cli, as a user would type it.
+    assert!(redis.cli(&["RT.GET", "nope"]).starts_with("NOMAPPING"));
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn string_integer_and_objectid_ids() {
+    let mongo = Mongo::shared();
+    let db = common::unique_db("idtypes");
+    let oid = ObjectId::new();
+    mongo.insert(
+        &db,
+        "todos",
+        vec![
+            doc! { "id": "s1", "kind": "string" },
+            doc! { "id": 7_i32, "kind": "int32" },
+            doc! { "id": 8_i64, "kind": "int64" },
+            doc! { "id": "9", "kind": "string nine" },
+        ],
+    );
+    mongo.insert(
+        &db,
+        "items",
+        vec![
+            doc! { "_id": oid, "kind": "oid" },
+            doc! { "_id": "abc", "kind": "string id" },
+            doc! { "_id": 42_i32, "kind": "int id" },
+        ],
+    );
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let kind = |c: &mut redis::Connection, key: &str| -> Option<String> {
+        rt_get(c, key)
+            .unwrap()
+            .map(|v| json(&v)["kind"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(kind(&mut c, "todo:s1").as_deref(), Some("string"));
+    assert_eq!(kind(&mut c, "todo:7").as_deref(), Some("int32"));
+    assert_eq!(kind(&mut c, "todo:8").as_deref(), Some("int64"));
+    assert_eq!(kind(&mut c, "todo:9").as_deref(), Some("string nine"));
+    assert_eq!(
+        kind(&mut c, "todo:07"),
+        None,
+        "not a canonical integer: only the string matches"
+    );
+    assert_eq!(
+        kind(&mut c, &format!("item:{}", oid.to_hex())).as_deref(),
+        Some("oid")
+    );
+    assert_eq!(kind(&mut c, "item:abc").as_deref(), Some("string id"));
+    assert_eq!(kind(&mut c, "item:42").as_deref(), Some("int id"));
+    let v = rt_get(&mut c, &format!("item:{}", oid.to_hex()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(json(&v)["_id"]["$oid"], oid.to_hex());
+    // A key that reads as a query is looked up literally.
+    assert_eq!(rt_get(&mut c, r#"todo:{"$ne":null}"#).unwrap(), None);
+}
+
+#[test]
+fn two_hundred_concurrent_distinct_misses_are_all_answered_correctly() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "concurrent", 200);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "20000"],
+    );
+    let url = redis.url();
+    let handles: Vec<_> = (1..=200)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let v: Option<String> = redis::cmd("RT.GET")
+                    .arg(format!("todo:{i}"))
+                    .query(&mut c)
+                    .unwrap();
+                (i, v)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, v) = h.join().unwrap();
+        let v = v.unwrap_or_else(|| panic!("todo:{i} not found"));
+        assert_eq!(json(&v)["id"], i.to_string());
+    }
+    let info = redis.info();
+    assert_eq!(
+        (info["loads"], info["load_errors"], info["inflight"]),
+        (200, 0, 0)
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("todo:*")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert_eq!(keys.len(), 200);
+}
+
+#[test]
+fn mongodb_down_gives_an_error_in_time_and_recovers_without_a_redis_restart() {
+    let Some(mut mongo) = Mongo::dedicated("mongo-down") else {
+        return;
+    };
+    let db = seed(&mongo, "down", 2);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "1000"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
+    mongo.stop();
+
+    let start = Instant::now();
+    let e = err_of(rt_get(&mut c, "todo:2"));
+    let took = start.elapsed();
+    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "error after {took:?}, timeout is 1000 ms"
+    );
+    // Redis keeps serving: hits and PING answer at once while MongoDB is down.
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    assert!(
+        rt_get(&mut c, "todo:1").unwrap().is_some(),
+        "cached value still served"
+    );
+
+    mongo.start();
+    wait_until(
+        "a load after MongoDB is back",
+        Duration::from_secs(60),
+        || matches!(rt_get(&mut c, "todo:2"), Ok(Some(_))),
+    );
+    assert!(redis.info()["load_errors"] >= 1);
+}
+
+#[test]
+fn a_stalled_mongodb_times_out_and_redis_keeps_answering() {
+    let Some(mongo) = Mongo::dedicated("mongo-stall") else {
+        return;
+    };
+    let db = seed(&mongo, "stall", 3);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "500"],
+    );
+    let mut c = redis.conn();
+    assert!(
+        rt_get(&mut c, "todo:1").unwrap().is_some(),
+        "warm the connection pool"
+    );
+    mongo.pause();
+    let start = Instant::now();
+    let e = err_of(rt_get(&mut c, "todo:2"));
+    let took = start.elapsed();
+    mongo.resume();
+    assert!(e.starts_with("TIMEOUT") && e.contains("500 ms"), "{e}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert_eq!(redis.info()["timeouts"], 1);
+    wait_until("inflight back to 0", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 0
+    });
+    assert!(
+        rt_get(&mut c, "todo:3").unwrap().is_some(),
+        "works again after the stall"
+    );
+}
+
+#[test]
+fn a_client_killed_while_blocked_leaves_no_trace() {
+    let Some(mongo) = Mongo::dedicated("mongo-kill") else {
+        return;
+    };
+    let db = seed(&mongo, "kill", 2);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "30000"],
+    );
+    let mut admin = redis.conn();
+    assert!(
+        rt_get(&mut admin, "todo:1").unwrap().is_some(),
+        "warm the connection pool"
+    );
+    mongo.pause();
+    let url = redis.url();
+    let victim = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        rt_get(&mut c, "todo:2")
+    });
+    wait_until("the client to block", Duration::from_secs(10), || {
+        let clients: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
+        clients.contains("blocked_clients:1")
+    });
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert!(
+        victim.join().unwrap().is_err(),
+        "the killed client saw its connection close"
+    );
+    let pong: String = redis::cmd("PING").query(&mut admin).unwrap();
+    assert_eq!(pong, "PONG");
+    mongo.resume();
+    // The load finishes for nobody; the value is still cached and nothing leaks or crashes.
+    wait_until(
+        "the orphaned load to finish",
+        Duration::from_secs(20),
+        || redis.info()["inflight"] == 0,
+    );
+    let v: Option<String> = redis::cmd("GET").arg("todo:2").query(&mut admin).unwrap();
+    assert!(v.is_some(), "the load completed and was stored");
+    let clients: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
+    assert!(clients.contains("blocked_clients:0"), "{clients}");
+    assert!(!redis.log().contains("crashed"), "{}", redis.log());
+}
+
+#[test]
+fn a_loaded_value_reaches_a_replica() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "replica", 2);
+    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let replica = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut r = replica.conn();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut r)
+        .unwrap();
+    wait_until("replication link up", Duration::from_secs(20), || {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+        info.contains("master_link_status:up")
+    });
+    let mut m = master.conn();
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut m).unwrap();
+    let v = rt_get(&mut m, "todo:1").unwrap().expect("found");
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut r).unwrap();
+    wait_until("the value on the replica", Duration::from_secs(10), || {
+        let got: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut r).unwrap();
+        got.as_deref() == Some(v.as_str())
+    });
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut r).unwrap();
+    assert!(pttl > 3_500_000, "the TTL is replicated: {pttl}");
+    // A miss on the read-only replica is loaded and returned, not written there.
+    let v2 = rt_get(&mut r, "todo:2")
+        .unwrap()
+        .expect("found on the replica");
+    assert_eq!(json(&v2)["id"], "2");
+    let exists: i64 = redis::cmd("EXISTS").arg("todo:2").query(&mut r).unwrap();
+    assert_eq!(exists, 0, "a replica never writes");
+    assert_eq!(replica.info()["store_skipped"], 1);
+}
+
+#[test]
+fn a_loaded_value_survives_an_aof_restart() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "aof", 1);
+    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    let mut c = redis.conn();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
+    let v = rt_get(&mut c, "todo:1").unwrap().expect("found");
+    drop(c);
+    redis.restart();
+    let mut c = redis.conn();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
+    let got: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+    assert_eq!(got.as_deref(), Some(v.as_str()));
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
+    assert!(pttl > 3_500_000, "TTL kept across the restart: {pttl}");
+    assert_eq!(
+        redis.info()["loads"],
+        0,
+        "served from the AOF, not reloaded"
+    );
+}
+
+#[test]
+fn inside_multi_and_lua_a_hit_returns_and_a_miss_errors_then_loads_in_background() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "multi", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let cached = rt_get(&mut c, "todo:1").unwrap().expect("found");
+
+    // MULTI/EXEC typed into redis-cli, as a user would.
+    let out = redis.cli_stdin("MULTI\nRT.GET todo:1\nRT.GET todo:2\nEXEC\n");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "OK", "{out}");
+    assert_eq!(lines[lines.len() - 2], cached, "the hit inside EXEC: {out}");
+    assert!(
+        lines[lines.len() - 1].starts_with("NOBLOCK"),
+        "the miss inside EXEC: {out}"
+    );
+    wait_until("the background load", Duration::from_secs(10), || {
+        redis::cmd("EXISTS")
+            .arg("todo:2")
+            .query::<i64>(&mut c)
+            .unwrap()
+            == 1
+    });
+
+    let script = "return redis.call('RT.GET', KEYS[1])";
+    let got: String = redis::cmd("EVAL")
+        .arg(script)
+        .arg(1)
+        .arg("todo:1")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, cached);
+    let e = err_of(
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg("todo:3")
+            .query::<Value>(&mut c),
+    );
+    assert!(e.contains("NOBLOCK"), "{e}");
+    wait_until("the background load", Duration::from_secs(10), || {
+        redis::cmd("EXISTS")
+            .arg("todo:3")
+            .query::<i64>(&mut c)
+            .unwrap()
+            == 1
+    });
+    assert_eq!(redis.info()["prefetches"], 2);
+}
+
+#[test]
+fn changing_mongo_uri_at_runtime_switches_servers_without_a_restart() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "switch", 1);
+    let unused = format!(
+        "mongodb://alice:hunter2secret@127.0.0.1:{}",
+        common::free_port()
+    );
+    let redis = Redis::start(&unused, &mappings(&db), &["--readthrough.timeout", "800"]);
+    let mut c = redis.conn();
+    let e = err_of(rt_get(&mut c, "todo:1"));
+    assert!(e.starts_with("BACKEND"), "{e}");
+    assert!(!e.contains("hunter2secret"), "credentials leaked: {e}");
+    assert!(
+        !redis.log().contains("hunter2secret"),
+        "credentials in the log"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.mongo-uri")
+        .arg(&mongo.uri)
+        .query(&mut c)
+        .unwrap();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
+}
+
+#[test]
+fn malformed_configs_are_refused_and_the_old_value_stays() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "badconf", 1);
+    let good = mappings(&db);
+    let redis = Redis::start(&mongo.uri, &good, &[]);
+    let mut c = redis.conn();
+    let set = |c: &mut redis::Connection, name: &str, value: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(format!("readthrough.{name}"))
+            .arg(value)
+            .query::<()>(c)
+    };
+    let get = |c: &mut redis::Connection, name: &str| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(format!("readthrough.{name}"))
+            .query(c)
+            .unwrap();
+        v[1].clone()
+    };
+    for (name, bad, why) in [
+        ("mappings", "todo:", "expected PREFIX=DATABASE.COLLECTION"),
+        ("mappings", "todo:=nodot", "no '.'"),
+        ("mappings", "a=d.c a=d.e", "mapped twice"),
+        ("mongo-uri", "http://example.com", "invalid MongoDB URI"),
+        ("mongo-uri", "mongodb://", "invalid MongoDB URI"),
+        ("ttl", "-1", ""),
+        ("ttl", "abc", ""),
+        ("timeout", "0", ""),
+        ("max-inflight", "0", ""),
+    ] {
+        let before = get(&mut c, name);
+        let e = err_of(set(&mut c, name, bad));
+        assert!(e.contains(why), "{name}={bad}: {e}");
+        assert_eq!(
+            get(&mut c, name),
+            before,
+            "{name} unchanged after a refused value"
+        );
+    }
+    assert!(
+        rt_get(&mut c, "todo:1").unwrap().is_some(),
+        "still works with the old mappings"
+    );
+    set(&mut c, "mappings", "").unwrap();
+    assert!(err_of(rt_get(&mut c, "todo:1")).starts_with("NOMAPPING"));
+    set(&mut c, "mappings", &good).unwrap();
+
+    // At startup (command line / redis.conf) a bad value stops Redis with a clear log line.
+    let module = common::module_path().to_string_lossy().into_owned();
+    let log = Redis::start_failing(vec![
+        "--loadmodule".into(),
+        module.clone(),
+        "--readthrough.mappings".into(),
+        "broken".into(),
+    ]);
+    assert!(log.contains("mapping 'broken'"), "{log}");
+    // MODULE LOADEX with a bad config is refused; Redis keeps serving without the module.
+    let plain = Redis::start_raw(vec!["--enable-module-command".into(), "yes".into()]);
+    let mut p = plain.conn();
+    let e = err_of(
+        redis::cmd("MODULE")
+            .arg("LOADEX")
+            .arg(&module)
+            .arg("CONFIG")
+            .arg("readthrough.timeout")
+            .arg("-5")
+            .query::<()>(&mut p),
+    );
+    assert!(e.contains("ERR"), "{e}");
+    let _: () = redis::cmd("MODULE")
+        .arg("LOADEX")
+        .arg(&module)
+        .arg("CONFIG")
+        .arg("readthrough.mappings")
+        .arg(&good)
+        .query(&mut p)
+        .unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("readthrough.mappings")
+        .query(&mut p)
+        .unwrap();
+    assert_eq!(v[1], good);
+    // MODULE UNLOAD is refused while background threads run.
+    let e = err_of(
+        redis::cmd("MODULE")
+            .arg("UNLOAD")
+            .arg("readthrough")
+            .query::<()>(&mut p),
+    );
+    assert!(e.contains("ERR"), "{e}");
+    let pong: String = redis::cmd("PING").query(&mut p).unwrap();
+    assert_eq!(pong, "PONG");
+}
