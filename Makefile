@@ -53,3 +53,7 @@ lint:
 clean:
 	cargo clean
 	rm -rf $(VENV) .run
+
+## Benchmarks: ratios measured side by side in one run (see bench/results/).
+bench: deps build
+	.venv/bin/python bench/hit_ratio.py

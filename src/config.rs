@@ -83,19 +83,31 @@ pub fn mappings() -> Arc<Mappings> {
     Arc::clone(&MAPPINGS.parsed.read().unwrap_or_else(|p| p.into_inner()))
 }
 
+fn resolve_error(key: &[u8], e: ResolveError) -> Error {
+    let shown = crate::error::show_key(key);
+    match e {
+        ResolveError::NoMapping => Error::NoMapping(shown),
+        ResolveError::EmptyId => Error::BadKey(format!(
+            "key '{shown}' has an empty id after its mapping's prefix"
+        )),
+        ResolveError::NotUtf8 => {
+            Error::BadKey(format!("the id of key '{shown}' is not valid UTF-8"))
+        }
+    }
+}
+
+/// Fails as `resolve` would, without allocating: the hit path checks keys with this.
+pub fn check(key: &[u8]) -> Result<(), Error> {
+    let parsed = MAPPINGS.parsed.read().unwrap_or_else(|p| p.into_inner());
+    parsed
+        .check(key)
+        .map(|_| ())
+        .map_err(|e| resolve_error(key, e))
+}
+
 /// The key's target, or the error the client sees.
 pub fn resolve(key: &[u8]) -> Result<Target, Error> {
-    mappings().resolve(key).map_err(|e| match e {
-        ResolveError::NoMapping => Error::NoMapping(crate::error::show_key(key)),
-        ResolveError::EmptyId => Error::BadKey(format!(
-            "key '{}' has an empty id after its mapping's prefix",
-            crate::error::show_key(key)
-        )),
-        ResolveError::NotUtf8 => Error::BadKey(format!(
-            "the id of key '{}' is not valid UTF-8",
-            crate::error::show_key(key)
-        )),
-    })
+    mappings().resolve(key).map_err(|e| resolve_error(key, e))
 }
 
 /// `readthrough.mongo-uri`. Marked sensitive: Redis keeps it out of its logs.

@@ -11,6 +11,117 @@ use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
 
+/// A command's arguments, borrowed from Redis for the duration of the call (no copies, no
+/// reference counting).
+pub struct Args<'a> {
+    argv: &'a [*mut raw::RedisModuleString],
+}
+
+impl<'a> Args<'a> {
+    /// # Safety
+    /// `argv` must point to `argc` valid strings that outlive the returned value.
+    unsafe fn new(argv: *mut *mut raw::RedisModuleString, argc: c_int) -> Self {
+        let argv = if argv.is_null() || argc <= 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(argv, argc as usize)
+        };
+        Args { argv }
+    }
+
+    pub fn len(&self) -> usize {
+        self.argv.len()
+    }
+
+    pub fn bytes(&self, i: usize) -> &'a [u8] {
+        let mut len = 0;
+        unsafe {
+            let p = raw::RedisModule_StringPtrLen.unwrap()(self.argv[i], &mut len);
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+}
+
+/// A command handler: replies itself (returning `NoReply`) or returns the reply.
+pub type Handler = fn(&Context, &Args) -> redis_module::RedisResult;
+
+/// Registers `name` with a handler that runs under `commands::guarded`.
+pub fn create_command(
+    ctx: &Context,
+    name: &str,
+    entry: unsafe extern "C" fn(
+        *mut raw::RedisModuleCtx,
+        *mut *mut raw::RedisModuleString,
+        c_int,
+    ) -> c_int,
+    flags: &str,
+    keys: (c_int, c_int, c_int),
+) -> bool {
+    let name = CString::new(name).expect("command name");
+    let flags = CString::new(flags).expect("flags");
+    unsafe {
+        raw::RedisModule_CreateCommand.unwrap()(
+            ctx.ctx,
+            name.as_ptr(),
+            Some(entry),
+            flags.as_ptr(),
+            keys.0,
+            keys.1,
+            keys.2,
+        ) == raw::REDISMODULE_OK as c_int
+    }
+}
+
+/// Runs `handler` for a raw command call and sends its result.
+///
+/// # Safety
+/// To be called only from a command entry point with Redis's own arguments.
+pub unsafe fn dispatch(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    handler: Handler,
+) -> c_int {
+    let args = Args::new(argv, argc);
+    let ctx = Context::new(ctx);
+    let result = crate::commands::guarded(&ctx, || handler(&ctx, &args));
+    ctx.reply(result);
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Replies with the string held at argument `i` if that key holds one. `Ok(false)` when the
+/// key does not exist; `WRONGTYPE` when it holds another type.
+pub fn reply_cached(ctx: &Context, args: &Args, i: usize) -> Result<bool, Error> {
+    unsafe {
+        let key = raw::RedisModule_OpenKey.unwrap()(
+            ctx.ctx,
+            args.argv[i],
+            raw::REDISMODULE_READ as c_int,
+        );
+        if key.is_null() {
+            return Ok(false);
+        }
+        let ty = raw::RedisModule_KeyType.unwrap()(key);
+        let res = if ty == raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            let mut len = 0;
+            let p =
+                raw::RedisModule_StringDMA.unwrap()(key, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() {
+                Ok(false)
+            } else {
+                raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, p, len);
+                Ok(true)
+            }
+        } else if ty == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            Ok(false)
+        } else {
+            Err(Error::WrongType)
+        };
+        raw::RedisModule_CloseKey.unwrap()(key);
+        res
+    }
+}
+
 /// What a load produced: the JSON document, `None` when MongoDB has no such document, or why
 /// it failed. Shared by every waiter of the load.
 pub type Outcome = Result<Option<String>, Error>;

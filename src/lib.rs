@@ -28,6 +28,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
     }
+    if !commands::register(ctx) {
+        ctx.log_warning("readthrough: cannot register the commands");
+        return Status::Err;
+    }
     if !ffi::register_info(ctx) {
         ctx.log_warning("readthrough: cannot register the INFO section");
         return Status::Err;
@@ -55,7 +59,4 @@ redis_module! {
     data_types: [],
     init: init,
     deinit: deinit,
-    commands: [
-        ["rt.get", commands::rt_get, "readonly", 1, 1, 1, ""],
-    ],
 }

@@ -60,7 +60,7 @@ impl Mappings {
             }
             list.push(Arc::new(m));
         }
-        list.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        list.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         Ok(Mappings { list })
     }
 
@@ -84,14 +84,20 @@ impl Mappings {
             .find(|m| key.starts_with(m.prefix.as_bytes()))
     }
 
-    /// Resolves a Redis key to the document it stands for.
-    pub fn resolve(&self, key: &[u8]) -> Result<Target, ResolveError> {
+    /// The mapping of `key` and its id, without allocating (the hit path uses this).
+    pub fn check<'k>(&self, key: &'k [u8]) -> Result<(&Arc<Mapping>, &'k str), ResolveError> {
         let mapping = self.find(key).ok_or(ResolveError::NoMapping)?;
         let id = &key[mapping.prefix.len()..];
         if id.is_empty() {
             return Err(ResolveError::EmptyId);
         }
         let id = std::str::from_utf8(id).map_err(|_| ResolveError::NotUtf8)?;
+        Ok((mapping, id))
+    }
+
+    /// Resolves a Redis key to the document it stands for.
+    pub fn resolve(&self, key: &[u8]) -> Result<Target, ResolveError> {
+        let (mapping, id) = self.check(key)?;
         Ok(Target {
             mapping: Arc::clone(mapping),
             id: id.to_owned(),

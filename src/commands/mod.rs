@@ -1,13 +1,16 @@
 //! Command entry points. Each one runs its body under `guarded`, so a panic becomes an error
 //! reply instead of aborting Redis.
 
-mod get;
+pub mod get;
 
 use crate::error::Error;
-use redis_module::{Context, RedisResult, RedisString};
+use crate::ffi;
+use redis_module::raw;
+use redis_module::{Context, RedisResult};
+use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
+pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
@@ -19,6 +22,15 @@ fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
     })
 }
 
-pub fn rt_get(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    guarded(ctx, || get::rt_get(ctx, &args))
+/// Registers every command: name, entry point, flags, (first key, last key, key step).
+pub fn register(ctx: &Context) -> bool {
+    ffi::create_command(ctx, "rt.get", rt_get_entry, "readonly", (1, 1, 1))
+}
+
+unsafe extern "C" fn rt_get_entry(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    ffi::dispatch(ctx, argv, argc, get::rt_get)
 }
