@@ -20,14 +20,38 @@ pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
 pub static TTL: AtomicI64 = AtomicI64::new(3600);
 pub static TIMEOUT: AtomicI64 = AtomicI64::new(2000);
 pub static MAX_INFLIGHT: AtomicI64 = AtomicI64::new(10_000);
+pub static TTL_JITTER: AtomicI64 = AtomicI64::new(10);
+pub static NEGATIVE_TTL: AtomicI64 = AtomicI64::new(30);
+pub static NEGATIVE_MAX: AtomicI64 = AtomicI64::new(100_000);
+pub static GRACE: AtomicI64 = AtomicI64::new(0);
 
 /// Bounds of the numeric configs: (min, max).
 pub const TTL_RANGE: (i64, i64) = (0, 10 * 365 * 24 * 3600);
 pub const TIMEOUT_RANGE: (i64, i64) = (1, 3_600_000);
 pub const MAX_INFLIGHT_RANGE: (i64, i64) = (1, 1_000_000);
+pub const JITTER_RANGE: (i64, i64) = (0, 1000);
+pub const NEGATIVE_MAX_RANGE: (i64, i64) = (0, 10_000_000);
 
-pub fn ttl_ms() -> i64 {
-    TTL.load(Ordering::Relaxed) * 1000
+/// PX for a value loaded now (ttl, jitter and grace applied); `None` for no expiry.
+pub fn store_ttl_ms() -> Option<i64> {
+    crate::policy::store_ttl_ms(
+        TTL.load(Ordering::Relaxed),
+        TTL_JITTER.load(Ordering::Relaxed),
+        GRACE.load(Ordering::Relaxed),
+        crate::policy::random(),
+    )
+}
+
+pub fn grace_s() -> i64 {
+    GRACE.load(Ordering::Relaxed)
+}
+
+pub fn negative_ttl() -> Duration {
+    Duration::from_secs(NEGATIVE_TTL.load(Ordering::Relaxed).max(0) as u64)
+}
+
+pub fn negative_max() -> usize {
+    NEGATIVE_MAX.load(Ordering::Relaxed) as usize
 }
 
 pub fn timeout_ms() -> i64 {
@@ -169,6 +193,23 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         ConfigurationFlags::DEFAULT,
         None,
     );
+    for (name, var, default, range) in [
+        ("ttl-jitter", &TTL_JITTER, 10, JITTER_RANGE),
+        ("negative-ttl", &NEGATIVE_TTL, 30, TTL_RANGE),
+        ("negative-max", &NEGATIVE_MAX, 100_000, NEGATIVE_MAX_RANGE),
+        ("grace", &GRACE, 0, TTL_RANGE),
+    ] {
+        register_i64_configuration(
+            ctx,
+            name,
+            var,
+            default,
+            range.0,
+            range.1,
+            ConfigurationFlags::DEFAULT,
+            None,
+        );
+    }
     register_string_configuration(
         ctx,
         "mongo-uri",

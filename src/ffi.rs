@@ -89,9 +89,15 @@ pub unsafe fn dispatch(
     raw::REDISMODULE_OK as c_int
 }
 
-/// Replies with the string held at argument `i` if that key holds one. `Ok(false)` when the
-/// key does not exist; `WRONGTYPE` when it holds another type.
-pub fn reply_cached(ctx: &Context, args: &Args, i: usize) -> Result<bool, Error> {
+/// Replies with the string held at argument `i` if that key holds one, and returns
+/// `Some(ms left)` (-1: no expiry; also -1 unless `want_ttl`). `None` when the key does not
+/// exist; `WRONGTYPE` when it holds another type.
+pub fn reply_cached(
+    ctx: &Context,
+    args: &Args,
+    i: usize,
+    want_ttl: bool,
+) -> Result<Option<i64>, Error> {
     unsafe {
         let key = raw::RedisModule_OpenKey.unwrap()(
             ctx.ctx,
@@ -99,7 +105,7 @@ pub fn reply_cached(ctx: &Context, args: &Args, i: usize) -> Result<bool, Error>
             raw::REDISMODULE_READ as c_int,
         );
         if key.is_null() {
-            return Ok(false);
+            return Ok(None);
         }
         let ty = raw::RedisModule_KeyType.unwrap()(key);
         let res = if ty == raw::REDISMODULE_KEYTYPE_STRING as c_int {
@@ -107,13 +113,18 @@ pub fn reply_cached(ctx: &Context, args: &Args, i: usize) -> Result<bool, Error>
             let p =
                 raw::RedisModule_StringDMA.unwrap()(key, &mut len, raw::REDISMODULE_READ as c_int);
             if p.is_null() {
-                Ok(false)
+                Ok(None)
             } else {
                 raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, p, len);
-                Ok(true)
+                let ttl = if want_ttl {
+                    raw::RedisModule_GetExpire.unwrap()(key)
+                } else {
+                    -1
+                };
+                Ok(Some(ttl))
             }
         } else if ty == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-            Ok(false)
+            Ok(None)
         } else {
             Err(Error::WrongType)
         };
@@ -311,4 +322,27 @@ unsafe extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repor
 /// Applies the module's configs given at load time; false if one was refused.
 pub fn load_configs(ctx: &Context) -> bool {
     unsafe { raw::RedisModule_LoadConfigs.unwrap()(ctx.ctx) == raw::REDISMODULE_OK as c_int }
+}
+
+/// Calls `on_flush` after every FLUSHALL and FLUSHDB.
+pub fn subscribe_flush(ctx: &Context) -> bool {
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_FLUSHDB,
+        dataver: 1,
+    };
+    unsafe {
+        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_flush))
+            == raw::REDISMODULE_OK as c_int
+    }
+}
+
+unsafe extern "C" fn on_flush(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END {
+        crate::load::forget_all_absent();
+    }
 }

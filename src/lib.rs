@@ -12,6 +12,8 @@ pub mod inflight;
 mod load;
 mod loader;
 pub mod mapping;
+pub mod negative;
+pub mod policy;
 mod stats;
 mod store;
 
@@ -32,6 +34,12 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning("readthrough: cannot register the commands");
         return Status::Err;
     }
+    if !ffi::subscribe_flush(ctx) {
+        ctx.log_warning("readthrough: cannot subscribe to flush events");
+        return Status::Err;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
     if !ffi::register_info(ctx) {
         ctx.log_warning("readthrough: cannot register the INFO section");
         return Status::Err;

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::ffi::{Outcome, Waiter};
 use crate::inflight::{InFlight, Join};
 use crate::mapping::Target;
+use crate::negative::NegativeCache;
 use crate::{config, loader, stats, store};
 use once_cell::sync::Lazy;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +19,54 @@ use std::time::{Duration, Instant};
 pub type LoadKey = (i32, Vec<u8>);
 
 static INFLIGHT: Lazy<Mutex<InFlight<LoadKey, Waiter>>> = Lazy::new(Default::default);
+static NEGATIVE: Lazy<Mutex<NegativeCache<LoadKey>>> = Lazy::new(Default::default);
+
+/// What a load does with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A miss: store the value unless one appeared meanwhile (`SET ... NX`).
+    Fill,
+    /// `RT.REFRESH` or a read in the grace window: overwrite the value, delete it if the
+    /// document is gone.
+    Refresh,
+}
+
+fn negative() -> MutexGuard<'static, NegativeCache<LoadKey>> {
+    NEGATIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Main thread: true if `key` is remembered as absent from MongoDB.
+pub fn known_absent(db: i32, key: &[u8]) -> bool {
+    negative().contains(&(db, key.to_vec()), std::time::Instant::now())
+}
+
+/// Store thread: remember or forget that `key` is absent.
+pub fn set_absent(key: &LoadKey, absent: bool) {
+    let mut n = negative();
+    if absent {
+        let ttl = config::negative_ttl();
+        if !ttl.is_zero() {
+            n.insert(
+                key.clone(),
+                ttl,
+                std::time::Instant::now(),
+                config::negative_max(),
+            );
+        }
+    } else {
+        n.remove(key);
+    }
+}
+
+/// Forgets a negative entry; true if there was one.
+pub fn forget_absent(db: i32, key: &[u8]) -> bool {
+    negative().remove(&(db, key.to_vec()))
+}
+
+/// Forgets every negative entry (FLUSHALL, FLUSHDB).
+pub fn forget_all_absent() {
+    negative().clear();
+}
 
 fn table() -> MutexGuard<'static, InFlight<LoadKey, Waiter>> {
     INFLIGHT.lock().unwrap_or_else(|p| p.into_inner())
@@ -36,24 +85,29 @@ pub fn complete(key: &LoadKey) -> Vec<Waiter> {
 
 /// Main thread: joins the load of `key` or starts one. `waiter` is `None` for a background
 /// load nobody waits on. Beyond `readthrough.max-inflight` loads the waiter gets `BUSY`.
-pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>) {
+/// Returns false if the load was refused for `BUSY`.
+pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: Kind) -> bool {
     let max = config::max_inflight();
     let lkey: LoadKey = (db, key.to_vec());
+    let waits = waiter.is_some();
     let joined = table().join(lkey.clone(), waiter, max);
     match joined {
-        Join::Leader => loader::spawn(run(lkey, target)),
-        Join::Follower => stats::count(&stats::COALESCED),
+        Join::Leader => loader::spawn(run(lkey, target, kind)),
+        Join::Follower if waits => stats::count(&stats::COALESCED),
+        Join::Follower => {}
         Join::Full(waiter) => {
             stats::count(&stats::BUSY_REJECTIONS);
             if let Some(w) = waiter {
                 w.finish(Arc::new(Err(Error::Busy(max))));
             }
+            return false;
         }
     }
+    true
 }
 
-async fn run(key: LoadKey, target: Target) {
-    let completion = Completion(Some(key));
+async fn run(key: LoadKey, target: Target, kind: Kind) {
+    let completion = Completion(Some((key, kind)));
     let ms = config::timeout_ms() as u64;
     let started = Instant::now();
     let outcome =
@@ -71,20 +125,21 @@ async fn run(key: LoadKey, target: Target) {
 }
 
 /// Guarantees that a started load reaches the store thread exactly once.
-struct Completion(Option<LoadKey>);
+struct Completion(Option<(LoadKey, Kind)>);
 
 impl Completion {
     fn finish(mut self, outcome: Outcome) {
-        if let Some(key) = self.0.take() {
-            store::submit(key, outcome);
+        if let Some((key, kind)) = self.0.take() {
+            store::submit(key, kind, outcome);
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(key) = self.0.take() {
-            store::submit(key, Err(Error::Internal("the load task stopped".into())));
+        if let Some((key, kind)) = self.0.take() {
+            let e = Error::Internal("the load task stopped".into());
+            store::submit(key, kind, Err(e));
         }
     }
 }

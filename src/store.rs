@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::ffi::{Gil, Outcome, Waiter};
-use crate::load::{self, LoadKey};
+use crate::load::{self, Kind, LoadKey};
 use crate::{config, stats};
 use once_cell::sync::OnceCell;
 use redis_module::{CallOptionsBuilder, CallResult, ContextFlags};
@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 struct Finished {
     key: LoadKey,
+    kind: Kind,
     outcome: Outcome,
 }
 
@@ -40,10 +41,11 @@ pub fn inflight_len() -> usize {
 }
 
 /// Hands a finished load to the store thread.
-pub fn submit(key: LoadKey, outcome: Outcome) {
-    let sent = SENDER
-        .get()
-        .map(|tx| tx.send(Finished { key, outcome }).map_err(|e| e.0.key));
+pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
+    let sent = SENDER.get().map(|tx| {
+        tx.send(Finished { key, kind, outcome })
+            .map_err(|e| e.0.key)
+    });
     if let Some(Err(key)) = sent {
         // The store thread is gone (it never should be): still answer every waiter.
         let err = Arc::new(Err(Error::Internal("store thread stopped".into())));
@@ -67,15 +69,28 @@ fn run(rx: Receiver<Finished>) {
             let gil = Gil::lock();
             let writable = !gil.context().get_flags().contains(ContextFlags::SLAVE);
             for f in batch {
-                if let Ok(Some(json)) = &f.outcome {
-                    let written = writable
-                        && catch_unwind(AssertUnwindSafe(|| write(&gil, &f.key, json)))
-                            .unwrap_or(false);
-                    stats::count(if written {
-                        &stats::STORES
+                if writable {
+                    let ok = catch_unwind(AssertUnwindSafe(|| apply(&gil, &f))).unwrap_or(false);
+                    if matches!(f.outcome, Ok(Some(_))) {
+                        stats::count(if ok {
+                            &stats::STORES
+                        } else {
+                            &stats::STORE_SKIPPED
+                        });
+                    }
+                } else if matches!(f.outcome, Ok(Some(_))) {
+                    stats::count(&stats::STORE_SKIPPED);
+                }
+                if f.kind == Kind::Refresh {
+                    let c = if f.outcome.is_ok() {
+                        &stats::REFRESHES
                     } else {
-                        &stats::STORE_SKIPPED
-                    });
+                        &stats::REFRESH_ERRORS
+                    };
+                    stats::count(c);
+                }
+                if let Ok(found) = &f.outcome {
+                    load::set_absent(&f.key, found.is_none());
                 }
                 replies.push((load::complete(&f.key), Arc::new(f.outcome)));
             }
@@ -91,9 +106,31 @@ fn run(rx: Receiver<Finished>) {
     }
 }
 
-/// `SET key json [PX ttl] NX` in the key's DB: a value written meanwhile by someone else wins.
-fn write(gil: &Gil, (db, key): &LoadKey, json: &str) -> bool {
-    if !gil.select_db(*db) {
+/// Writes the result of one load in its key's DB: a fill stores the document with
+/// `SET key json [PX ttl] NX` (a value written meanwhile by someone else wins); a refresh
+/// overwrites it, or deletes the key when the document is gone. A failed load writes nothing,
+/// so a stale value keeps being served until it expires.
+fn apply(gil: &Gil, f: &Finished) -> bool {
+    let (db, key) = &f.key;
+    let json = match (&f.outcome, f.kind) {
+        (Ok(Some(json)), _) => json,
+        (Ok(None), Kind::Refresh) => return call(gil, *db, "DEL", &[key.as_slice()]),
+        _ => return true,
+    };
+    let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
+    let mut args: Vec<&[u8]> = vec![key.as_slice(), json.as_bytes()];
+    if let Some(ttl) = &ttl {
+        args.extend([&b"PX"[..], ttl.as_bytes()]);
+    }
+    if f.kind == Kind::Fill {
+        args.push(b"NX");
+    }
+    call(gil, *db, "SET", &args)
+}
+
+/// Runs a write command in `db`, replicated to replicas and the AOF, refused under OOM.
+fn call(gil: &Gil, db: i32, cmd: &str, args: &[&[u8]]) -> bool {
+    if !gil.select_db(db) {
         return false;
     }
     let ctx = gil.context();
@@ -102,28 +139,12 @@ fn write(gil: &Gil, (db, key): &LoadKey, json: &str) -> bool {
         .errors_as_replies()
         .verify_oom()
         .build();
-    let ttl_ms = config::ttl_ms();
-    let ttl = ttl_ms.to_string();
-    let res: CallResult = if ttl_ms > 0 {
-        ctx.call_ext(
-            "SET",
-            &opts,
-            &[
-                key.as_slice(),
-                json.as_bytes(),
-                b"PX",
-                ttl.as_bytes(),
-                b"NX",
-            ][..],
-        )
-    } else {
-        ctx.call_ext("SET", &opts, &[key.as_slice(), json.as_bytes(), b"NX"][..])
-    };
+    let res: CallResult = ctx.call_ext(cmd, &opts, args);
     match res {
         Ok(_) => true,
         Err(e) => {
             ctx.log_warning(&format!(
-                "readthrough: could not store a loaded value: {}",
+                "readthrough: could not write a loaded value ({cmd}): {}",
                 e.to_utf8_string().unwrap_or_default()
             ));
             false

@@ -1,6 +1,7 @@
 //! Command entry points. Each one runs its body under `guarded`, so a panic becomes an error
 //! reply instead of aborting Redis.
 
+mod admin;
 pub mod get;
 
 use crate::error::Error;
@@ -25,12 +26,28 @@ pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
 /// Registers every command: name, entry point, flags, (first key, last key, key step).
 pub fn register(ctx: &Context) -> bool {
     ffi::create_command(ctx, "rt.get", rt_get_entry, "readonly", (1, 1, 1))
+        && ffi::create_command(ctx, "rt.refresh", rt_refresh_entry, "readonly", (1, 1, 1))
+        && ffi::create_command(
+            ctx,
+            "rt.invalidate",
+            rt_invalidate_entry,
+            "write",
+            (1, -1, 1),
+        )
 }
 
-unsafe extern "C" fn rt_get_entry(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    ffi::dispatch(ctx, argv, argc, get::rt_get)
+macro_rules! entry {
+    ($name:ident, $handler:path) => {
+        unsafe extern "C" fn $name(
+            ctx: *mut raw::RedisModuleCtx,
+            argv: *mut *mut raw::RedisModuleString,
+            argc: c_int,
+        ) -> c_int {
+            ffi::dispatch(ctx, argv, argc, $handler)
+        }
+    };
 }
+
+entry!(rt_get_entry, get::rt_get);
+entry!(rt_refresh_entry, admin::rt_refresh);
+entry!(rt_invalidate_entry, admin::rt_invalidate);

@@ -11,7 +11,7 @@
 //! shell watchdog that kills it when the test process goes away, and is stopped on drop.
 #![allow(dead_code)]
 
-use mongodb::bson::Document;
+use mongodb::bson::{doc, Document};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -293,6 +293,28 @@ impl Mongo {
         rt().block_on(async { c.insert_many(docs).await }).unwrap();
     }
 
+    pub fn create_index(&self, db: &str, coll: &str, field: &str) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        let model = mongodb::IndexModel::builder()
+            .keys(doc! { field: 1 })
+            .build();
+        rt().block_on(async { c.create_index(model).await })
+            .unwrap();
+    }
+
+    pub fn update_one(&self, db: &str, coll: &str, filter: Document, update: Document) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        let r = rt()
+            .block_on(async { c.update_one(filter, update).await })
+            .unwrap();
+        assert_eq!(r.matched_count, 1, "update matched nothing");
+    }
+
+    pub fn delete_one(&self, db: &str, coll: &str, filter: Document) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.delete_one(filter).await }).unwrap();
+    }
+
     /// `opcounters.query` from serverStatus.
     pub fn query_count(&self) -> i64 {
         let db = self.client().database("admin");
@@ -496,4 +518,29 @@ pub fn err_of<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
             _ => format!("(not a server error) {e}"),
         },
     }
+}
+
+// ---------------------------------------------------------------- shared test data
+
+/// A fresh database with todos `{id: "1".."n"}` and an `items` collection keyed by `_id`.
+pub fn seed(mongo: &Mongo, name: &str, n: usize) -> String {
+    let db = unique_db(name);
+    let todos: Vec<Document> = (1..=n)
+        .map(|i| doc! { "id": i.to_string(), "name": format!("todo {i}"), "description": "d" })
+        .collect();
+    mongo.insert(&db, "todos", todos);
+    mongo.create_index(&db, "todos", "id");
+    db
+}
+
+pub fn mappings(db: &str) -> String {
+    format!("todo:={db}.todos:id item:={db}.items")
+}
+
+pub fn rt_get(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option<String>> {
+    redis::cmd("RT.GET").arg(key).query(c)
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }

@@ -1,0 +1,446 @@
+//! Cache semantics end to end: single-flight, negative caching, TTL jitter,
+//! stale-while-revalidate, backpressure, RT.INVALIDATE and RT.REFRESH, INFO counters.
+//! Tests that count MongoDB queries use a MongoDB of their own, so no other test adds to them.
+
+mod common;
+
+use common::{err_of, json, mappings, rt_get, seed, wait_until, Mongo, Redis};
+use mongodb::bson::doc;
+use std::time::{Duration, Instant};
+
+fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(format!("readthrough.{name}"))
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
+
+#[test]
+fn five_hundred_concurrent_reads_of_one_cold_key_make_one_mongodb_query() {
+    let Some(mongo) = Mongo::dedicated("singleflight") else {
+        return;
+    };
+    let db = seed(&mongo, "sf", 1);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "20000"],
+    );
+    assert!(rt_get(&mut redis.conn(), "todo:1").is_ok(), "warm the pool");
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
+    let q0 = mongo.query_count();
+    // Hold MongoDB still so every reader arrives while the one load is in flight.
+    mongo.pause();
+    let url = redis.url();
+    let readers: Vec<_> = (0..500)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                rt_get(&mut c, "todo:1")
+            })
+        })
+        .collect();
+    wait_until("500 blocked clients", Duration::from_secs(30), || {
+        let s: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut redis.conn())
+            .unwrap();
+        s.contains("blocked_clients:500")
+    });
+    mongo.resume();
+    let values: Vec<String> = readers
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap().unwrap())
+        .collect();
+    assert!(values.iter().all(|v| v == &values[0]));
+    assert_eq!(json(&values[0])["id"], "1");
+    // serverStatus is a command, not a query: the delta is the module's finds only.
+    assert_eq!(
+        mongo.query_count() - q0,
+        1,
+        "serverStatus opcounters.query rose by exactly one"
+    );
+    let info = redis.info();
+    assert_eq!(
+        (info["loads"], info["coalesced"]),
+        (2, 499),
+        "one load (plus the warm-up) for 500 readers"
+    );
+}
+
+#[test]
+fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
+    let Some(mongo) = Mongo::dedicated("negative") else {
+        return;
+    };
+    let db = seed(&mongo, "neg", 1);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
+    let q0 = mongo.query_count();
+    for _ in 0..20 {
+        assert_eq!(rt_get(&mut c, "todo:404").unwrap(), None);
+    }
+    assert_eq!(
+        mongo.query_count() - q0,
+        1,
+        "one query for 20 reads of an absent id"
+    );
+    let info = redis.info();
+    assert_eq!((info["not_found"], info["negative_hits"]), (1, 19));
+
+    // The document appears: the negative entry hides it until invalidated.
+    mongo.insert(&db, "todos", vec![doc! { "id": "404", "name": "late" }]);
+    assert_eq!(rt_get(&mut c, "todo:404").unwrap(), None);
+    let n: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("todo:404")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 1, "the negative entry counts as removed");
+    let v = rt_get(&mut c, "todo:404")
+        .unwrap()
+        .expect("found after invalidation");
+    assert_eq!(json(&v)["name"], "late");
+
+    // Negative entries expire after negative-ttl; FLUSHALL forgets them; 0 turns them off.
+    config_set(&mut c, "negative-ttl", "1");
+    assert_eq!(rt_get(&mut c, "todo:405").unwrap(), None);
+    mongo.insert(
+        &db,
+        "todos",
+        vec![doc! { "id": "405" }, doc! { "id": "406" }],
+    );
+    assert_eq!(
+        rt_get(&mut c, "todo:405").unwrap(),
+        None,
+        "still remembered"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(
+        rt_get(&mut c, "todo:405").unwrap().is_some(),
+        "expired after 1 s"
+    );
+    config_set(&mut c, "negative-ttl", "30");
+    mongo.delete_one(&db, "todos", doc! { "id": "406" });
+    assert_eq!(rt_get(&mut c, "todo:406").unwrap(), None);
+    mongo.insert(&db, "todos", vec![doc! { "id": "406" }]);
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    assert!(
+        rt_get(&mut c, "todo:406").unwrap().is_some(),
+        "FLUSHALL forgot the negative entry"
+    );
+    config_set(&mut c, "negative-ttl", "0");
+    let q1 = mongo.query_count();
+    assert_eq!(rt_get(&mut c, "todo:407").unwrap(), None);
+    assert_eq!(rt_get(&mut c, "todo:407").unwrap(), None);
+    assert_eq!(
+        mongo.query_count() - q1,
+        2,
+        "negative-ttl 0: every read asks MongoDB"
+    );
+}
+
+#[test]
+fn ttls_of_a_thousand_loads_spread_over_the_jitter_range() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "jitter", 1000);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &[
+            "--readthrough.ttl",
+            "100",
+            "--readthrough.ttl-jitter",
+            "10",
+            "--readthrough.timeout",
+            "20000",
+        ],
+    );
+    let mut c = redis.conn();
+    let now_ms = |c: &mut redis::Connection| -> i64 {
+        let (s, us): (i64, i64) = redis::cmd("TIME").query(c).unwrap();
+        s * 1000 + us / 1000
+    };
+    let t0 = now_ms(&mut c);
+    let url = redis.url();
+    let loaders: Vec<_> = (0..20)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in (t * 50 + 1)..=(t * 50 + 50) {
+                    rt_get(&mut c, &format!("todo:{i}")).unwrap().unwrap();
+                }
+            })
+        })
+        .collect();
+    loaders.into_iter().for_each(|h| h.join().unwrap());
+    let t1 = now_ms(&mut c);
+    let mut pipe = redis::pipe();
+    for i in 1..=1000 {
+        pipe.cmd("PEXPIRETIME").arg(format!("todo:{i}"));
+    }
+    let expiries: Vec<i64> = pipe.query(&mut c).unwrap();
+    let (min, max) = (
+        *expiries.iter().min().unwrap(),
+        *expiries.iter().max().unwrap(),
+    );
+    assert!(
+        min >= t0 + 100_000 && max <= t1 + 110_000,
+        "within [ttl, 1.1 ttl] of the loads: {}..{} (loads took {} ms)",
+        min - t0,
+        max - t0,
+        t1 - t0
+    );
+    assert!(
+        max - min >= 8_000,
+        "spread over the jitter range: {} ms (loads took {} ms)",
+        max - min,
+        t1 - t0
+    );
+    let buckets: std::collections::HashSet<i64> =
+        expiries.iter().map(|e| (e - t0) / 1000).collect();
+    assert!(buckets.len() >= 9, "{buckets:?}");
+}
+
+#[test]
+fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failure() {
+    let Some(mut mongo) = Mongo::dedicated("grace") else {
+        return;
+    };
+    let db = seed(&mongo, "grace", 2);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &[
+            "--readthrough.ttl",
+            "1",
+            "--readthrough.ttl-jitter",
+            "0",
+            "--readthrough.grace",
+            "30",
+        ],
+    );
+    let mut c = redis.conn();
+    let old = rt_get(&mut c, "todo:1").unwrap().unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
+    assert!(pttl > 30_000 && pttl <= 31_000, "lives ttl + grace: {pttl}");
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "new"}},
+    );
+    // Still fresh for 1 s: no refresh.
+    assert_eq!(rt_get(&mut c, "todo:1").unwrap().unwrap(), old);
+    assert_eq!(redis.info()["refreshes"], 0);
+    std::thread::sleep(Duration::from_millis(1100));
+    // In the grace window: the stale value at once, then the refreshed one.
+    let start = Instant::now();
+    assert_eq!(
+        rt_get(&mut c, "todo:1").unwrap().unwrap(),
+        old,
+        "stale served"
+    );
+    assert!(start.elapsed() < Duration::from_millis(200));
+    wait_until("the background refresh", Duration::from_secs(10), || {
+        let v: String = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+        json(&v)["name"] == "new"
+    });
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
+    assert!(pttl > 30_000, "the refresh renewed the TTL: {pttl}");
+    assert_eq!(redis.info()["refreshes"], 1);
+
+    // MongoDB down during the grace window: the stale value keeps being served.
+    let _ = rt_get(&mut c, "todo:2").unwrap().unwrap();
+    mongo.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..3 {
+        assert!(
+            rt_get(&mut c, "todo:2").unwrap().is_some(),
+            "stale on error"
+        );
+    }
+    wait_until("a failed refresh", Duration::from_secs(10), || {
+        redis.info()["refresh_errors"] >= 1
+    });
+    assert!(
+        rt_get(&mut c, "todo:2").unwrap().is_some(),
+        "still served after the failure"
+    );
+}
+
+#[test]
+fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
+    let Some(mongo) = Mongo::dedicated("busy") else {
+        return;
+    };
+    let db = seed(&mongo, "busy", 3);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &[
+            "--readthrough.max-inflight",
+            "1",
+            "--readthrough.timeout",
+            "20000",
+        ],
+    );
+    assert!(
+        rt_get(&mut redis.conn(), "todo:3").unwrap().is_some(),
+        "warm the pool"
+    );
+    mongo.pause();
+    let url = redis.url();
+    let first = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            rt_get(
+                &mut redis::Client::open(url).unwrap().get_connection().unwrap(),
+                "todo:1",
+            )
+        })
+    };
+    wait_until("one load in flight", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 1
+    });
+    let joiner = std::thread::spawn(move || {
+        rt_get(
+            &mut redis::Client::open(url).unwrap().get_connection().unwrap(),
+            "todo:1",
+        )
+    });
+    let mut c = redis.conn();
+    let start = Instant::now();
+    let e = err_of(rt_get(&mut c, "todo:2"));
+    assert!(e.starts_with("BUSY"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "BUSY at once, never queued"
+    );
+    mongo.resume();
+    assert!(first.join().unwrap().unwrap().is_some());
+    assert!(
+        joiner.join().unwrap().unwrap().is_some(),
+        "a joiner is never refused"
+    );
+    assert!(
+        rt_get(&mut c, "todo:2").unwrap().is_some(),
+        "works once the load ended"
+    );
+    let info = redis.info();
+    assert_eq!((info["busy_rejections"], info["coalesced"]), (1, 1));
+}
+
+#[test]
+fn invalidate_and_refresh() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "inval", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    for i in 1..=3 {
+        rt_get(&mut c, &format!("todo:{i}")).unwrap().unwrap();
+    }
+    let n: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("todo:1")
+        .arg("todo:2")
+        .arg("todo:99")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 2, "two cached values removed, the third key had nothing");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("todo:1")
+        .arg("todo:2")
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(left, 1);
+    let e = err_of(
+        redis::cmd("RT.INVALIDATE")
+            .arg("todo:3")
+            .arg("other:1")
+            .query::<i64>(&mut c),
+    );
+    assert!(e.starts_with("NOMAPPING"), "{e}");
+    let left: i64 = redis::cmd("EXISTS").arg("todo:3").query(&mut c).unwrap();
+    assert_eq!(left, 1, "nothing removed when a key is unmapped");
+    assert!(err_of(redis::cmd("RT.INVALIDATE").query::<i64>(&mut c)).contains("wrong number"));
+
+    // REFRESH reloads now and overwrites.
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "3"},
+        doc! {"$set": {"name": "renamed"}},
+    );
+    assert_ne!(
+        json(&rt_get(&mut c, "todo:3").unwrap().unwrap())["name"],
+        "renamed",
+        "cached"
+    );
+    let v: Option<String> = redis::cmd("RT.REFRESH")
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(json(&v.unwrap())["name"], "renamed");
+    let got: String = redis::cmd("GET").arg("todo:3").query(&mut c).unwrap();
+    assert_eq!(json(&got)["name"], "renamed");
+    // A document deleted in MongoDB: REFRESH replies nil and removes the key.
+    mongo.delete_one(&db, "todos", doc! {"id": "3"});
+    let v: Option<String> = redis::cmd("RT.REFRESH")
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, None);
+    let left: i64 = redis::cmd("EXISTS").arg("todo:3").query(&mut c).unwrap();
+    assert_eq!(left, 0);
+    assert!(err_of(redis::cmd("RT.REFRESH").query::<i64>(&mut c)).contains("wrong number"));
+    assert!(
+        err_of(redis::cmd("RT.REFRESH").arg("x:1").query::<i64>(&mut c)).starts_with("NOMAPPING")
+    );
+    let info = redis.info();
+    assert_eq!((info["invalidations"], info["refreshes"]), (2, 2));
+}
+
+#[test]
+fn invalidate_is_replicated() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "invrepl", 1);
+    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let replica = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    let mut m = master.conn();
+    let mut r = replica.conn();
+    rt_get(&mut m, "todo:1").unwrap().unwrap();
+    wait_until("the value on the replica", Duration::from_secs(20), || {
+        redis::cmd("EXISTS")
+            .arg("todo:1")
+            .query::<i64>(&mut r)
+            .unwrap()
+            == 1
+    });
+    let n: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("todo:1")
+        .query(&mut m)
+        .unwrap();
+    assert_eq!(n, 1);
+    wait_until("the delete on the replica", Duration::from_secs(10), || {
+        redis::cmd("EXISTS")
+            .arg("todo:1")
+            .query::<i64>(&mut r)
+            .unwrap()
+            == 0
+    });
+    let e = err_of(
+        redis::cmd("RT.INVALIDATE")
+            .arg("todo:1")
+            .query::<i64>(&mut r),
+    );
+    assert!(e.starts_with("READONLY"), "a replica refuses writes: {e}");
+}
