@@ -56,4 +56,4 @@ clean:
 
 ## Benchmarks: ratios measured side by side in one run (see bench/results/).
 bench: deps build
-	.venv/bin/python bench/hit_ratio.py
+	.venv/bin/python bench/bench.py

@@ -89,15 +89,14 @@ pub unsafe fn dispatch(
     raw::REDISMODULE_OK as c_int
 }
 
-/// Replies with the string held at argument `i` if that key holds one, and returns
-/// `Some(ms left)` (-1: no expiry; also -1 unless `want_ttl`). `None` when the key does not
-/// exist; `WRONGTYPE` when it holds another type.
-pub fn reply_cached(
+/// Opens the key at argument `i` for reading and, if it holds a string, calls `f` with the
+/// string and the open key. `None` when the key does not exist; `WRONGTYPE` for other types.
+fn with_cached<R>(
     ctx: &Context,
     args: &Args,
     i: usize,
-    want_ttl: bool,
-) -> Result<Option<i64>, Error> {
+    f: impl FnOnce(&[u8], *mut raw::RedisModuleKey) -> R,
+) -> Result<Option<R>, Error> {
     unsafe {
         let key = raw::RedisModule_OpenKey.unwrap()(
             ctx.ctx,
@@ -115,13 +114,10 @@ pub fn reply_cached(
             if p.is_null() {
                 Ok(None)
             } else {
-                raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx.ctx, p, len);
-                let ttl = if want_ttl {
-                    raw::RedisModule_GetExpire.unwrap()(key)
-                } else {
-                    -1
-                };
-                Ok(Some(ttl))
+                Ok(Some(f(
+                    std::slice::from_raw_parts(p.cast::<u8>(), len),
+                    key,
+                )))
             }
         } else if ty == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
             Ok(None)
@@ -131,6 +127,30 @@ pub fn reply_cached(
         raw::RedisModule_CloseKey.unwrap()(key);
         res
     }
+}
+
+/// Replies with the string held at argument `i` if that key holds one, and returns
+/// `Some(ms left)` (-1: no expiry; also -1 unless `want_ttl`). `None` when the key does not
+/// exist; `WRONGTYPE` when it holds another type.
+pub fn reply_cached(
+    ctx: &Context,
+    args: &Args,
+    i: usize,
+    want_ttl: bool,
+) -> Result<Option<i64>, Error> {
+    with_cached(ctx, args, i, |value, key| {
+        reply_bulk(ctx, value);
+        if want_ttl {
+            unsafe { raw::RedisModule_GetExpire.unwrap()(key) }
+        } else {
+            -1
+        }
+    })
+}
+
+/// A copy of the string held at argument `i`, if any.
+pub fn read_cached(ctx: &Context, args: &Args, i: usize) -> Result<Option<Vec<u8>>, Error> {
+    with_cached(ctx, args, i, |value, _| value.to_vec())
 }
 
 /// What a load produced: the JSON document, `None` when MongoDB has no such document, or why
@@ -175,6 +195,32 @@ pub fn reply_outcome(ctx: &Context, outcome: &Outcome) {
     }
 }
 
+/// What a blocked client is answered with.
+pub enum Reply {
+    /// `RT.GET`, `RT.REFRESH`: one load's outcome, shared by its waiters.
+    One(Arc<Outcome>),
+    /// `RT.MGET`: one value or nil per key, in order.
+    Many(Result<Vec<Option<Vec<u8>>>, Error>),
+}
+
+pub fn reply_values(ctx: &Context, values: &[Option<Vec<u8>>]) {
+    unsafe { raw::RedisModule_ReplyWithArray.unwrap()(ctx.ctx, values.len() as _) };
+    for v in values {
+        match v {
+            Some(bytes) => reply_bulk(ctx, bytes),
+            None => reply_null(ctx),
+        }
+    }
+}
+
+fn send_reply(ctx: &Context, reply: &Reply) {
+    match reply {
+        Reply::One(outcome) => reply_outcome(ctx, outcome),
+        Reply::Many(Ok(values)) => reply_values(ctx, values),
+        Reply::Many(Err(e)) => reply_error(ctx, e),
+    }
+}
+
 /// Redis's own timeout on a blocked client is only a safety net, this long after
 /// `readthrough.timeout`. The load itself is bounded by `readthrough.timeout` and answers
 /// `TIMEOUT` through `finish`. Reason: on Redis 7.0, when `UnblockClient` is called after the
@@ -210,14 +256,18 @@ impl Waiter {
     }
 
     pub fn finish(mut self, outcome: Arc<Outcome>) {
-        self.unblock(outcome);
+        self.unblock(Reply::One(outcome));
     }
 
-    fn unblock(&mut self, outcome: Arc<Outcome>) {
+    pub fn finish_many(mut self, values: Result<Vec<Option<Vec<u8>>>, Error>) {
+        self.unblock(Reply::Many(values));
+    }
+
+    fn unblock(&mut self, reply: Reply) {
         if self.bc.is_null() {
             return;
         }
-        let data = Box::into_raw(Box::new(outcome)).cast::<c_void>();
+        let data = Box::into_raw(Box::new(reply)).cast::<c_void>();
         unsafe { raw::RedisModule_UnblockClient.unwrap()(self.bc, data) };
         self.bc = ptr::null_mut();
     }
@@ -226,7 +276,7 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         let e = Error::Internal("the load ended without a result".into());
-        self.unblock(Arc::new(Err(e)));
+        self.unblock(Reply::One(Arc::new(Err(e))));
     }
 }
 
@@ -236,10 +286,10 @@ unsafe extern "C" fn on_reply(
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
 ) -> c_int {
-    let data = raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) as *const Arc<Outcome>;
+    let data = raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) as *const Reply;
     let ctx = Context::new(ctx);
     match data.as_ref() {
-        Some(outcome) => reply_outcome(&ctx, outcome),
+        Some(reply) => send_reply(&ctx, reply),
         None => reply_error(
             &ctx,
             &Error::Internal("blocked client without outcome".into()),
@@ -266,7 +316,7 @@ unsafe extern "C" fn on_timeout(
 
 unsafe extern "C" fn free_outcome(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     if !data.is_null() {
-        drop(Box::from_raw(data.cast::<Arc<Outcome>>()));
+        drop(Box::from_raw(data.cast::<Reply>()));
     }
 }
 

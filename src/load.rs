@@ -143,3 +143,85 @@ impl Drop for Completion {
         }
     }
 }
+
+/// One key of an `RT.MGET` that missed: its position in the reply, the key, its target.
+pub struct BatchMiss {
+    pub index: usize,
+    pub key: Vec<u8>,
+    pub target: Target,
+}
+
+/// Main thread: loads the misses of one `RT.MGET` with one query per mapping, then answers
+/// `waiter` (if any) with `values` completed. Batches do not join the single-flight table.
+pub fn start_batch(
+    db: i32,
+    misses: Vec<BatchMiss>,
+    values: Vec<Option<Vec<u8>>>,
+    waiter: Option<Waiter>,
+) {
+    loader::spawn(run_batch(db, misses, values, waiter));
+}
+
+async fn run_batch(
+    db: i32,
+    misses: Vec<BatchMiss>,
+    mut values: Vec<Option<Vec<u8>>>,
+    waiter: Option<Waiter>,
+) {
+    // Group by mapping, keeping the order of first appearance.
+    let mut groups: Vec<(Arc<crate::mapping::Mapping>, Vec<&BatchMiss>)> = Vec::new();
+    for m in &misses {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| Arc::ptr_eq(g, &m.target.mapping))
+        {
+            Some((_, v)) => v.push(m),
+            None => groups.push((Arc::clone(&m.target.mapping), vec![m])),
+        }
+    }
+    let ms = config::timeout_ms() as u64;
+    let started = Instant::now();
+    let queries = groups.iter().map(|(mapping, items)| {
+        let ids: Vec<&str> = items.iter().map(|m| m.target.id.as_str()).collect();
+        async move {
+            let limit = Duration::from_millis(ms).saturating_sub(started.elapsed());
+            match tokio::time::timeout(limit, loader::find_many(mapping, &ids)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(ms)),
+            }
+        }
+    });
+    let results = futures_util::future::join_all(queries).await;
+    stats::record_load_us(started.elapsed().as_micros() as u64);
+    let mut found = Vec::new();
+    let mut absent = Vec::new();
+    let mut error = None;
+    for ((_, items), result) in groups.iter().zip(results) {
+        match result {
+            Ok(docs) => {
+                for m in items {
+                    match docs.get(crate::mapping::canonical_id(&m.target.id).as_ref()) {
+                        Some(json) => {
+                            stats::count(&stats::LOADS);
+                            values[m.index] = Some(json.clone().into_bytes());
+                            found.push((m.key.clone(), json.clone()));
+                        }
+                        None => {
+                            stats::count(&stats::NOT_FOUND);
+                            absent.push(m.key.clone());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                stats::count(&stats::LOAD_ERRORS);
+                error = Some(e);
+            }
+        }
+    }
+    let reply = match error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    };
+    store::submit_batch(db, found, absent, waiter, reply);
+}

@@ -7,11 +7,13 @@
 
 use crate::codec;
 use crate::error::Error;
-use crate::mapping::Target;
+use crate::mapping::{self, Mapping, Target};
+use futures_util::TryStreamExt;
 use mongodb::bson::Document;
 use mongodb::options::{ClientOptions, ConnectionString};
 use mongodb::Client;
 use once_cell::sync::OnceCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -127,6 +129,30 @@ pub async fn find_one(target: &Target) -> Result<Option<String>, Error> {
         Ok(doc) => Ok(doc.map(codec::to_json)),
         Err(e) => Err(backend_error(&e)),
     }
+}
+
+/// Finds the documents of many ids of one mapping with one `$in` query; the JSON of each
+/// found document by its canonical id (`mapping::canonical_id`).
+pub async fn find_many(mapping: &Mapping, ids: &[&str]) -> Result<HashMap<String, String>, Error> {
+    let client = client().await?;
+    let coll = client
+        .database(&mapping.db)
+        .collection::<Document>(&mapping.collection);
+    let values = ids
+        .iter()
+        .flat_map(|id| mapping::id_candidates(id))
+        .collect();
+    let filter = mapping::filter_for(&mapping.field, values);
+    let mut cursor = coll.find(filter).await.map_err(|e| backend_error(&e))?;
+    let mut found = HashMap::new();
+    while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+        let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
+        if let Some(id) = id {
+            let id = mapping::canonical_id(&id).into_owned();
+            found.entry(id).or_insert_with(|| codec::to_json(doc));
+        }
+    }
+    Ok(found)
 }
 
 fn backend_error(e: &mongodb::error::Error) -> Error {

@@ -188,6 +188,26 @@ pub fn id_candidates(id: &str) -> Vec<Bson> {
     out
 }
 
+/// The value at a dotted `path` of a document (`meta.sku`).
+pub fn field_value<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
+    let mut parts = path.split('.');
+    let mut v = doc.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_document()?.get(p)?;
+    }
+    Some(v)
+}
+
+/// The form ids are compared in when matching a batch's results back to its keys: 24-hex ids
+/// in lower case (as ObjectIds print), everything else as it is.
+pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        std::borrow::Cow::Owned(id.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(id)
+    }
+}
+
 /// The string form of a document's field value as it appears in a key, the inverse of
 /// `id_candidates`: strings as they are, integers in decimal, ObjectIds in hex.
 pub fn id_of_value(v: &Bson) -> Option<String> {
@@ -320,6 +340,23 @@ mod tests {
             .resolve(b"t:5")
             .unwrap();
         assert_eq!(t.filter(), doc! { "f": { "$in": ["5", 5_i64] } });
+    }
+
+    #[test]
+    fn dotted_field_paths_and_canonical_ids() {
+        let d = doc! { "meta": { "sku": "A1" }, "id": 5 };
+        assert_eq!(
+            field_value(&d, "meta.sku"),
+            Some(&Bson::String("A1".into()))
+        );
+        assert_eq!(field_value(&d, "id"), Some(&Bson::Int32(5)));
+        assert_eq!(field_value(&d, "meta.nope"), None);
+        assert_eq!(field_value(&d, "id.x"), None);
+        assert_eq!(
+            canonical_id("65A1B2C3D4E5F60718293A4B"),
+            "65a1b2c3d4e5f60718293a4b"
+        );
+        assert_eq!(canonical_id("ABC"), "ABC");
     }
 
     #[test]

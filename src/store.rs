@@ -21,7 +21,21 @@ struct Finished {
     outcome: Outcome,
 }
 
-static SENDER: OnceCell<Sender<Finished>> = OnceCell::new();
+/// The result of one `RT.MGET`'s loads.
+struct BatchDone {
+    db: i32,
+    found: Vec<(Vec<u8>, String)>,
+    absent: Vec<Vec<u8>>,
+    waiter: Option<Waiter>,
+    reply: Result<Vec<Option<Vec<u8>>>, Error>,
+}
+
+enum Msg {
+    One(Finished),
+    Batch(BatchDone),
+}
+
+static SENDER: OnceCell<Sender<Msg>> = OnceCell::new();
 
 const BATCH: usize = 256;
 
@@ -42,11 +56,9 @@ pub fn inflight_len() -> usize {
 
 /// Hands a finished load to the store thread.
 pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
-    let sent = SENDER.get().map(|tx| {
-        tx.send(Finished { key, kind, outcome })
-            .map_err(|e| e.0.key)
-    });
-    if let Some(Err(key)) = sent {
+    let msg = Msg::One(Finished { key, kind, outcome });
+    let sent = SENDER.get().map(|tx| tx.send(msg));
+    if let Some(Err(std::sync::mpsc::SendError(Msg::One(Finished { key, .. })))) = sent {
         // The store thread is gone (it never should be): still answer every waiter.
         let err = Arc::new(Err(Error::Internal("store thread stopped".into())));
         for w in load::complete(&key) {
@@ -55,7 +67,29 @@ pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
     }
 }
 
-fn run(rx: Receiver<Finished>) {
+/// Hands a finished `RT.MGET` to the store thread.
+pub fn submit_batch(
+    db: i32,
+    found: Vec<(Vec<u8>, String)>,
+    absent: Vec<Vec<u8>>,
+    waiter: Option<Waiter>,
+    reply: Result<Vec<Option<Vec<u8>>>, Error>,
+) {
+    let msg = Msg::Batch(BatchDone {
+        db,
+        found,
+        absent,
+        waiter,
+        reply,
+    });
+    if let Some(tx) = SENDER.get() {
+        // If the thread is gone the message, and with it the waiter, is dropped: the waiter
+        // then replies an internal error.
+        let _ = tx.send(msg);
+    }
+}
+
+fn run(rx: Receiver<Msg>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -65,34 +99,23 @@ fn run(rx: Receiver<Finished>) {
             }
         }
         let mut replies: Vec<(Vec<Waiter>, Arc<Outcome>)> = Vec::with_capacity(batch.len());
+        let mut batches = Vec::new();
         {
             let gil = Gil::lock();
             let writable = !gil.context().get_flags().contains(ContextFlags::SLAVE);
-            for f in batch {
-                if writable {
-                    let ok = catch_unwind(AssertUnwindSafe(|| apply(&gil, &f))).unwrap_or(false);
-                    if matches!(f.outcome, Ok(Some(_))) {
-                        stats::count(if ok {
-                            &stats::STORES
-                        } else {
-                            &stats::STORE_SKIPPED
-                        });
+            for msg in batch {
+                match msg {
+                    Msg::One(f) => replies.push(finish_one(&gil, writable, f)),
+                    Msg::Batch(b) => {
+                        finish_batch(&gil, writable, &b);
+                        batches.push(b);
                     }
-                } else if matches!(f.outcome, Ok(Some(_))) {
-                    stats::count(&stats::STORE_SKIPPED);
                 }
-                if f.kind == Kind::Refresh {
-                    let c = if f.outcome.is_ok() {
-                        &stats::REFRESHES
-                    } else {
-                        &stats::REFRESH_ERRORS
-                    };
-                    stats::count(c);
-                }
-                if let Ok(found) = &f.outcome {
-                    load::set_absent(&f.key, found.is_none());
-                }
-                replies.push((load::complete(&f.key), Arc::new(f.outcome)));
+            }
+        }
+        for b in batches {
+            if let Some(w) = b.waiter {
+                w.finish_many(b.reply);
             }
         }
         for (waiters, outcome) in replies {
@@ -103,6 +126,52 @@ fn run(rx: Receiver<Finished>) {
                 w.finish(Arc::clone(&outcome));
             }
         }
+    }
+}
+
+/// Under the GIL: writes one load's result, updates the negative cache, ends the load.
+fn finish_one(gil: &Gil, writable: bool, f: Finished) -> (Vec<Waiter>, Arc<Outcome>) {
+    if writable {
+        let ok = catch_unwind(AssertUnwindSafe(|| apply(gil, &f))).unwrap_or(false);
+        if matches!(f.outcome, Ok(Some(_))) {
+            stats::count(if ok {
+                &stats::STORES
+            } else {
+                &stats::STORE_SKIPPED
+            });
+        }
+    } else if matches!(f.outcome, Ok(Some(_))) {
+        stats::count(&stats::STORE_SKIPPED);
+    }
+    if f.kind == Kind::Refresh {
+        let c = if f.outcome.is_ok() {
+            &stats::REFRESHES
+        } else {
+            &stats::REFRESH_ERRORS
+        };
+        stats::count(c);
+    }
+    if let Ok(found) = &f.outcome {
+        load::set_absent(&f.key, found.is_none());
+    }
+    (load::complete(&f.key), Arc::new(f.outcome))
+}
+
+/// Under the GIL: stores the documents an `RT.MGET` found (`SET ... NX`), remembers the absent.
+fn finish_batch(gil: &Gil, writable: bool, b: &BatchDone) {
+    for (key, json) in &b.found {
+        let ok = writable
+            && catch_unwind(AssertUnwindSafe(|| set_value(gil, b.db, key, json, true)))
+                .unwrap_or(false);
+        stats::count(if ok {
+            &stats::STORES
+        } else {
+            &stats::STORE_SKIPPED
+        });
+        load::set_absent(&(b.db, key.clone()), false);
+    }
+    for key in &b.absent {
+        load::set_absent(&(b.db, key.clone()), true);
     }
 }
 
@@ -117,15 +186,20 @@ fn apply(gil: &Gil, f: &Finished) -> bool {
         (Ok(None), Kind::Refresh) => return call(gil, *db, "DEL", &[key.as_slice()]),
         _ => return true,
     };
+    set_value(gil, *db, key, json, f.kind == Kind::Fill)
+}
+
+/// `SET key json [PX ttl] [NX]` with the TTL policy applied.
+fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, nx: bool) -> bool {
     let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
-    let mut args: Vec<&[u8]> = vec![key.as_slice(), json.as_bytes()];
+    let mut args: Vec<&[u8]> = vec![key, json.as_bytes()];
     if let Some(ttl) = &ttl {
         args.extend([&b"PX"[..], ttl.as_bytes()]);
     }
-    if f.kind == Kind::Fill {
+    if nx {
         args.push(b"NX");
     }
-    call(gil, *db, "SET", &args)
+    call(gil, db, "SET", &args)
 }
 
 /// Runs a write command in `db`, replicated to replicas and the AOF, refused under OOM.

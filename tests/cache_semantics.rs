@@ -444,3 +444,106 @@ fn invalidate_is_replicated() {
     );
     assert!(e.starts_with("READONLY"), "a replica refuses writes: {e}");
 }
+
+#[test]
+fn mget_of_a_hundred_cold_keys_is_one_query_in_order_with_nils() {
+    let Some(mongo) = Mongo::dedicated("mget") else {
+        return;
+    };
+    let db = seed(&mongo, "mget", 120);
+    mongo.insert(&db, "items", vec![doc! { "_id": 7_i32, "n": "seven" }]);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    assert!(
+        rt_get(&mut c, "todo:1").unwrap().is_some(),
+        "warm the pool; todo:1 now cached"
+    );
+    let q0 = mongo.query_count();
+    // 1 cached, 99 cold that exist, 2 absent, 1 repeated key.
+    let mut keys: Vec<String> = (1..=100).map(|i| format!("todo:{i}")).collect();
+    keys.extend(["todo:nope".into(), "todo:500".into(), "todo:50".into()]);
+    let values: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(values.len(), keys.len());
+    for (i, v) in values.iter().take(100).enumerate() {
+        assert_eq!(
+            json(v.as_ref().unwrap())["id"],
+            (i + 1).to_string(),
+            "in order"
+        );
+    }
+    assert_eq!((values[100].as_ref(), values[101].as_ref()), (None, None));
+    assert_eq!(values[102], values[49]);
+    assert_eq!(
+        mongo.query_count() - q0,
+        1,
+        "one $in query for 102 cold keys of one mapping"
+    );
+    let stored: Vec<Option<String>> = redis::cmd("MGET").arg(&keys[..100]).query(&mut c).unwrap();
+    assert_eq!(
+        &stored[..],
+        &values[..100],
+        "every found document was stored"
+    );
+    // Now all hits (and the absent ids negative hits): no query at all.
+    let again: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(again, values);
+    assert_eq!(mongo.query_count() - q0, 1);
+    // Two mappings: one query each; integer ids match numbers.
+    let q1 = mongo.query_count();
+    let v: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg("item:7")
+        .arg("todo:110")
+        .arg("item:8")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(json(v[0].as_ref().unwrap())["n"], "seven");
+    assert_eq!(json(v[1].as_ref().unwrap())["id"], "110");
+    assert_eq!(v[2], None);
+    assert_eq!(mongo.query_count() - q1, 2);
+
+    let e = err_of(redis::cmd("RT.MGET").query::<redis::Value>(&mut c));
+    assert!(e.contains("wrong number"), "{e}");
+    let e = err_of(
+        redis::cmd("RT.MGET")
+            .arg("todo:1")
+            .arg("x:1")
+            .query::<redis::Value>(&mut c),
+    );
+    assert!(e.starts_with("NOMAPPING"), "{e}");
+    let _: () = redis::cmd("RPUSH")
+        .arg("todo:list")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let v: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg("todo:list")
+        .arg("todo:1")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v[0], None, "a non-string reads as nil, as in MGET");
+}
+
+#[test]
+fn mget_reports_a_backend_error_and_keeps_serving() {
+    let Some(mut mongo) = Mongo::dedicated("mget-down") else {
+        return;
+    };
+    let db = seed(&mongo, "mgetdown", 3);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "800"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
+    mongo.stop();
+    let e = err_of(
+        redis::cmd("RT.MGET")
+            .arg("todo:1")
+            .arg("todo:2")
+            .query::<redis::Value>(&mut c),
+    );
+    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    let v: Vec<Option<String>> = redis::cmd("RT.MGET").arg("todo:1").query(&mut c).unwrap();
+    assert!(v[0].is_some(), "all-hit MGET needs no MongoDB");
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod get;
+mod mget;
 
 use crate::error::Error;
 use crate::ffi;
@@ -26,6 +27,7 @@ pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
 /// Registers every command: name, entry point, flags, (first key, last key, key step).
 pub fn register(ctx: &Context) -> bool {
     ffi::create_command(ctx, "rt.get", rt_get_entry, "readonly", (1, 1, 1))
+        && ffi::create_command(ctx, "rt.mget", rt_mget_entry, "readonly", (1, -1, 1))
         && ffi::create_command(ctx, "rt.refresh", rt_refresh_entry, "readonly", (1, 1, 1))
         && ffi::create_command(
             ctx,
@@ -49,5 +51,6 @@ macro_rules! entry {
 }
 
 entry!(rt_get_entry, get::rt_get);
+entry!(rt_mget_entry, mget::rt_mget);
 entry!(rt_refresh_entry, admin::rt_refresh);
 entry!(rt_invalidate_entry, admin::rt_invalidate);
