@@ -115,6 +115,25 @@ def main():
             results.append((pipeline, g, r, r / g))
             print(f"pipeline {pipeline:>2}: GET {g:,.0f} rps, RT.GET hit {r:,.0f} rps, ratio {r / g:.3f}")
 
+        # 1b. Transparent path: GET of a mapped hot key vs GET of an unmapped key (same value,
+        # same server); GET of an unmapped key with the module loaded vs a server without it.
+        cli(rport, "SET", "plain:1", value)
+        cli(rport, "GET", "todo:1")
+        bport = free_port()
+        blog = open(os.path.join(tmp, "redis-bare.log"), "w")
+        procs.append(subprocess.Popen(["redis-server", "--port", str(bport), "--save", "", "--appendonly", "no",
+                                       "--dir", tmp], stdout=blog, stderr=blog))
+        wait_port(bport, "redis-server without the module")
+        cli(bport, "SET", "plain:1", value)
+        tget, plain, bare = [], [], []
+        for _ in range(a.rounds):
+            tget.append(bench(rport, a.clients, a.requests, 1, "GET", "todo:1"))
+            plain.append(bench(rport, a.clients, a.requests, 1, "GET", "plain:1"))
+            bare.append(bench(bport, a.clients, a.requests, 1, "GET", "plain:1"))
+        tg, pl, ba = statistics.median(tget), statistics.median(plain), statistics.median(bare)
+        print(f"transparent: GET mapped hit {tg:,.0f} rps vs GET unmapped {pl:,.0f} rps, ratio {tg / pl:.3f}; "
+              f"unmapped GET with module / without {pl / ba:.3f}")
+
         # 2. Single-flight: 1000 concurrent clients, one cold key.
         q0 = queries()
         subprocess.run(["redis-benchmark", "-p", str(rport), "-c", "1000", "-n", "1000", "-q",
@@ -164,6 +183,10 @@ def main():
             f.write("| pipeline | GET rps | RT.GET hit rps | ratio (goal >= 0.95) |\n|---|---|---|---|\n")
             for p, g, r, ratio in results:
                 f.write(f"| {p} | {g:,.0f} | {r:,.0f} | {ratio:.3f} |\n")
+            f.write("\n## Transparent path (plain GET, no pipelining)\n\n| | rps | ratio |\n|---|---|---|\n")
+            f.write(f"| GET of a mapped cached key (rewritten by the command filter) | {tg:,.0f} | {tg / pl:.3f} vs the next row (goal >= 0.95) |\n")
+            f.write(f"| GET of an unmapped key, module loaded | {pl:,.0f} | {pl / ba:.3f} vs the next row (goal >= 0.98) |\n")
+            f.write(f"| GET of the same key, redis-server without the module | {ba:,.0f} | |\n")
             f.write("\n## Single-flight\n\n")
             f.write(f"1000 concurrent clients (`redis-benchmark -c 1000 -n 1000 RT.GET todo:4999`) on one cold key: "
                     f"**{sf_queries}** MongoDB query (serverStatus opcounters.query; goal: exactly 1); "

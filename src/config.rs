@@ -7,11 +7,11 @@ use crate::loader;
 use crate::mapping::{Mappings, ResolveError, Target};
 use once_cell::sync::Lazy;
 use redis_module::configuration::{
-    register_i64_configuration, register_string_configuration, ConfigurationContext,
-    ConfigurationFlags, ConfigurationValue,
+    register_bool_configuration, register_i64_configuration, register_string_configuration,
+    ConfigurationContext, ConfigurationFlags, ConfigurationValue,
 };
 use redis_module::{Context, RedisError, RedisString};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ pub static TTL_JITTER: AtomicI64 = AtomicI64::new(10);
 pub static NEGATIVE_TTL: AtomicI64 = AtomicI64::new(30);
 pub static NEGATIVE_MAX: AtomicI64 = AtomicI64::new(100_000);
 pub static GRACE: AtomicI64 = AtomicI64::new(0);
+pub static TRANSPARENT: AtomicBool = AtomicBool::new(true);
+
+pub fn transparent() -> bool {
+    TRANSPARENT.load(Ordering::Relaxed)
+}
 
 /// Bounds of the numeric configs: (min, max).
 pub const TTL_RANGE: (i64, i64) = (0, 10 * 365 * 24 * 3600);
@@ -210,6 +215,14 @@ pub fn register(ctx: &Context) -> Result<(), String> {
             None,
         );
     }
+    register_bool_configuration(
+        ctx,
+        "transparent",
+        &TRANSPARENT,
+        true,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
     register_string_configuration(
         ctx,
         "mongo-uri",

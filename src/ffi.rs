@@ -9,7 +9,11 @@ use redis_module::{raw, Context, ContextFlags};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Set (on the main thread) while the module opens a key itself.
+static OWN_LOOKUP: AtomicBool = AtomicBool::new(false);
 
 /// A command's arguments, borrowed from Redis for the duration of the call (no copies, no
 /// reference counting).
@@ -98,11 +102,14 @@ fn with_cached<R>(
     f: impl FnOnce(&[u8], *mut raw::RedisModuleKey) -> R,
 ) -> Result<Option<R>, Error> {
     unsafe {
+        // Our own lookup of a missing key fires a key-miss event: the hook must ignore it.
+        OWN_LOOKUP.store(true, Ordering::Relaxed);
         let key = raw::RedisModule_OpenKey.unwrap()(
             ctx.ctx,
             args.argv[i],
             raw::REDISMODULE_READ as c_int,
         );
+        OWN_LOOKUP.store(false, Ordering::Relaxed);
         if key.is_null() {
             return Ok(None);
         }
@@ -395,4 +402,67 @@ unsafe extern "C" fn on_flush(
     if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END {
         crate::load::forget_all_absent();
     }
+}
+
+fn string_bytes<'a>(s: *const raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0;
+    unsafe {
+        let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// Registers the command filter (not applied to the module's own calls) and the key-miss hook.
+pub fn register_transparent(ctx: &Context) -> bool {
+    unsafe {
+        let filter = raw::RedisModule_RegisterCommandFilter.unwrap()(
+            ctx.ctx,
+            Some(on_command),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        );
+        let subscribed = raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(
+            ctx.ctx,
+            raw::REDISMODULE_NOTIFY_KEY_MISS,
+            Some(on_key_miss),
+        );
+        !filter.is_null() && subscribed == raw::REDISMODULE_OK as c_int
+    }
+}
+
+/// Runs before every command: rewrites GET/MGET of mapped keys (see `filter`).
+unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    let argc = raw::RedisModule_CommandFilterArgsCount.unwrap()(fctx);
+    if argc < 2 || !config::transparent() {
+        return;
+    }
+    let name = string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0));
+    if !(name.len() == 3 || name.len() == 4) {
+        return; // cheap exit for every command that cannot be GET or MGET
+    }
+    let args: Vec<&[u8]> = (0..argc)
+        .map(|i| string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, i)))
+        .collect();
+    let decision =
+        std::panic::catch_unwind(|| crate::filter::decide(&args, |k| config::check(k).is_ok()));
+    if let Ok(crate::filter::Rewrite::To(cmd)) = decision {
+        let s =
+            raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), cmd.as_ptr().cast(), cmd.len());
+        raw::RedisModule_CommandFilterArgReplace.unwrap()(fctx, 0, s);
+    }
+}
+
+/// A read command missed a key: prefetch it if it is mapped. Never blocks, never writes.
+unsafe extern "C" fn on_key_miss(
+    ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    _event: *const std::os::raw::c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    if OWN_LOOKUP.load(Ordering::Relaxed) || !config::transparent() {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    let key = string_bytes(key);
+    let ctx = Context::new(ctx);
+    let _ = std::panic::catch_unwind(|| crate::load::prefetch(selected_db(&ctx), key));
+    raw::REDISMODULE_OK as c_int
 }

@@ -8,6 +8,7 @@ mod commands;
 pub mod config;
 pub mod error;
 mod ffi;
+pub mod filter;
 pub mod inflight;
 mod load;
 mod loader;
@@ -32,6 +33,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }
     if !commands::register(ctx) {
         ctx.log_warning("readthrough: cannot register the commands");
+        return Status::Err;
+    }
+    if !ffi::register_transparent(ctx) {
+        ctx.log_warning("readthrough: cannot register the command filter or the key-miss hook");
         return Status::Err;
     }
     if !ffi::subscribe_flush(ctx) {

@@ -83,6 +83,20 @@ pub fn complete(key: &LoadKey) -> Vec<Waiter> {
     table().complete(key)
 }
 
+/// Main thread: starts a background load of a mapped `key` nobody waits on, unless it is
+/// loading already, known absent, or unmapped (then nothing happens).
+pub fn prefetch(db: i32, key: &[u8]) {
+    let Ok(target) = config::resolve(key) else {
+        return;
+    };
+    if table().is_loading(&(db, key.to_vec())) || known_absent(db, key) {
+        return;
+    }
+    if start(db, key, target, None, Kind::Fill) {
+        stats::count(&stats::PREFETCHES);
+    }
+}
+
 /// Main thread: joins the load of `key` or starts one. `waiter` is `None` for a background
 /// load nobody waits on. Beyond `readthrough.max-inflight` loads the waiter gets `BUSY`.
 /// Returns false if the load was refused for `BUSY`.

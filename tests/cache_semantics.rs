@@ -314,6 +314,10 @@ fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
         )
     });
     let mut c = redis.conn();
+    wait_until("the joiner to block", Duration::from_secs(10), || {
+        let s: String = redis::cmd("INFO").arg("clients").query(&mut c).unwrap();
+        s.contains("blocked_clients:2")
+    });
     let start = Instant::now();
     let e = err_of(rt_get(&mut c, "todo:2"));
     assert!(e.starts_with("BUSY"), "{e}");

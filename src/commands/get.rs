@@ -7,6 +7,16 @@ use crate::{config, policy, stats};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
+    get(ctx, args, false)
+}
+
+/// A plain `GET` rewritten by the command filter: where it cannot block, a miss answers nil
+/// as GET would, and the key is loaded in the background.
+pub fn rt_tget(ctx: &Context, args: &Args) -> RedisResult {
+    get(ctx, args, true)
+}
+
+fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
@@ -28,6 +38,10 @@ pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     stats::count(&stats::MISSES);
+    if transparent && ffi::cannot_block(ctx) {
+        load::prefetch(db, key);
+        return Ok(RedisValue::Null);
+    }
     let target = config::resolve(key)?;
     load_for_client(ctx, db, key, target, Kind::Fill)
 }

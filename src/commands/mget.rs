@@ -7,6 +7,16 @@ use crate::{config, stats};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_mget(ctx: &Context, args: &Args) -> RedisResult {
+    mget(ctx, args, false)
+}
+
+/// A plain `MGET` rewritten by the command filter: where it cannot block, misses answer nil as
+/// MGET would, and are loaded in the background.
+pub fn rt_tmget(ctx: &Context, args: &Args) -> RedisResult {
+    mget(ctx, args, true)
+}
+
+fn mget(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }
@@ -48,6 +58,11 @@ pub fn rt_mget(ctx: &Context, args: &Args) -> RedisResult {
     }
     if ffi::cannot_block(ctx) {
         stats::count(&stats::PREFETCHES);
+        if transparent {
+            ffi::reply_values(ctx, &values);
+            load::start_batch(db, misses, values, None);
+            return Ok(RedisValue::NoReply);
+        }
         load::start_batch(db, misses, values, None);
         return Err(Error::NoBlock.into());
     }

@@ -28,6 +28,20 @@ pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
 pub fn register(ctx: &Context) -> bool {
     ffi::create_command(ctx, "rt.get", rt_get_entry, "readonly", (1, 1, 1))
         && ffi::create_command(ctx, "rt.mget", rt_mget_entry, "readonly", (1, -1, 1))
+        && ffi::create_command(
+            ctx,
+            crate::filter::TGET,
+            rt_tget_entry,
+            "readonly",
+            (1, 1, 1),
+        )
+        && ffi::create_command(
+            ctx,
+            crate::filter::TMGET,
+            rt_tmget_entry,
+            "readonly",
+            (1, -1, 1),
+        )
         && ffi::create_command(ctx, "rt.refresh", rt_refresh_entry, "readonly", (1, 1, 1))
         && ffi::create_command(
             ctx,
@@ -52,5 +66,7 @@ macro_rules! entry {
 
 entry!(rt_get_entry, get::rt_get);
 entry!(rt_mget_entry, mget::rt_mget);
+entry!(rt_tget_entry, get::rt_tget);
+entry!(rt_tmget_entry, mget::rt_tmget);
 entry!(rt_refresh_entry, admin::rt_refresh);
 entry!(rt_invalidate_entry, admin::rt_invalidate);

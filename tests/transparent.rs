@@ -1,0 +1,312 @@
+//! Transparent read-through: plain GET/MGET from unmodified clients on mapped prefixes, through
+//! the command filter, and the key-miss prefetch for other read commands.
+
+mod common;
+
+use common::{err_of, json, mappings, seed, wait_until, Mongo, Redis};
+use std::time::Duration;
+
+fn get(c: &mut redis::Connection, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(c).unwrap()
+}
+
+fn exists(c: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS").arg(key).query::<i64>(c).unwrap() == 1
+}
+
+#[test]
+fn plain_get_reads_through_and_other_keys_are_untouched() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "tget", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let v = get(&mut c, "todo:1").expect("the first GET of a cold mapped key returns the document");
+    assert_eq!(json(&v)["id"], "1");
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
+    assert!(pttl > 3_500_000, "stored with the TTL: {pttl}");
+    assert_eq!(
+        get(&mut c, "todo:1").as_deref(),
+        Some(v.as_str()),
+        "then a hit"
+    );
+    assert_eq!(
+        get(&mut c, "todo:404"),
+        None,
+        "absent document: nil, as GET"
+    );
+    // Unmapped keys and malformed GETs behave exactly as without the module.
+    assert_eq!(get(&mut c, "user:1"), None);
+    let _: () = redis::cmd("SET")
+        .arg("user:1")
+        .arg("plain")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "user:1").as_deref(), Some("plain"));
+    assert_eq!(
+        get(&mut c, "todo:"),
+        None,
+        "an empty id is not mapped: plain GET"
+    );
+    let e = err_of(redis::cmd("GET").query::<Option<String>>(&mut c));
+    assert!(e.contains("wrong number of arguments for 'get'"), "{e}");
+    let _: () = redis::cmd("RPUSH")
+        .arg("todo:list")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    assert!(err_of(
+        redis::cmd("GET")
+            .arg("todo:list")
+            .query::<Option<String>>(&mut c)
+    )
+    .starts_with("WRONGTYPE"));
+    // Through redis-cli, RESP2 and RESP3.
+    assert_eq!(json(&redis.cli(&["GET", "todo:2"]))["id"], "2");
+    assert_eq!(json(&redis.cli(&["-3", "GET", "todo:3"]))["id"], "3");
+    assert_eq!(redis.cli(&["-3", "GET", "todo:405"]), "");
+    let info = redis.info();
+    assert_eq!((info["loads"], info["not_found"], info["hits"]), (3, 2, 1));
+}
+
+#[test]
+fn mget_reads_through_when_all_keys_are_mapped_and_mixed_mget_prefetches() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "tmget", 5);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("todo:1")
+        .arg("todo:2")
+        .arg("todo:99")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(json(v[0].as_ref().unwrap())["id"], "1");
+    assert_eq!(json(v[1].as_ref().unwrap())["id"], "2");
+    assert_eq!(v[2], None);
+    // Mixed: plain MGET semantics; the cold mapped key is prefetched for the next read.
+    let _: () = redis::cmd("SET")
+        .arg("user:1")
+        .arg("u")
+        .query(&mut c)
+        .unwrap();
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("user:1")
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, vec![Some("u".to_string()), None]);
+    wait_until("the prefetch of todo:3", Duration::from_secs(10), || {
+        exists(&mut c, "todo:3")
+    });
+    assert!(redis.info()["prefetches"] >= 1);
+}
+
+#[test]
+fn a_miss_of_any_read_command_prefetches_so_the_next_get_hits() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "prefetch", 5);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    for (cmd, key) in [
+        ("EXISTS", "todo:1"),
+        ("STRLEN", "todo:2"),
+        ("TYPE", "todo:3"),
+    ] {
+        let _: redis::Value = redis::cmd(cmd).arg(key).query(&mut c).unwrap();
+        wait_until("the prefetch", Duration::from_secs(10), || {
+            exists(&mut c, key)
+        });
+    }
+    let _: redis::Value = redis::cmd("GETRANGE")
+        .arg("todo:4")
+        .arg(0)
+        .arg(3)
+        .query(&mut c)
+        .unwrap();
+    wait_until("the prefetch", Duration::from_secs(10), || {
+        exists(&mut c, "todo:4")
+    });
+    let info = redis.info();
+    assert_eq!((info["prefetches"], info["loads"]), (4, 4));
+    assert!(get(&mut c, "todo:1").is_some());
+    let info = redis.info();
+    assert_eq!(
+        (info["loads"], info["hits"]),
+        (4, 1),
+        "the GET after EXISTS is a hit, no new load"
+    );
+    // Unmapped misses and absent ids do not load; the negative cache is respected.
+    let _: i64 = redis::cmd("EXISTS").arg("user:9").query(&mut c).unwrap();
+    let _: i64 = redis::cmd("EXISTS").arg("todo:999").query(&mut c).unwrap();
+    wait_until("the absent prefetch", Duration::from_secs(10), || {
+        redis.info()["not_found"] == 1
+    });
+    let _: i64 = redis::cmd("EXISTS").arg("todo:999").query(&mut c).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let info = redis.info();
+    assert_eq!(
+        (info["prefetches"], info["not_found"]),
+        (5, 1),
+        "negative entry: no second load"
+    );
+}
+
+#[test]
+fn inside_multi_and_lua_get_behaves_like_get_and_prefetches() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "tmulti", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let cached = get(&mut c, "todo:1").unwrap();
+    let (a, b): (Option<String>, Option<String>) = redis::pipe()
+        .atomic()
+        .cmd("GET")
+        .arg("todo:1")
+        .cmd("GET")
+        .arg("todo:2")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(a.as_deref(), Some(cached.as_str()));
+    assert_eq!(b, None, "a miss inside EXEC is nil, as GET");
+    wait_until("the prefetch from EXEC", Duration::from_secs(10), || {
+        exists(&mut c, "todo:2")
+    });
+    let script = "return redis.call('GET', KEYS[1])";
+    let v: Option<String> = redis::cmd("EVAL")
+        .arg(script)
+        .arg(1)
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, None, "a miss inside a script is nil");
+    wait_until("the prefetch from Lua", Duration::from_secs(10), || {
+        exists(&mut c, "todo:3")
+    });
+    let v: Option<String> = redis::cmd("EVAL")
+        .arg(script)
+        .arg(1)
+        .arg("todo:3")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(json(&v.unwrap())["id"], "3");
+    let v: Vec<Option<String>> = redis::cmd("EVAL")
+        .arg("return redis.call('MGET', KEYS[1], KEYS[2])")
+        .arg(2)
+        .arg("todo:1")
+        .arg("todo:9")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        (v[0].as_deref(), v[1].as_deref()),
+        (Some(cached.as_str()), None)
+    );
+}
+
+#[test]
+fn master_and_replica_both_read_through_and_replication_is_not_rewritten() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "trepl", 3);
+    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let replica = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    let mut m = master.conn();
+    let mut r = replica.conn();
+    wait_until("replication link up", Duration::from_secs(20), || {
+        let s: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+        s.contains("master_link_status:up")
+    });
+    let v = get(&mut m, "todo:1").unwrap();
+    wait_until("the value on the replica", Duration::from_secs(10), || {
+        redis::cmd("EXISTS")
+            .arg("todo:1")
+            .query::<i64>(&mut r)
+            .unwrap()
+            == 1
+    });
+    assert_eq!(
+        get(&mut r, "todo:1").as_deref(),
+        Some(v.as_str()),
+        "replica GET is a hit"
+    );
+    assert_eq!(
+        replica.info()["loads"],
+        0,
+        "the replicated SET was applied as is, nothing loaded"
+    );
+    // A cold key read on the replica is loaded and returned there, not written.
+    assert_eq!(json(&get(&mut r, "todo:2").unwrap())["id"], "2");
+    assert!(!exists(&mut r, "todo:2"));
+    assert!(
+        !exists(&mut m, "todo:2"),
+        "nothing flows back to the master"
+    );
+}
+
+#[test]
+fn transparent_off_turns_it_all_off_at_runtime() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "toff", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.transparent")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "todo:1"), None, "plain GET again");
+    let _: i64 = redis::cmd("EXISTS").arg("todo:2").query(&mut c).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(redis.info()["loads"], 0, "no prefetch either");
+    assert_eq!(
+        json(&common::rt_get(&mut c, "todo:1").unwrap().unwrap())["id"],
+        "1",
+        "RT.GET still works"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.transparent")
+        .arg("yes")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(json(&get(&mut c, "todo:3").unwrap())["id"], "3");
+}
+
+#[test]
+fn acl_key_permissions_apply_to_the_transparent_get() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "tacl", 2);
+    let redis = Redis::start(
+        &mongo.uri,
+        &format!("{} secret:={db}.todos:id", mappings(&db)),
+        &[],
+    );
+    let mut admin = redis.conn();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("reader")
+        .arg("on")
+        .arg(">pw")
+        .arg("~todo:*")
+        .arg("+@read")
+        .arg("+rt.tget")
+        .arg("+rt.tmget")
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://reader:pw@127.0.0.1:{}/", redis.port);
+    let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+    assert_eq!(json(&get(&mut c, "todo:1").unwrap())["id"], "1");
+    let e = err_of(
+        redis::cmd("GET")
+            .arg("secret:1")
+            .query::<Option<String>>(&mut c),
+    );
+    assert!(e.starts_with("NOPERM"), "key permissions still apply: {e}");
+    assert!(
+        !exists(&mut admin, "secret:1"),
+        "nothing loaded for a refused key"
+    );
+}
