@@ -3,7 +3,7 @@
 //! Counters are relaxed atomics bumped from the main thread and the loader threads. Load
 //! latency percentiles come from the last `WINDOW` load durations.
 
-use crate::store;
+use crate::load;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -99,7 +99,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("invalidations", get(&INVALIDATIONS)),
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
-        ("inflight", store::inflight_len() as u64),
+        ("inflight", load::inflight_len() as u64),
         ("load_p50_us", p50),
         ("load_p99_us", p99),
     ]

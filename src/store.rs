@@ -50,10 +50,6 @@ pub fn start_thread() -> Result<(), String> {
         .map_err(|_| "store thread started twice".to_owned())
 }
 
-pub fn inflight_len() -> usize {
-    load::inflight_len()
-}
-
 /// Hands a finished load to the store thread.
 pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
     let msg = Msg::One(Finished { key, kind, outcome });

@@ -81,7 +81,11 @@ fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text(
     );
     assert_eq!(mongo.query_count(), before);
     let info = redis.info();
-    assert_eq!((info["loads"], info["stores"], info["hits"]), (3, 3, 2), "the transparent GET above hit too");
+    assert_eq!(
+        (info["loads"], info["stores"], info["hits"]),
+        (3, 3, 2),
+        "the transparent GET above hit too"
+    );
 }
 
 #[test]
@@ -352,7 +356,10 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
         rt_get(&mut c, "todo:2")
     });
     wait_until("the client to block", Duration::from_secs(10), || {
-        assert!(!victim.is_finished(), "RT.GET returned while MongoDB is stalled");
+        assert!(
+            !victim.is_finished(),
+            "RT.GET returned while MongoDB is stalled"
+        );
         let clients: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
         clients.contains("blocked_clients:1")
     });
