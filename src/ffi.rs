@@ -342,6 +342,21 @@ impl Gil {
         }
     }
 
+    /// The GIL if it is free right now, without waiting.
+    pub fn try_lock() -> Option<Gil> {
+        unsafe {
+            let ctx = raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut());
+            if raw::RedisModule_ThreadSafeContextTryLock.unwrap()(ctx)
+                == raw::REDISMODULE_OK as c_int
+            {
+                Some(Gil { ctx })
+            } else {
+                raw::RedisModule_FreeThreadSafeContext.unwrap()(ctx);
+                None
+            }
+        }
+    }
+
     pub fn context(&self) -> Context {
         Context::new(self.ctx)
     }

@@ -1,9 +1,11 @@
 //! The one place that writes to Redis from a background thread.
 //!
-//! Finished loads arrive on a channel; one thread takes the Redis GIL once per batch, writes
-//! each found document with `SET key value PX ttl NX` (replicated to replicas and the AOF,
-//! refused under OOM), removes the key from the single-flight table, releases the GIL and only
-//! then unblocks the waiters. Batching keeps lock traffic low when many loads end together.
+//! A finished load is written at once by the loader thread when the Redis GIL is free (Redis
+//! idle: no extra thread hop). Otherwise it goes on a channel, and one thread takes the GIL once
+//! per batch. Either way each found document is written with `SET key value PX ttl NX`
+//! (replicated to replicas and the AOF, refused under OOM), the key leaves the single-flight
+//! table, the GIL is released, and only then are the waiters unblocked. Batching keeps lock
+//! traffic low when many loads end together.
 
 use crate::error::Error;
 use crate::ffi::{Gil, Outcome, Waiter};
@@ -53,6 +55,12 @@ pub fn start_thread() -> Result<(), String> {
 /// Hands a finished load to the store thread.
 pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
     let msg = Msg::One(Finished { key, kind, outcome });
+    // Fast path: Redis is idle (the main thread is waiting for events), so write here and
+    // save the hop to the store thread.
+    if let Some(gil) = Gil::try_lock() {
+        process(gil, vec![msg]);
+        return;
+    }
     let sent = SENDER.get().map(|tx| tx.send(msg));
     if let Some(Err(std::sync::mpsc::SendError(Msg::One(Finished { key, .. })))) = sent {
         // The store thread is gone (it never should be): still answer every waiter.
@@ -94,33 +102,36 @@ fn run(rx: Receiver<Msg>) {
                 Err(_) => break,
             }
         }
-        let mut replies: Vec<(Vec<Waiter>, Arc<Outcome>)> = Vec::with_capacity(batch.len());
-        let mut batches = Vec::new();
-        {
-            let gil = Gil::lock();
-            let writable = !gil.context().get_flags().contains(ContextFlags::SLAVE);
-            for msg in batch {
-                match msg {
-                    Msg::One(f) => replies.push(finish_one(&gil, writable, f)),
-                    Msg::Batch(b) => {
-                        finish_batch(&gil, writable, &b);
-                        batches.push(b);
-                    }
-                }
+        process(Gil::lock(), batch);
+    }
+}
+
+/// Writes a batch under `gil`, releases it, then answers the waiters.
+fn process(gil: Gil, batch: Vec<Msg>) {
+    let mut replies: Vec<(Vec<Waiter>, Arc<Outcome>)> = Vec::with_capacity(batch.len());
+    let mut batches = Vec::new();
+    let writable = !gil.context().get_flags().contains(ContextFlags::SLAVE);
+    for msg in batch {
+        match msg {
+            Msg::One(f) => replies.push(finish_one(&gil, writable, f)),
+            Msg::Batch(b) => {
+                finish_batch(&gil, writable, &b);
+                batches.push(b);
             }
         }
-        for b in batches {
-            if let Some(w) = b.waiter {
-                w.finish_many(b.reply);
-            }
+    }
+    drop(gil);
+    for b in batches {
+        if let Some(w) = b.waiter {
+            w.finish_many(b.reply);
         }
-        for (waiters, outcome) in replies {
-            if matches!(*outcome, Err(Error::Timeout(_))) {
-                stats::add(&stats::TIMEOUTS, waiters.len() as u64);
-            }
-            for w in waiters {
-                w.finish(Arc::clone(&outcome));
-            }
+    }
+    for (waiters, outcome) in replies {
+        if matches!(*outcome, Err(Error::Timeout(_))) {
+            stats::add(&stats::TIMEOUTS, waiters.len() as u64);
+        }
+        for w in waiters {
+            w.finish(Arc::clone(&outcome));
         }
     }
 }

@@ -247,7 +247,7 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
     );
     assert!(start.elapsed() < Duration::from_millis(200));
     wait_until("the background refresh", Duration::from_secs(10), || {
-        let v: String = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+        let v = common::stored(&mut c, "todo:1").unwrap();
         json(&v)["name"] == "new"
     });
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
@@ -390,7 +390,7 @@ fn invalidate_and_refresh() {
         .query(&mut c)
         .unwrap();
     assert_eq!(json(&v.unwrap())["name"], "renamed");
-    let got: String = redis::cmd("GET").arg("todo:3").query(&mut c).unwrap();
+    let got = common::stored(&mut c, "todo:3").unwrap();
     assert_eq!(json(&got)["name"], "renamed");
     // A document deleted in MongoDB: REFRESH replies nil and removes the key.
     mongo.delete_one(&db, "todos", doc! {"id": "3"});
@@ -482,12 +482,13 @@ fn mget_of_a_hundred_cold_keys_is_one_query_in_order_with_nils() {
         1,
         "one $in query for 102 cold keys of one mapping"
     );
-    let stored: Vec<Option<String>> = redis::cmd("MGET").arg(&keys[..100]).query(&mut c).unwrap();
-    assert_eq!(
-        &stored[..],
-        &values[..100],
-        "every found document was stored"
-    );
+    for (k, v) in keys[..100].iter().zip(&values) {
+        assert_eq!(
+            &common::stored(&mut c, k),
+            v,
+            "every found document was stored"
+        );
+    }
     // Now all hits (and the absent ids negative hits): no query at all.
     let again: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
     assert_eq!(again, values);

@@ -42,7 +42,7 @@ fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text(
         doc["_id"]["$oid"].is_string(),
         "ObjectId as relaxed extended JSON: {v}"
     );
-    let stored: Option<String> = redis::cmd("GET").arg("todo:2").query(&mut c).unwrap();
+    let stored = common::stored(&mut c, "todo:2");
     assert_eq!(stored.as_deref(), Some(v.as_str()));
     let pttl: i64 = redis::cmd("PTTL").arg("todo:2").query(&mut c).unwrap();
     assert!(
@@ -96,7 +96,7 @@ fn the_value_lands_in_the_db_the_client_selected() {
     let mut c = redis.conn();
     let _: () = redis::cmd("SELECT").arg(5).query(&mut c).unwrap();
     let v = rt_get(&mut c, "todo:1").unwrap().expect("found");
-    let in5: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+    let in5 = common::stored(&mut c, "todo:1");
     assert_eq!(in5.as_deref(), Some(v.as_str()));
     let mut c0 = redis.conn();
     let in0: i64 = redis::cmd("EXISTS").arg("todo:1").query(&mut c0).unwrap();
@@ -385,7 +385,7 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
         Duration::from_secs(20),
         || redis.info()["inflight"] == 0,
     );
-    let v: Option<String> = redis::cmd("GET").arg("todo:2").query(&mut admin).unwrap();
+    let v = common::stored(&mut admin, "todo:2");
     assert!(v.is_some(), "the load completed and was stored");
     let clients: String = redis::cmd("INFO").arg("clients").query(&mut admin).unwrap();
     assert!(clients.contains("blocked_clients:0"), "{clients}");
@@ -412,10 +412,16 @@ fn a_loaded_value_reaches_a_replica() {
     let _: () = redis::cmd("SELECT").arg(2).query(&mut m).unwrap();
     let v = rt_get(&mut m, "todo:1").unwrap().expect("found");
     let _: () = redis::cmd("SELECT").arg(2).query(&mut r).unwrap();
+    // EXISTS, not GET: a transparent GET on the replica would load the value itself.
     wait_until("the value on the replica", Duration::from_secs(10), || {
-        let got: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut r).unwrap();
-        got.as_deref() == Some(v.as_str())
+        redis::cmd("EXISTS")
+            .arg("todo:1")
+            .query::<i64>(&mut r)
+            .unwrap()
+            == 1
     });
+    let got = common::stored(&mut r, "todo:1");
+    assert_eq!(got.as_deref(), Some(v.as_str()));
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut r).unwrap();
     assert!(pttl > 3_500_000, "the TTL is replicated: {pttl}");
     // A miss on the read-only replica is loaded and returned, not written there.
@@ -440,7 +446,7 @@ fn a_loaded_value_survives_an_aof_restart() {
     redis.restart();
     let mut c = redis.conn();
     let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
-    let got: Option<String> = redis::cmd("GET").arg("todo:1").query(&mut c).unwrap();
+    let got = common::stored(&mut c, "todo:1");
     assert_eq!(got.as_deref(), Some(v.as_str()));
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
     assert!(pttl > 3_500_000, "TTL kept across the restart: {pttl}");

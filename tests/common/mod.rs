@@ -86,9 +86,14 @@ pub struct Proc {
 
 const WATCHDOG: &str = r#"parent=$1; pidfile=$2; shift 2
 "$@" & c=$!; echo $c > "$pidfile"
-trap 'kill -CONT $c 2>/dev/null; kill $c 2>/dev/null; wait $c; exit 0' TERM INT
+finish() {
+  kill -CONT $c 2>/dev/null; kill $c 2>/dev/null
+  for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $c 2>/dev/null || exit 0; sleep 1; done
+  kill -9 $c 2>/dev/null; exit 0
+}
+trap finish TERM INT
 while kill -0 "$parent" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.3; done
-kill -CONT $c 2>/dev/null; kill $c 2>/dev/null; wait $c"#;
+finish"#;
 
 impl Proc {
     pub fn spawn(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
@@ -143,11 +148,26 @@ impl Proc {
             .success()
     }
 
+    /// Stops the server: SIGTERM, then SIGKILL if it has not exited within 10 s (a server that
+    /// waits for its clients must not hang the test run), then the watchdog.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.shell.id().to_string())
-            .stderr(Stdio::null())
-            .status();
+        let pid = self.pid.to_string();
+        let kill = |args: &[&str]| {
+            Command::new("kill")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        kill(&["-CONT", &pid]);
+        kill(&["-TERM", &pid]);
+        let start = Instant::now();
+        while kill(&["-0", &pid]) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill(&["-KILL", &pid]);
+        kill(&[&self.shell.id().to_string()]);
         let _ = self.shell.wait();
     }
 
@@ -261,6 +281,9 @@ impl Mongo {
     }
 
     pub fn stop(&mut self) {
+        if let Some(client) = self.client.take() {
+            rt().block_on(async move { client.shutdown().await });
+        }
         if let Some(mut p) = self.proc.take() {
             p.stop();
         }
@@ -326,6 +349,18 @@ impl Mongo {
             .unwrap();
         let q = st.get_document("opcounters").unwrap().get("query").unwrap();
         q.as_i64().or_else(|| q.as_i32().map(i64::from)).unwrap()
+    }
+}
+
+impl Drop for Mongo {
+    fn drop(&mut self) {
+        // Close the test's own connections first: the server may wait for them on shutdown.
+        if let Some(c) = self.client.take() {
+            rt().block_on(async move { c.shutdown().await });
+        }
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
     }
 }
 
@@ -543,4 +578,14 @@ pub fn rt_get(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option
 
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// What Redis holds at `key`, read without triggering a load: EXISTS first (a plain GET of a
+/// mapped key would read through).
+pub fn stored(c: &mut redis::Connection, key: &str) -> Option<String> {
+    let n: i64 = redis::cmd("EXISTS").arg(key).query(c).unwrap();
+    if n == 0 {
+        return None;
+    }
+    redis::cmd("GET").arg(key).query(c).unwrap()
 }
