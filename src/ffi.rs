@@ -170,6 +170,11 @@ pub fn selected_db(ctx: &Context) -> i32 {
     unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
 }
 
+/// True on a replica (values arrive from the master; the module never writes there).
+pub fn is_replica(ctx: &Context) -> bool {
+    ctx.get_flags().contains(ContextFlags::SLAVE)
+}
+
 /// True where a command cannot block its client: inside MULTI/EXEC, Lua, or a context that
 /// denies blocking (e.g. a command run by another module).
 pub fn cannot_block(ctx: &Context) -> bool {
@@ -478,6 +483,10 @@ unsafe extern "C" fn on_key_miss(
     }
     let key = string_bytes(key);
     let ctx = Context::new(ctx);
+    if is_replica(&ctx) {
+        // A replica cannot store the value: prefetching would only cost a query.
+        return raw::REDISMODULE_OK as c_int;
+    }
     let _ = std::panic::catch_unwind(|| crate::load::prefetch(selected_db(&ctx), key));
     raw::REDISMODULE_OK as c_int
 }

@@ -12,7 +12,7 @@ use crate::ffi::{Gil, Outcome, Waiter};
 use crate::load::{self, Kind, LoadKey};
 use crate::{config, stats};
 use once_cell::sync::OnceCell;
-use redis_module::{CallOptionsBuilder, CallResult, ContextFlags};
+use redis_module::{CallOptionsBuilder, CallResult};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -110,7 +110,7 @@ fn run(rx: Receiver<Msg>) {
 fn process(gil: Gil, batch: Vec<Msg>) {
     let mut replies: Vec<(Vec<Waiter>, Arc<Outcome>)> = Vec::with_capacity(batch.len());
     let mut batches = Vec::new();
-    let writable = !gil.context().get_flags().contains(ContextFlags::SLAVE);
+    let writable = !crate::ffi::is_replica(&gil.context());
     for msg in batch {
         match msg {
             Msg::One(f) => replies.push(finish_one(&gil, writable, f)),

@@ -236,6 +236,10 @@ fn master_and_replica_both_read_through_and_replication_is_not_rewritten() {
         0,
         "the replicated SET was applied as is, nothing loaded"
     );
+    // A miss of another read command on a replica prefetches nothing (it could not be stored).
+    let _: i64 = redis::cmd("EXISTS").arg("todo:3").query(&mut r).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(replica.info()["prefetches"], 0);
     // A cold key read on the replica is loaded and returned there, not written.
     assert_eq!(json(&get(&mut r, "todo:2").unwrap())["id"], "2");
     assert!(!exists(&mut r, "todo:2"));

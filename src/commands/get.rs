@@ -39,7 +39,9 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
     }
     stats::count(&stats::MISSES);
     if transparent && ffi::cannot_block(ctx) {
-        load::prefetch(db, key);
+        if !ffi::is_replica(ctx) {
+            load::prefetch(db, key);
+        }
         return Ok(RedisValue::Null);
     }
     let target = config::resolve(key)?;
