@@ -33,23 +33,8 @@ fn five_hundred_concurrent_reads_of_one_cold_key_make_one_mongodb_query() {
     let q0 = mongo.query_count();
     // Hold MongoDB still so every reader arrives while the one load is in flight.
     mongo.pause();
-    let url = redis.url();
-    let readers: Vec<_> = (0..500)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-                rt_get(&mut c, "todo:1")
-            })
-        })
-        .collect();
-    wait_until("500 blocked clients", Duration::from_secs(30), || {
-        let s: String = redis::cmd("INFO")
-            .arg("clients")
-            .query(&mut redis.conn())
-            .unwrap();
-        s.contains("blocked_clients:500")
-    });
+    let readers: Vec<_> = (0..500).map(|_| redis.spawn_rt_get("todo:1")).collect();
+    redis.wait_blocked(500);
     mongo.resume();
     let values: Vec<String> = readers
         .into_iter()
@@ -294,30 +279,13 @@ fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
         "warm the pool"
     );
     mongo.pause();
-    let url = redis.url();
-    let first = {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            rt_get(
-                &mut redis::Client::open(url).unwrap().get_connection().unwrap(),
-                "todo:1",
-            )
-        })
-    };
+    let first = redis.spawn_rt_get("todo:1");
     wait_until("one load in flight", Duration::from_secs(10), || {
         redis.info()["inflight"] == 1
     });
-    let joiner = std::thread::spawn(move || {
-        rt_get(
-            &mut redis::Client::open(url).unwrap().get_connection().unwrap(),
-            "todo:1",
-        )
-    });
+    let joiner = redis.spawn_rt_get("todo:1");
     let mut c = redis.conn();
-    wait_until("the joiner to block", Duration::from_secs(10), || {
-        let s: String = redis::cmd("INFO").arg("clients").query(&mut c).unwrap();
-        s.contains("blocked_clients:2")
-    });
+    redis.wait_blocked(2);
     let start = Instant::now();
     let e = err_of(rt_get(&mut c, "todo:2"));
     assert!(e.starts_with("BUSY"), "{e}");
@@ -414,11 +382,7 @@ fn invalidate_is_replicated() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "invrepl", 1);
     let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--replicaof", "127.0.0.1", &master.port.to_string()],
-    );
+    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
     let mut m = master.conn();
     let mut r = replica.conn();
     rt_get(&mut m, "todo:1").unwrap().unwrap();

@@ -350,11 +350,7 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
         "warm the connection pool"
     );
     mongo.pause();
-    let url = redis.url();
-    let victim = std::thread::spawn(move || {
-        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
-        rt_get(&mut c, "todo:2")
-    });
+    let victim = redis.spawn_rt_get("todo:2");
     wait_until("the client to block", Duration::from_secs(10), || {
         assert!(
             !victim.is_finished(),
@@ -397,17 +393,8 @@ fn a_loaded_value_reaches_a_replica() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "replica", 2);
     let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
     let mut r = replica.conn();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(master.port)
-        .query(&mut r)
-        .unwrap();
-    wait_until("replication link up", Duration::from_secs(20), || {
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
-        info.contains("master_link_status:up")
-    });
     let mut m = master.conn();
     let _: () = redis::cmd("SELECT").arg(2).query(&mut m).unwrap();
     let v = rt_get(&mut m, "todo:1").unwrap().expect("found");

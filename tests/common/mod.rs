@@ -522,6 +522,44 @@ impl Redis {
         self.launch();
     }
 
+    /// A second server with the module, replica of `master`, once its replication link is up.
+    pub fn start_replica(mongo_uri: &str, mappings: &str, master: &Redis) -> Redis {
+        let port = master.port.to_string();
+        let replica = Redis::start(mongo_uri, mappings, &["--replicaof", "127.0.0.1", &port]);
+        let mut r = replica.conn();
+        wait_until("replication link up", Duration::from_secs(20), || {
+            let s: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+            s.contains("master_link_status:up")
+        });
+        replica
+    }
+
+    /// Waits until exactly `n` clients are blocked (on loads).
+    pub fn wait_blocked(&self, n: usize) {
+        let mut c = self.conn();
+        let want = format!("blocked_clients:{n}\r");
+        wait_until(
+            &format!("{n} blocked clients"),
+            Duration::from_secs(30),
+            || {
+                let s: String = redis::cmd("INFO").arg("clients").query(&mut c).unwrap();
+                s.contains(&want)
+            },
+        );
+    }
+
+    /// `RT.GET key` on a connection of its own, in a thread.
+    pub fn spawn_rt_get(
+        &self,
+        key: &str,
+    ) -> std::thread::JoinHandle<redis::RedisResult<Option<String>>> {
+        let (url, key) = (self.url(), key.to_owned());
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            rt_get(&mut c, &key)
+        })
+    }
+
     /// The `readthrough_*` fields of INFO.
     pub fn info(&self) -> std::collections::HashMap<String, i64> {
         let text: String = redis::cmd("INFO")
