@@ -55,5 +55,8 @@ clean:
 	rm -rf $(VENV) .run
 
 ## Benchmarks: ratios measured side by side in one run (see bench/results/).
+## Needs the bench extras in the venv (redis-py, matplotlib) and the Rust load generator.
 bench: deps build
-	.venv/bin/python bench/bench.py
+	@$(PY) -c 'import redis, matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q redis matplotlib
+	cargo build --release --example loadgen
+	$(PY) bench/bench.py $(BENCH_ARGS)

@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
-"""Benchmarks, measured side by side in one run on one machine.
+"""Benchmarks, measured side by side in one run on one machine (`make bench`).
 
-Starts its own MongoDB-compatible server (or uses MONGO_URI) and a redis-server with the
-module, loads 5,000 documents, then measures:
+Starts its own SecantusDB (or uses MONGO_URI), loads the 200,000 demo todos
+(scripts/demo_data.py), starts a redis-server with the module, and measures with
+`redis-benchmark` and the Rust load generator (`examples/loadgen.rs`):
 
-1. Hit path: redis-benchmark rounds that alternate GET and RT.GET on the same cached key (same
-   clients, requests and pipelining); median requests/s of each and their ratio.
-2. Single-flight: 1000 clients (redis-benchmark -c 1000 -n 1000) read one cold key at once;
-   MongoDB queries counted by serverStatus opcounters.query.
-3. Batch: RT.MGET of 100 cold keys vs 100 sequential RT.GET of 100 other cold keys, wall time
-   through redis-cli, median over rounds.
+1. hit path: RT.GET hit vs plain GET of the same key, pipelined and not;
+2. transparent path: GET of a mapped hot key vs GET of an unmapped key, and GET of an unmapped
+   key with the module loaded vs a redis-server without it;
+3. miss path: RT.GET cold-miss latency vs a direct find_one from the same Rust client;
+4. cache-aside (GET, find_one, SET from the client) vs RT.GET at 1, 16 and 64 clients;
+5. single-flight: 1000 concurrent RT.GET of one cold key -> MongoDB queries;
+6. batch: RT.MGET of 100 cold keys vs 100 sequential RT.GET;
+7. PING p99 while 10,000 loads wait on a stalled (SIGSTOPped) MongoDB vs idle PING p99;
+8. memory: used_memory per cached document vs the same JSON stored by plain SET;
+9. the demo workload: random ids over the 200,000 todos from a cold cache, per second.
 
-Timings on a shared machine are noisy: read the ratios, not the absolute numbers.
+Every timing is a median over alternating rounds; read the ratios, not absolute numbers (the
+machine is shared and noisy). Writes bench/results/report.md and bench/results/bench.png.
 
-Usage: bench/bench.py [--rounds N] [--requests N] [--out FILE]
+Usage: bench/bench.py [--rounds N] [--requests N] [--demo-seconds N] [--out-dir DIR]
 """
 import argparse
 import csv
 import io
+import json
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -27,8 +35,12 @@ import sys
 import tempfile
 import time
 
+import redis
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.environ.get("READTHROUGH_MODULE", os.path.join(ROOT, "target/release/libreadthrough.so"))
+LOADGEN = os.path.join(ROOT, "target/release/examples/loadgen")
+DOCS = 200_000
 
 
 def free_port():
@@ -48,159 +60,443 @@ def wait_port(port, what, timeout=60):
     sys.exit(f"{what} did not start on port {port}")
 
 
-def cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def bench(port, clients, requests, pipeline, *command):
+def redis_benchmark(port, clients, requests, pipeline, *command):
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests),
          "-P", str(pipeline), "--csv", *command],
         capture_output=True, text=True, check=True,
     ).stdout
-    rows = list(csv.DictReader(io.StringIO(out)))
-    return float(rows[-1]["rps"])
+    return float(list(csv.DictReader(io.StringIO(out)))[-1]["rps"])
+
+
+class Ids:
+    """Hands out ranges of ids never read before, so every load is a cold miss."""
+
+    def __init__(self, first=10):
+        self.next = first
+
+    def take(self, n):
+        start = self.next
+        self.next += n
+        if self.next > DOCS:
+            sys.exit("bench ran out of cold ids")
+        return start
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+class Bench:
+    def __init__(self, a, tmp):
+        self.a, self.tmp, self.procs = a, tmp, []
+        self.ids = Ids()
+        self.results = {}
+        self.mongo_proc = None
+
+    def spawn(self, args, log):
+        p = subprocess.Popen(args, stdout=open(os.path.join(self.tmp, log), "w"), stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def loadgen(self, mode, **kw):
+        args = [LOADGEN, mode, "--redis", f"redis://127.0.0.1:{self.rport}/", "--mongo", self.uri,
+                "--mapping", "test.todos:id", "--prefix", "todo:"]
+        for k, v in kw.items():
+            args += [f"--{k}", str(v)]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        rows = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        return rows if mode == "demo" else rows[-1]
+
+    def queries(self):
+        return self.mongo.admin.command("serverStatus")["opcounters"]["query"]
+
+    def setup(self):
+        import pymongo
+        self.uri = os.environ.get("MONGO_URI")
+        if not self.uri:
+            mport = free_port()
+            self.mongo_proc = self.spawn(
+                [os.path.join(ROOT, ".venv/bin/secantusd-py"), "--port", str(mport),
+                 "--storage-path", os.path.join(self.tmp, "mongo"), "--log-level", "WARNING"], "mongo.log")
+            wait_port(mport, "SecantusDB")
+            self.uri = f"mongodb://127.0.0.1:{mport}"
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts/demo_data.py"), self.uri, str(DOCS)], check=True)
+        self.mongo = pymongo.MongoClient(self.uri)
+        build = self.mongo.admin.command("buildInfo")
+        self.mongo_version = build.get("version", "?")
+        self.mongo_name = "SecantusDB (embedded)" if self.mongo_proc else f"external MongoDB ({self.uri.split('@')[-1]})"
+        self.rport = free_port()
+        self.spawn(["redis-server", "--port", str(self.rport), "--save", "", "--appendonly", "no",
+                    "--dir", self.tmp, "--maxclients", "12000",
+                    "--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri,
+                    "--readthrough.mappings", "todo:=test.todos:id", "--readthrough.timeout", "60000",
+                    "--readthrough.max-inflight", "20000"], "redis.log")
+        wait_port(self.rport, "redis-server")
+        self.r = redis.Redis(port=self.rport, decode_responses=True)
+        self.value = self.r.execute_command("RT.GET", "todo:1")
+        assert self.value.startswith("{"), self.value
+
+    # 1. Hit path.
+    def hit_path(self):
+        a, rows = self.a, []
+        for pipeline in (1, 16):
+            n = a.requests * (5 if pipeline > 1 else 1)
+            get, rtget = [], []
+            for _ in range(a.rounds):  # alternate so drift hits both alike
+                get.append(redis_benchmark(self.rport, 50, n, pipeline, "GET", "todo:1"))
+                rtget.append(redis_benchmark(self.rport, 50, n, pipeline, "RT.GET", "todo:1"))
+            g, r = med(get), med(rtget)
+            rows.append((pipeline, g, r, r / g))
+            print(f"1. hit path, pipeline {pipeline:>2}: GET {g:,.0f} rps, RT.GET hit {r:,.0f} rps, ratio {r / g:.3f}")
+        self.results["hit"] = rows
+
+    # 2. Transparent path.
+    def transparent(self):
+        a = self.a
+        self.r.set("plain:1", self.value)
+        bport = free_port()
+        self.spawn(["redis-server", "--port", str(bport), "--save", "", "--appendonly", "no", "--dir", self.tmp],
+                   "redis-bare.log")
+        wait_port(bport, "redis-server without the module")
+        redis.Redis(port=bport).set("plain:1", self.value)
+        tget, plain, bare = [], [], []
+        for _ in range(a.rounds):
+            tget.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "todo:1"))
+            plain.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "plain:1"))
+            bare.append(redis_benchmark(bport, 50, a.requests, 1, "GET", "plain:1"))
+        tg, pl, ba = med(tget), med(plain), med(bare)
+        print(f"2. transparent: GET mapped hit / GET unmapped {tg / pl:.3f}; unmapped GET with module / without {pl / ba:.3f}")
+        self.results["transparent"] = (tg, pl, ba)
+
+    # 3. Miss path vs a direct find_one.
+    def miss_path(self):
+        n = 300
+        rt, direct = [], []
+        for _ in range(self.a.rounds):
+            rt.append(self.loadgen("rtget", start=self.ids.take(n), count=n, concurrency=1))
+            direct.append(self.loadgen("direct", start=self.ids.take(n), count=n, concurrency=1))
+        res = {k: (med([x[k] for x in rt]), med([x[k] for x in direct])) for k in ("p50_us", "p99_us")}
+        print(f"3. miss path: RT.GET cold p50 {res['p50_us'][0]} us / find_one {res['p50_us'][1]} us "
+              f"= {res['p50_us'][0] / res['p50_us'][1]:.3f}; p99 {res['p99_us'][0] / res['p99_us'][1]:.3f}")
+        self.results["miss"] = res
+
+    # 4. Cache-aside vs the module, cold misses.
+    def cache_aside(self):
+        rows = []
+        for c in (1, 16, 64):
+            n = 1000 if c == 1 else 3000
+            rt, aside = [], []
+            for _ in range(3):
+                rt.append(self.loadgen("rtget", start=self.ids.take(n), count=n, concurrency=c))
+                aside.append(self.loadgen("aside", start=self.ids.take(n), count=n, concurrency=c))
+            row = {"c": c}
+            for name, xs in (("rt", rt), ("aside", aside)):
+                for k in ("rps", "p50_us", "p99_us"):
+                    row[f"{name}_{k}"] = med([x[k] for x in xs])
+            rows.append(row)
+            print(f"4. cache-aside, {c:>2} clients: RT.GET {row['rt_rps']:,.0f} rps p50 {row['rt_p50_us']} us; "
+                  f"cache-aside {row['aside_rps']:,.0f} rps p50 {row['aside_p50_us']} us")
+        self.results["aside"] = rows
+
+    # 5. Single-flight.
+    def single_flight(self):
+        key = f"todo:{self.ids.take(1)}"
+        q0 = self.queries()
+        subprocess.run(["redis-benchmark", "-p", str(self.rport), "-c", "1000", "-n", "1000", "-q", "RT.GET", key],
+                       capture_output=True, check=True)
+        q = self.queries() - q0
+        print(f"5. single-flight: 1000 concurrent RT.GET of one cold key -> {q} MongoDB query(ies)")
+        self.results["single_flight"] = (key, q)
+
+    # 6. Batch.
+    def batch(self):
+        mget_t, seq_t, in_t, one_t = [], [], [], []
+        todos = self.mongo.test.todos
+        for _ in range(self.a.rounds):
+            keys = [f"todo:{i}" for i in range(self.ids.take(100), self.ids.next)]
+            t = time.perf_counter()
+            got = self.r.execute_command("RT.MGET", *keys)
+            mget_t.append(time.perf_counter() - t)
+            assert all(got), "RT.MGET missed a document"
+            keys = [f"todo:{i}" for i in range(self.ids.take(100), self.ids.next)]
+            t = time.perf_counter()
+            for k in keys:
+                assert self.r.execute_command("RT.GET", k)
+            seq_t.append(time.perf_counter() - t)
+            # The server's own limit: the same filters straight from pymongo.
+            ids = [str(i) for i in range(self.ids.take(100), self.ids.next)]
+            t = time.perf_counter()
+            assert len(list(todos.find({"id": {"$in": ids + [int(i) for i in ids]}}))) == 100
+            in_t.append(time.perf_counter() - t)
+            ids = [str(i) for i in range(self.ids.take(100), self.ids.next)]
+            t = time.perf_counter()
+            for i in ids:
+                todos.find_one({"id": {"$in": [i, int(i)]}})
+            one_t.append(time.perf_counter() - t)
+        res = (med(mget_t) * 1000, med(seq_t) * 1000, med(one_t) / med(in_t))
+        print(f"6. batch: RT.MGET 100 cold {res[0]:.1f} ms, 100 sequential RT.GET {res[1]:.1f} ms, "
+              f"{res[1] / res[0]:.1f}x (server's own $in speed-up {res[2]:.1f}x)")
+        self.results["batch"] = res
+
+    # 7. PING while 10,000 loads wait on a stalled MongoDB.
+    def stalled_ping(self):
+        n = 10_000
+        idle = [self.loadgen("ping", count=20_000) for _ in range(3)]
+        if not self.mongo_proc:
+            print("7. skipped: MongoDB is external (MONGO_URI), the bench cannot stall it")
+            self.results["stall"] = None
+            return
+        start = self.ids.take(n)
+        os.kill(self.mongo_proc.pid, signal.SIGSTOP)
+        try:
+            flood = subprocess.Popen(
+                [LOADGEN, "flood", "--redis", f"redis://127.0.0.1:{self.rport}/", "--prefix", "todo:",
+                 "--start", str(start), "--count", str(n)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            end = time.time() + 120
+            while int(self.r.info("clients")["blocked_clients"]) < n:
+                if time.time() > end or flood.poll() is not None:
+                    sys.exit(f"7. only {self.r.info('clients')['blocked_clients']} clients blocked")
+                time.sleep(0.2)
+            inflight = int(self.r.info("readthrough")["readthrough_inflight"])
+            stalled = [self.loadgen("ping", count=20_000) for _ in range(3)]
+        finally:
+            os.kill(self.mongo_proc.pid, signal.SIGCONT)
+        out = json.loads(flood.communicate(timeout=180)[0].splitlines()[-1])
+        res = {"idle_p99": med([x["p99_us"] for x in idle]), "idle_p50": med([x["p50_us"] for x in idle]),
+               "stalled_p99": med([x["p99_us"] for x in stalled]), "stalled_p50": med([x["p50_us"] for x in stalled]),
+               "stalled_max": max(x["max_us"] for x in stalled), "inflight": inflight, "blocked": n,
+               "flood_errors": out["errors"], "flood_secs": out["secs"]}
+        print(f"7. PING p99 idle {res['idle_p99']} us, with {n} loads on a stalled MongoDB {res['stalled_p99']} us "
+              f"({res['stalled_p99'] / res['idle_p99']:.2f}x); all {n} answered after resume, {out['errors']} errors")
+        self.results["stall"] = res
+
+    # 8. Memory per cached document, on a fresh server of its own so nothing else frees or
+    # allocates meanwhile.
+    def memory(self):
+        n = 10_000
+        port = free_port()
+        self.spawn(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp,
+                    "--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri,
+                    "--readthrough.mappings", "todo:=test.todos:id"], "redis-memory.log")
+        wait_port(port, "redis-server for the memory test")
+        r = redis.Redis(port=port, decode_responses=True)
+        r.execute_command("RT.GET", "todo:1")  # the module's MongoDB client and pool exist now
+        ttl_ms = int(r.config_get("readthrough.ttl")["readthrough.ttl"]) * 1000
+
+        def used():
+            time.sleep(0.5)  # let the load tasks' buffers be freed
+            return r.info("memory")["used_memory"]
+
+        start = self.ids.take(n)
+        keys = [f"todo:{i}" for i in range(start, start + n)]
+        m0 = used()
+        values = []
+        for i in range(0, n, 500):
+            values += r.execute_command("RT.MGET", *keys[i:i + 500])
+        assert all(values)
+        m1 = used()
+        pipe = r.pipeline(transaction=False)
+        for k, v in zip(keys, values):
+            pipe.set("todx" + k[4:], v, px=ttl_ms)  # same key length, same TTL
+        pipe.execute()
+        m2 = used()
+        pipe = r.pipeline(transaction=False)
+        for k, v in zip(keys, values):
+            pipe.set("tody" + k[4:], v)  # no TTL
+        pipe.execute()
+        m3 = used()
+        res = {"module": (m1 - m0) / n, "set_px": (m2 - m1) / n, "set": (m3 - m2) / n,
+               "json": statistics.mean(len(v) for v in values)}
+        print(f"8. memory per document: module {res['module']:.0f} B, SET PX {res['set_px']:.0f} B "
+              f"({res['module'] / res['set_px']:.3f}x), SET {res['set']:.0f} B; JSON {res['json']:.0f} B")
+        self.results["memory"] = res
+
+    # 9. The demo workload from a cold cache.
+    def demo(self):
+        self.r.flushall()
+        rows = self.loadgen("demo", seconds=self.a.demo_seconds, concurrency=32, ids=DOCS)
+        print(f"9. demo: {rows[0]['rps']:,} rps at hit ratio {rows[0]['hit_ratio']:.2f} in the first second, "
+              f"{rows[-1]['rps']:,} rps at {rows[-1]['hit_ratio']:.2f} in the last")
+        self.results["demo"] = rows
+
+    def run(self):
+        self.setup()
+        for step in (self.hit_path, self.transparent, self.miss_path, self.cache_aside, self.single_flight,
+                     self.batch, self.stalled_ping, self.memory, self.demo):
+            step()
+
+    def close(self):
+        if self.mongo_proc:
+            try:
+                os.kill(self.mongo_proc.pid, signal.SIGCONT)
+            except OSError:
+                pass
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def write_report(b, path, chart):
+    R, a = b.results, b.a
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2][2:]
+    L = ["# redis-readthrough benchmarks", "",
+         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+         f"- machine: {platform.machine()}, {os.cpu_count()} cores (shared), {platform.platform()}",
+         f"- Redis {redis_v}; MongoDB side: {b.mongo_name}, reports version {b.mongo_version}",
+         f"- {DOCS:,} demo todos `{{id, name, description}}` in test.todos, index on `id`; "
+         f"mapping `todo:=test.todos:id`",
+         f"- tools: `redis-benchmark` (-c 50) and `examples/loadgen.rs` (tokio, `redis` crate, MongoDB Rust driver); "
+         f"medians over {a.rounds} alternating rounds unless said otherwise", "",
+         f"![charts]({os.path.basename(chart)})", "",
+         "## Summary", "", "| # | measure | goal | measured | |", "|---|---|---|---|---|"]
+    hit = R["hit"]
+    tg, pl, ba = R["transparent"]
+    miss = R["miss"]
+    m50, m99 = miss["p50_us"][0] / miss["p50_us"][1], miss["p99_us"][0] / miss["p99_us"][1]
+    wins = all(r["rt_rps"] > r["aside_rps"] and r["rt_p50_us"] < r["aside_p50_us"] for r in R["aside"])
+    mget, seq, server = R["batch"]
+    st, mem = R["stall"], R["memory"]
+    L += [f"| 1 | RT.GET hit / GET, no pipelining | >= 0.95 | {hit[0][3]:.3f} | {verdict(hit[0][3] >= 0.95)} |",
+          f"| 1 | RT.GET hit / GET, pipeline 16 | >= 0.95 | {hit[1][3]:.3f} | {verdict(hit[1][3] >= 0.95)} |",
+          f"| 2 | GET mapped hot key / GET unmapped key | >= 0.95 | {tg / pl:.3f} | {verdict(tg / pl >= 0.95)} |",
+          f"| 2 | GET unmapped key, module / no module | >= 0.98 | {pl / ba:.3f} | {verdict(pl / ba >= 0.98)} |",
+          f"| 3 | RT.GET cold miss / direct find_one, p50 | <= 1.15 | {m50:.3f} | {verdict(m50 <= 1.15)} |",
+          f"| 3 | RT.GET cold miss / direct find_one, p99 | <= 1.15 | {m99:.3f} | {verdict(m99 <= 1.15)} |",
+          f"| 4 | RT.GET vs app cache-aside at 1/16/64 clients (rps and p50) | module wins at every level | "
+          f"{'wins at every level' if wins else 'see table'} | {verdict(wins)} |",
+          f"| 5 | MongoDB queries for 1000 concurrent misses on one key | exactly 1 | {R['single_flight'][1]} | "
+          f"{verdict(R['single_flight'][1] == 1)} |",
+          f"| 6 | 100 sequential RT.GET / one RT.MGET of 100 | >= 10x | {seq / mget:.1f}x | {verdict(seq / mget >= 10)} |"]
+    if st:
+        ratio = st["stalled_p99"] / st["idle_p99"]
+        L.append(f"| 7 | PING p99 with {st['blocked']:,} loads on a stalled MongoDB / idle | <= 2x | {ratio:.2f}x | "
+                 f"{verdict(ratio <= 2)} |")
+    else:
+        L.append("| 7 | PING p99 under a stalled MongoDB | <= 2x | not run (external MongoDB) | |")
+    mr = mem["module"] / mem["set_px"]
+    L += [f"| 8 | used_memory per document / plain SET of the same JSON with the same TTL | <= 1.05x | {mr:.3f}x | "
+          f"{verdict(mr <= 1.05)} |",
+          f"| 9 | demo workload, cold start | hit ratio rises to warm | {R['demo'][0]['hit_ratio']:.2f} -> "
+          f"{R['demo'][-1]['hit_ratio']:.2f} in {len(R['demo'])} s | |", ""]
+
+    L += ["## 1. Hit path: RT.GET hit vs plain GET (same server, same key)", "",
+          "| pipeline | GET rps | RT.GET hit rps | ratio |", "|---|---|---|---|"]
+    L += [f"| {p} | {g:,.0f} | {r:,.0f} | {ratio:.3f} |" for p, g, r, ratio in hit]
+    L += ["", "## 2. Transparent path (plain GET, no pipelining)", "", "| | rps |", "|---|---|",
+          f"| GET of a mapped cached key (rewritten to the module by the command filter) | {tg:,.0f} |",
+          f"| GET of an unmapped key, module loaded | {pl:,.0f} |",
+          f"| GET of the same key, redis-server without the module | {ba:,.0f} |", "",
+          "## 3. Miss path vs the limit (one client, cold ids, 300 reads a round)", "",
+          "| | p50 µs | p99 µs |", "|---|---|---|",
+          f"| RT.GET cold miss (client → Redis → module → MongoDB → store → reply) | {miss['p50_us'][0]} | {miss['p99_us'][0]} |",
+          f"| direct find_one from the same Rust client, same filter | {miss['p50_us'][1]} | {miss['p99_us'][1]} |",
+          f"| ratio | {m50:.3f} | {m99:.3f} |", "",
+          "## 4. Against application cache-aside (cold misses; median of 3 rounds)", "",
+          "Cache-aside is what apps do today: `GET`; on nil `find_one`, encode JSON, `SET ... EX`, from the client.", "",
+          "| clients | RT.GET rps | cache-aside rps | RT.GET p50 / p99 µs | cache-aside p50 / p99 µs |",
+          "|---|---|---|---|---|"]
+    L += [f"| {r['c']} | {r['rt_rps']:,.0f} | {r['aside_rps']:,.0f} | {r['rt_p50_us']} / {r['rt_p99_us']} | "
+          f"{r['aside_p50_us']} / {r['aside_p99_us']} |" for r in R["aside"]]
+    L += ["", "## 5. Single-flight", "",
+          f"`redis-benchmark -c 1000 -n 1000 RT.GET {R['single_flight'][0]}` on a cold key: **{R['single_flight'][1]}** "
+          "MongoDB query (serverStatus `opcounters.query` before and after).", "",
+          "## 6. Batch", "", "| | median |", "|---|---|",
+          f"| RT.MGET of 100 cold keys | {mget:.1f} ms |", f"| 100 sequential RT.GET of cold keys | {seq:.1f} ms |",
+          f"| speed-up | {seq / mget:.1f}x |",
+          f"| the MongoDB server's own speed-up for the same queries from pymongo (100 find_one vs one `$in`) | {server:.1f}x |",
+          "", "The module cannot batch faster than the server answers one `$in`: the last row is that limit.", ""]
+    if st:
+        L += ["## 7. The main thread never waits on MongoDB", "",
+              f"SecantusDB is SIGSTOPped; {st['blocked']:,} clients (`loadgen flood`) each send `RT.GET` of their own cold "
+              f"key and block ({st['inflight']:,} loads in flight per INFO); meanwhile one client sends 3 × 20,000 `PING`s "
+              "(`loadgen ping`).", "", "| | PING p50 µs | PING p99 µs |", "|---|---|---|",
+              f"| idle | {st['idle_p50']} | {st['idle_p99']} |",
+              f"| {st['blocked']:,} loads waiting on a stalled MongoDB | {st['stalled_p50']} | {st['stalled_p99']} |",
+              "", f"Worst single PING while stalled: {st['stalled_max']} µs. After SIGCONT all {st['blocked']:,} "
+              f"clients were answered ({st['flood_errors']} errors).", ""]
+    L += ["## 8. Memory per cached document (10,000 documents, `used_memory` deltas)", "",
+          "| stored by | bytes per document |", "|---|---|",
+          f"| the module (`RT.MGET`, value + TTL) | {mem['module']:.0f} |",
+          f"| plain `SET key json PX ttl`, same key length | {mem['set_px']:.0f} |",
+          f"| plain `SET key json`, no TTL | {mem['set']:.0f} |",
+          f"| (the JSON itself) | {mem['json']:.0f} |", "",
+          f"## 9. The demo workload: 32 clients, `RT.GET todo:<uniform random id in 1..{DOCS}>`, cold start", "",
+          "| second | rps | hit ratio |", "|---|---|---|"]
+    demo = R["demo"]
+    for i, row in enumerate(demo):
+        if i < 5 or (i + 1) % 10 == 0 or i == len(demo) - 1:
+            L.append(f"| {i + 1} | {row['rps']:,} | {row['hit_ratio']:.3f} |")
+    L += ["", "With uniform ids over 200,000 documents the hit ratio after n reads is about 1 − e^(−n/200,000): "
+          "throughput climbs as the hit ratio does, because hits never leave Redis."]
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def write_chart(b, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    R = b.results
+    fig, (ax1, ax3) = plt.subplots(1, 2, figsize=(13, 4.8))
+    demo = R["demo"]
+    t = [i + 1 for i in range(len(demo))]
+    ax1.plot(t, [r["rps"] for r in demo], color="tab:blue", label="requests/s")
+    ax1.set_xlabel("seconds since cold start")
+    ax1.set_ylabel("RT.GET requests/s", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(t, [r["hit_ratio"] for r in demo], color="tab:green", label="hit ratio")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("hit ratio", color="tab:green")
+    ax1.set_title("Demo workload: 200k todos, random ids, cold start")
+    hit, (tg, pl, ba), miss = R["hit"], R["transparent"], R["miss"]
+    bars = [("RT.GET hit/GET", hit[0][3], 0.95, True), ("RT.GET hit/GET P16", hit[1][3], 0.95, True),
+            ("mapped GET/GET", tg / pl, 0.95, True), ("GET w/ module/w/o", pl / ba, 0.98, True),
+            ("miss p50/find_one", miss["p50_us"][0] / miss["p50_us"][1], 1.15, False),
+            ("memory/SET PX", R["memory"]["module"] / R["memory"]["set_px"], 1.05, False)]
+    if R["stall"]:
+        bars.append(("PING p99 stalled/idle", R["stall"]["stalled_p99"] / R["stall"]["idle_p99"], 2.0, False))
+    for i, (name, v, goal, higher) in enumerate(bars):
+        ok = v >= goal if higher else v <= goal
+        ax3.bar(i, v, color="tab:green" if ok else "tab:red")
+        ax3.plot([i - 0.4, i + 0.4], [goal, goal], color="black", linewidth=1)
+        ax3.text(i, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+    ax3.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=30, ha="right", fontsize=8)
+    ax3.set_title("Measured ratios (black line: goal; green: met)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=200_000)
-    ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/report.md"))
+    ap.add_argument("--demo-seconds", type=int, default=240)
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench/results"))
     a = ap.parse_args()
-    if not os.path.exists(MODULE):
-        sys.exit(f"{MODULE} not found: run `cargo build --release` (make bench does)")
-
-    procs = []
-    tmp = tempfile.mkdtemp(prefix="rt-bench-")
+    for f in (MODULE, LOADGEN):
+        if not os.path.exists(f):
+            sys.exit(f"{f} not found: run `make bench` (it builds the module and the load generator)")
+    b = Bench(a, tempfile.mkdtemp(prefix="rt-bench-"))
     try:
-        uri = os.environ.get("MONGO_URI")
-        if not uri:
-            mport = free_port()
-            log = open(os.path.join(tmp, "mongo.log"), "w")
-            procs.append(subprocess.Popen(
-                [os.path.join(ROOT, ".venv/bin/secantusd-py"), "--port", str(mport),
-                 "--storage-path", os.path.join(tmp, "mongo"), "--log-level", "WARNING"],
-                stdout=log, stderr=log))
-            wait_port(mport, "SecantusDB")
-            uri = f"mongodb://127.0.0.1:{mport}"
-        import pymongo
-        mongo = pymongo.MongoClient(uri)
-        todos = mongo.bench.todos
-        todos.drop()
-        todos.insert_many([{"id": str(n), "name": f"Todo {n}", "description": "x" * 100} for n in range(1, 5001)])
-        todos.create_index("id")
-        queries = lambda: mongo.admin.command("serverStatus")["opcounters"]["query"]
-        rport = free_port()
-        log = open(os.path.join(tmp, "redis.log"), "w")
-        procs.append(subprocess.Popen(
-            ["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no", "--dir", tmp,
-             "--loadmodule", MODULE, "--readthrough.mongo-uri", uri,
-             "--readthrough.mappings", "todo:=bench.todos:id", "--readthrough.ttl", "0"],
-            stdout=log, stderr=log))
-        wait_port(rport, "redis-server")
-        value = cli(rport, "RT.GET", "todo:1")
-        assert value.startswith("{"), value
-        assert cli(rport, "GET", "todo:1") == value
-
-        results = []
-        for pipeline in (1, 16):
-            n = a.requests * (5 if pipeline > 1 else 1)
-            get, rtget = [], []
-            for _ in range(a.rounds):  # alternate so drift hits both alike
-                get.append(bench(rport, a.clients, n, pipeline, "GET", "todo:1"))
-                rtget.append(bench(rport, a.clients, n, pipeline, "RT.GET", "todo:1"))
-            g, r = statistics.median(get), statistics.median(rtget)
-            results.append((pipeline, g, r, r / g))
-            print(f"pipeline {pipeline:>2}: GET {g:,.0f} rps, RT.GET hit {r:,.0f} rps, ratio {r / g:.3f}")
-
-        # 1b. Transparent path: GET of a mapped hot key vs GET of an unmapped key (same value,
-        # same server); GET of an unmapped key with the module loaded vs a server without it.
-        cli(rport, "SET", "plain:1", value)
-        cli(rport, "GET", "todo:1")
-        bport = free_port()
-        blog = open(os.path.join(tmp, "redis-bare.log"), "w")
-        procs.append(subprocess.Popen(["redis-server", "--port", str(bport), "--save", "", "--appendonly", "no",
-                                       "--dir", tmp], stdout=blog, stderr=blog))
-        wait_port(bport, "redis-server without the module")
-        cli(bport, "SET", "plain:1", value)
-        tget, plain, bare = [], [], []
-        for _ in range(a.rounds):
-            tget.append(bench(rport, a.clients, a.requests, 1, "GET", "todo:1"))
-            plain.append(bench(rport, a.clients, a.requests, 1, "GET", "plain:1"))
-            bare.append(bench(bport, a.clients, a.requests, 1, "GET", "plain:1"))
-        tg, pl, ba = statistics.median(tget), statistics.median(plain), statistics.median(bare)
-        print(f"transparent: GET mapped hit {tg:,.0f} rps vs GET unmapped {pl:,.0f} rps, ratio {tg / pl:.3f}; "
-              f"unmapped GET with module / without {pl / ba:.3f}")
-
-        # 2. Single-flight: 1000 concurrent clients, one cold key.
-        q0 = queries()
-        subprocess.run(["redis-benchmark", "-p", str(rport), "-c", "1000", "-n", "1000", "-q",
-                        "RT.GET", "todo:4999"], capture_output=True, check=True)
-        sf_queries = queries() - q0
-        sf_loads = int(cli(rport, "INFO", "readthrough").split("readthrough_loads:")[1].split()[0])
-        print(f"single-flight: 1000 concurrent RT.GET of one cold key -> {sf_queries} MongoDB query(ies)")
-
-        # 3. Batch: RT.MGET of 100 cold keys vs 100 sequential RT.GET.
-        def timed(stdin):
-            t = time.perf_counter()
-            out = subprocess.run(["redis-cli", "-p", str(rport)], input=stdin, capture_output=True, text=True, check=True).stdout
-            took = time.perf_counter() - t
-            assert out.count('"id"') == 100 or out.count("id") >= 100, out[:200]
-            return took
-        mget_t, seq_t = [], []
-        next_id = 1000
-        for _ in range(a.rounds):
-            ids = range(next_id, next_id + 100)
-            mget_t.append(timed("RT.MGET " + " ".join(f"todo:{i}" for i in ids) + "\n"))
-            ids = range(next_id + 100, next_id + 200)
-            seq_t.append(timed("".join(f"RT.GET todo:{i}\n" for i in ids)))
-            next_id += 200
-        mget_ms, seq_ms = statistics.median(mget_t) * 1000, statistics.median(seq_t) * 1000
-        # The server's own limit: the same $in straight from pymongo vs 100 find_one.
-        in_t, one_t = [], []
-        for r in range(a.rounds):
-            ids = [str(i) for i in range(3000 + 100 * r, 3100 + 100 * r)]
-            t = time.perf_counter()
-            list(todos.find({"id": {"$in": ids + [int(i) for i in ids]}}))
-            in_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            for i in ids:
-                todos.find_one({"id": {"$in": [i, int(i)]}})
-            one_t.append(time.perf_counter() - t)
-        direct_ratio = statistics.median(one_t) / statistics.median(in_t)
-        print(f"batch: RT.MGET 100 cold {mget_ms:.1f} ms, 100 sequential RT.GET {seq_ms:.1f} ms, {seq_ms / mget_ms:.1f}x "
-              f"(server's own $in speed-up: {direct_ratio:.1f}x)")
-
-        redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-        with open(a.out, "w") as f:
-            f.write("# redis-readthrough benchmarks\n\n")
-            f.write(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-            f.write(f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}\n")
-            f.write(f"- redis: {redis_v}; redis-benchmark -c {a.clients}; {a.rounds} alternating rounds, medians\n\n")
-            f.write("## Hit path: RT.GET hit vs plain GET (same server, same key)\n\n")
-            f.write("| pipeline | GET rps | RT.GET hit rps | ratio (goal >= 0.95) |\n|---|---|---|---|\n")
-            for p, g, r, ratio in results:
-                f.write(f"| {p} | {g:,.0f} | {r:,.0f} | {ratio:.3f} |\n")
-            f.write("\n## Transparent path (plain GET, no pipelining)\n\n| | rps | ratio |\n|---|---|---|\n")
-            f.write(f"| GET of a mapped cached key (rewritten by the command filter) | {tg:,.0f} | {tg / pl:.3f} vs the next row (goal >= 0.95) |\n")
-            f.write(f"| GET of an unmapped key, module loaded | {pl:,.0f} | {pl / ba:.3f} vs the next row (goal >= 0.98) |\n")
-            f.write(f"| GET of the same key, redis-server without the module | {ba:,.0f} | |\n")
-            f.write("\n## Single-flight\n\n")
-            f.write(f"1000 concurrent clients (`redis-benchmark -c 1000 -n 1000 RT.GET todo:4999`) on one cold key: "
-                    f"**{sf_queries}** MongoDB query (serverStatus opcounters.query; goal: exactly 1); "
-                    f"module loads so far: {sf_loads}.\n")
-            f.write("\n## Batch\n\n| | median wall time (redis-cli) |\n|---|---|\n")
-            f.write(f"| RT.MGET of 100 cold keys | {mget_ms:.1f} ms |\n| 100 sequential RT.GET of cold keys | {seq_ms:.1f} ms |\n")
-            f.write(f"| speed-up (goal >= 10x) | {seq_ms / mget_ms:.1f}x |\n")
-            f.write(f"| the MongoDB server's own speed-up, same queries from pymongo (100 find_one vs one $in) | {direct_ratio:.1f}x |\n")
-            f.write("\nThe module cannot batch faster than the server answers one `$in`; the last row is that limit.\n")
-        print(f"report: {os.path.relpath(a.out, ROOT)}")
+        b.run()
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait()
+        b.close()
+    os.makedirs(a.out_dir, exist_ok=True)
+    chart = os.path.join(a.out_dir, "bench.png")
+    write_chart(b, chart)
+    report = os.path.join(a.out_dir, "report.md")
+    write_report(b, report, chart)
+    print(f"report: {os.path.relpath(report, ROOT)}, chart: {os.path.relpath(chart, ROOT)}")
 
 
 if __name__ == "__main__":
