@@ -104,6 +104,7 @@ impl ConfigurationValue<RedisString> for MappingsConfig {
         let parsed = Mappings::parse(&text).map_err(RedisError::String)?;
         *self.parsed.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(parsed);
         *self.text.lock().unwrap_or_else(|p| p.into_inner()) = text;
+        crate::cdc::reconfigure();
         Ok(())
     }
 }
@@ -161,9 +162,58 @@ impl ConfigurationValue<RedisString> for UriConfig {
         loader::validate_uri(&uri).map_err(RedisError::String)?;
         loader::configure(Some(&uri), None);
         *self.text.lock().unwrap_or_else(|p| p.into_inner()) = uri;
+        crate::cdc::reconfigure();
         Ok(())
     }
 }
+
+/// A string config whose text is checked by `check` and handed to `apply` once accepted.
+pub struct TextConfig {
+    text: Mutex<String>,
+    check: fn(&str) -> Result<(), String>,
+    apply: fn(&str),
+}
+
+impl ConfigurationValue<RedisString> for TextConfig {
+    fn get(&self, _: &ConfigurationContext) -> RedisString {
+        RedisString::create(
+            None,
+            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
+        )
+    }
+
+    fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let text = text_of(&val)?;
+        (self.check)(&text).map_err(RedisError::String)?;
+        (self.apply)(&text);
+        *self.text.lock().unwrap_or_else(|p| p.into_inner()) = text;
+        Ok(())
+    }
+}
+
+impl TextConfig {
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// `readthrough.invalidation`: `off`, `delete` or `refresh`.
+pub static INVALIDATION: TextConfig = TextConfig {
+    text: Mutex::new(String::new()),
+    check: |t| crate::cdc::Mode::parse(t).map(|_| ()),
+    apply: |t| {
+        if let Ok(m) = crate::cdc::Mode::parse(t) {
+            crate::cdc::set_mode(m);
+        }
+    },
+};
+
+/// `readthrough.warm-on-load`: prefixes to warm when the module loads (`*` = every mapping).
+pub static WARM_ON_LOAD: TextConfig = TextConfig {
+    text: Mutex::new(String::new()),
+    check: |t| crate::warm::check_on_load(t),
+    apply: |_| {},
+};
 
 /// Registers every config with Redis, then applies the values given in redis.conf or
 /// `MODULE LOADEX ... CONFIG` (or the defaults). Fails if one of them is refused.
@@ -235,6 +285,22 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         ctx,
         "mappings",
         &*MAPPINGS,
+        "",
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    register_string_configuration(
+        ctx,
+        "invalidation",
+        &INVALIDATION,
+        "delete",
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    register_string_configuration(
+        ctx,
+        "warm-on-load",
+        &WARM_ON_LOAD,
         "",
         ConfigurationFlags::DEFAULT,
         None,

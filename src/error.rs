@@ -23,6 +23,10 @@ pub enum Error {
     WrongType,
     /// A miss inside MULTI/EXEC, a Lua script or another context that cannot block.
     NoBlock,
+    /// `RT.WARM` of a prefix no mapping has.
+    NoPrefix(String),
+    /// `RT.WARM` of a prefix whose warm-up is running.
+    WarmRunning(String),
     /// A bug: a panic was caught or a load ended without an outcome.
     Internal(String),
 }
@@ -51,6 +55,14 @@ impl fmt::Display for Error {
             Error::NoBlock => f.write_str(
                 "NOBLOCK the key is not cached and a load cannot wait inside MULTI/EXEC or a \
                  script; a background load was started, retry outside the transaction",
+            ),
+            Error::NoPrefix(p) => write!(
+                f,
+                "NOMAPPING no mapping has the prefix '{p}' (see readthrough.mappings)"
+            ),
+            Error::WarmRunning(p) => write!(
+                f,
+                "BUSY a warm-up of '{p}' is already running (see INFO readthrough)"
             ),
             Error::Internal(msg) => write!(f, "ERR internal error in readthrough: {msg}"),
         }
@@ -96,6 +108,8 @@ mod tests {
             (Error::Busy(3), "BUSY "),
             (Error::WrongType, "WRONGTYPE "),
             (Error::NoBlock, "NOBLOCK "),
+            (Error::NoPrefix("p:".into()), "NOMAPPING "),
+            (Error::WarmRunning("p:".into()), "BUSY "),
             (Error::Internal("w".into()), "ERR "),
         ];
         for (e, code) in cases {

@@ -394,6 +394,37 @@ unsafe extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repor
         let name = CString::new(name).expect("static name");
         raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, name.as_ptr(), value);
     }
+    for (name, value) in crate::cdc::info_lines()
+        .into_iter()
+        .chain(crate::warm::info_lines())
+    {
+        if let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) {
+            raw::RedisModule_InfoAddFieldCString.unwrap()(ctx, name.as_ptr(), value.as_ptr());
+        }
+    }
+}
+
+/// Keeps `cdc` told whether this node is a master (change-stream watchers run only there).
+pub fn subscribe_role(ctx: &Context) -> bool {
+    crate::cdc::set_master(!is_replica(ctx));
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        dataver: 1,
+    };
+    unsafe {
+        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_role))
+            == raw::REDISMODULE_OK as c_int
+    }
+}
+
+unsafe extern "C" fn on_role(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    // REDISMODULE_SUBEVENT_REPLROLECHANGED_NOW_MASTER is 0 (a macro bindgen does not see).
+    crate::cdc::set_master(subevent == 0);
 }
 
 /// Applies the module's configs given at load time; false if one was refused.

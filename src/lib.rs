@@ -3,6 +3,7 @@
 //! This file only registers things with Redis: commands, configs, init and deinit. See the
 //! README's design section for the flow of one request.
 
+pub mod cdc;
 pub mod codec;
 mod commands;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod negative;
 pub mod policy;
 mod stats;
 mod store;
+mod warm;
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
@@ -49,11 +51,32 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning("readthrough: cannot register the INFO section");
         return Status::Err;
     }
+    if !ffi::subscribe_role(ctx) {
+        ctx.log_warning("readthrough: cannot subscribe to replication role changes");
+        return Status::Err;
+    }
+    cdc::set_databases(databases(ctx));
+    cdc::start();
+    warm::on_load();
     ctx.log_notice(&format!(
         "readthrough: loaded; MongoDB at {}",
         loader::uri_for_display()
     ));
     Status::Ok
+}
+
+/// The `databases` setting: change-stream invalidation covers every DB.
+fn databases(ctx: &Context) -> i64 {
+    let reply = ctx.call("CONFIG", &["GET", "databases"]);
+    if let Ok(redis_module::RedisValue::Array(a)) = reply {
+        if let Some(
+            redis_module::RedisValue::SimpleString(n) | redis_module::RedisValue::BulkString(n),
+        ) = a.get(1)
+        {
+            return n.parse().unwrap_or(16);
+        }
+    }
+    16
 }
 
 /// Unloading would unmap code that the loader threads are running: refuse it.

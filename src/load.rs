@@ -12,6 +12,7 @@ use crate::mapping::Target;
 use crate::negative::NegativeCache;
 use crate::{config, loader, stats, store};
 use once_cell::sync::Lazy;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub type LoadKey = (i32, Vec<u8>);
 
 static INFLIGHT: Lazy<Mutex<InFlight<LoadKey, Waiter>>> = Lazy::new(Default::default);
 static NEGATIVE: Lazy<Mutex<NegativeCache<LoadKey>>> = Lazy::new(Default::default);
+/// Loads in flight whose document changed meanwhile: their result must not be cached.
+static STALE: Lazy<Mutex<HashSet<LoadKey>>> = Lazy::new(Default::default);
 
 /// What a load does with its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,25 @@ pub fn set_absent(key: &LoadKey, absent: bool) {
 /// Forgets a negative entry; true if there was one.
 pub fn forget_absent(db: i32, key: &[u8]) -> bool {
     negative().remove(&(db, key.to_vec()))
+}
+
+/// Forgets the negative entries of every key that starts with `prefix`, in every DB.
+pub fn forget_absent_prefix(prefix: &[u8]) -> usize {
+    negative().remove_where(|(_, k)| k.starts_with(prefix))
+}
+
+/// Under the GIL: the document of `key` changed; a load of it in flight read it before the
+/// change, so its result will be answered but not stored.
+pub fn mark_stale(key: LoadKey) {
+    if table().is_loading(&key) {
+        STALE.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    }
+}
+
+/// Under the GIL, when a load ends: true if it was marked stale (and forgets the mark).
+pub fn take_stale(key: &LoadKey) -> bool {
+    let mut s = STALE.lock().unwrap_or_else(|p| p.into_inner());
+    !s.is_empty() && s.remove(key)
 }
 
 /// Forgets every negative entry (FLUSHALL, FLUSHDB).

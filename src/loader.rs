@@ -92,7 +92,7 @@ pub fn uri_for_display() -> String {
     }
 }
 
-async fn client() -> Result<Client, Error> {
+pub async fn client() -> Result<Client, Error> {
     let (uri, selection, generation) = {
         let b = backend();
         if let Some(c) = &b.client {
@@ -126,7 +126,10 @@ pub async fn find_one(target: &Target) -> Result<Option<String>, Error> {
     let m = &target.mapping;
     let coll = client.database(&m.db).collection::<Document>(&m.collection);
     match coll.find_one(target.filter()).await {
-        Ok(doc) => Ok(doc.map(codec::to_json)),
+        Ok(doc) => Ok(doc.map(|d| {
+            crate::cdc::remember(m, &d);
+            codec::to_json(d)
+        })),
         Err(e) => Err(backend_error(&e)),
     }
 }
@@ -148,11 +151,20 @@ pub async fn find_many(mapping: &Mapping, ids: &[&str]) -> Result<HashMap<String
     while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
         let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
         if let Some(id) = id {
+            crate::cdc::remember(mapping, &doc);
             let id = mapping::canonical_id(&id).into_owned();
             found.entry(id).or_insert_with(|| codec::to_json(doc));
         }
     }
     Ok(found)
+}
+
+/// A driver error as text fit for logs and replies: credentials removed, length bounded.
+pub fn redact_error(e: &mongodb::error::Error) -> String {
+    match backend_error(e) {
+        Error::Backend(m) => m,
+        other => other.to_string(),
+    }
 }
 
 fn backend_error(e: &mongodb::error::Error) -> Error {

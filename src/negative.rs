@@ -70,6 +70,13 @@ impl<K: Hash + Eq + Clone> NegativeCache<K> {
         self.until.remove(key).is_some()
     }
 
+    /// Forgets every key `pred` holds for; returns how many.
+    pub fn remove_where(&mut self, mut pred: impl FnMut(&K) -> bool) -> usize {
+        let before = self.until.len();
+        self.until.retain(|k, _| !pred(k));
+        before - self.until.len()
+    }
+
     pub fn clear(&mut self) {
         self.until.clear();
         self.order.clear();
@@ -109,6 +116,9 @@ mod tests {
         n.insert("b", S, t0, 10);
         assert!(n.remove(&"a"));
         assert!(!n.remove(&"a"));
+        n.insert("ab", S, t0, 10);
+        assert_eq!(n.remove_where(|k| k.starts_with('a')), 1);
+        assert!(n.contains(&"b", t0));
         n.clear();
         assert!(!n.contains(&"b", t0));
     }

@@ -12,7 +12,7 @@ use crate::ffi::{Gil, Outcome, Waiter};
 use crate::load::{self, Kind, LoadKey};
 use crate::{config, stats};
 use once_cell::sync::OnceCell;
-use redis_module::{CallOptionsBuilder, CallResult};
+use redis_module::{CallOptionsBuilder, CallReply, CallResult};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -32,9 +32,13 @@ struct BatchDone {
     reply: Result<Vec<Option<Vec<u8>>>, Error>,
 }
 
+/// Work for the store thread under the GIL, from a background task (change streams, warm-up).
+type Job = Box<dyn FnOnce(&Gil) + Send>;
+
 enum Msg {
     One(Finished),
     Batch(BatchDone),
+    Job(Job),
 }
 
 static SENDER: OnceCell<Sender<Msg>> = OnceCell::new();
@@ -93,6 +97,19 @@ pub fn submit_batch(
     }
 }
 
+/// Runs `f` under the Redis GIL on the store thread (batched with other writes: one short
+/// lock hold) and resolves to its result; `None` if the store thread is gone or `f` panicked.
+pub async fn with_gil<R: Send + 'static>(f: impl FnOnce(&Gil) -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move |gil| {
+        if let Ok(r) = catch_unwind(AssertUnwindSafe(|| f(gil))) {
+            let _ = tx.send(r);
+        }
+    });
+    SENDER.get()?.send(Msg::Job(job)).ok()?;
+    rx.await.ok()
+}
+
 fn run(rx: Receiver<Msg>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -118,6 +135,7 @@ fn process(gil: Gil, batch: Vec<Msg>) {
                 finish_batch(&gil, writable, &b);
                 batches.push(b);
             }
+            Msg::Job(job) => job(&gil),
         }
     }
     drop(gil);
@@ -138,7 +156,12 @@ fn process(gil: Gil, batch: Vec<Msg>) {
 
 /// Under the GIL: writes one load's result, updates the negative cache, ends the load.
 fn finish_one(gil: &Gil, writable: bool, f: Finished) -> (Vec<Waiter>, Arc<Outcome>) {
-    if writable {
+    // The document changed in MongoDB while it loaded (a change stream said so): the waiters
+    // get what was read, but it is not cached.
+    let stale = load::take_stale(&f.key);
+    if stale {
+        stats::count(&stats::STORE_SKIPPED);
+    } else if writable {
         let ok = catch_unwind(AssertUnwindSafe(|| apply(gil, &f))).unwrap_or(false);
         if matches!(f.outcome, Ok(Some(_))) {
             stats::count(if ok {
@@ -197,7 +220,7 @@ fn apply(gil: &Gil, f: &Finished) -> bool {
 }
 
 /// `SET key json [PX ttl] [NX]` with the TTL policy applied.
-fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, nx: bool) -> bool {
+pub fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, nx: bool) -> bool {
     let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
     let mut args: Vec<&[u8]> = vec![key, json.as_bytes()];
     if let Some(ttl) = &ttl {
@@ -211,8 +234,19 @@ fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, nx: bool) -> bool {
 
 /// Runs a write command in `db`, replicated to replicas and the AOF, refused under OOM.
 fn call(gil: &Gil, db: i32, cmd: &str, args: &[&[u8]]) -> bool {
+    call_read(gil, db, cmd, args, |_| ()).is_some()
+}
+
+/// `call`, and `read` turns the reply into a result; `None` if the command failed.
+pub fn call_read<R>(
+    gil: &Gil,
+    db: i32,
+    cmd: &str,
+    args: &[&[u8]],
+    read: impl FnOnce(&CallReply) -> R,
+) -> Option<R> {
     if !gil.select_db(db) {
-        return false;
+        return None;
     }
     let ctx = gil.context();
     let opts = CallOptionsBuilder::new()
@@ -222,13 +256,13 @@ fn call(gil: &Gil, db: i32, cmd: &str, args: &[&[u8]]) -> bool {
         .build();
     let res: CallResult = ctx.call_ext(cmd, &opts, args);
     match res {
-        Ok(_) => true,
+        Ok(reply) => Some(read(&reply)),
         Err(e) => {
             ctx.log_warning(&format!(
-                "readthrough: could not write a loaded value ({cmd}): {}",
+                "readthrough: could not write ({cmd}): {}",
                 e.to_utf8_string().unwrap_or_default()
             ));
-            false
+            None
         }
     }
 }

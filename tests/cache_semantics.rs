@@ -62,7 +62,13 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
         return;
     };
     let db = seed(&mongo, "neg", 1);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    // Change streams would forget the negative entry on insert (tests/freshness.rs); here the
+    // negative cache is tested alone.
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "off"],
+    );
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
     let q0 = mongo.query_count();
@@ -197,10 +203,13 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
         return;
     };
     let db = seed(&mongo, "grace", 2);
+    // Stale values are the point here: no change-stream invalidation.
     let redis = Redis::start(
         &mongo.uri,
         &mappings(&db),
         &[
+            "--readthrough.invalidation",
+            "off",
             "--readthrough.ttl",
             "1",
             "--readthrough.ttl-jitter",
@@ -311,7 +320,12 @@ fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
 fn invalidate_and_refresh() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "inval", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    // Explicit invalidation and refresh, without change streams doing it first.
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "off"],
+    );
     let mut c = redis.conn();
     for i in 1..=3 {
         rt_get(&mut c, &format!("todo:{i}")).unwrap().unwrap();

@@ -1,4 +1,4 @@
-//! `RT.INVALIDATE key [key ...]` and `RT.REFRESH key`.
+//! `RT.INVALIDATE key [key ...]`, `RT.REFRESH key` and `RT.WARM prefix [LIMIT n]`.
 
 use super::get::load_for_client;
 use crate::ffi::{self, Args};
@@ -46,4 +46,31 @@ pub fn rt_refresh(ctx: &Context, args: &Args) -> RedisResult {
     let target = config::resolve(key)?;
     let db = ffi::selected_db(ctx);
     load_for_client(ctx, db, key, target, Kind::Refresh)
+}
+
+/// Starts a background warm-up of the mapping with this prefix into the client's DB; replies
+/// at once. Progress in `INFO readthrough`.
+pub fn rt_warm(ctx: &Context, args: &Args) -> RedisResult {
+    if args.len() != 2 && args.len() != 4 {
+        return Err(RedisError::WrongArity);
+    }
+    let prefix = std::str::from_utf8(args.bytes(1))
+        .map_err(|_| RedisError::Str("ERR the prefix is not valid UTF-8"))?;
+    let limit = if args.len() == 4 {
+        if !args.bytes(2).eq_ignore_ascii_case(b"LIMIT") {
+            return Err(RedisError::Str(
+                "ERR syntax error, expected RT.WARM prefix [LIMIT n]",
+            ));
+        }
+        let n = std::str::from_utf8(args.bytes(3))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .ok_or(RedisError::Str("ERR LIMIT must be a positive integer"))?;
+        Some(n)
+    } else {
+        None
+    };
+    crate::warm::start(prefix, limit, ffi::selected_db(ctx))?;
+    Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -50,6 +50,7 @@ pub fn register(ctx: &Context) -> bool {
             "write",
             (1, -1, 1),
         )
+        && ffi::create_command(ctx, "rt.warm", rt_warm_entry, "write deny-oom", (0, 0, 0))
 }
 
 macro_rules! entry {
@@ -70,3 +71,4 @@ entry!(rt_tget_entry, get::rt_tget);
 entry!(rt_tmget_entry, mget::rt_tmget);
 entry!(rt_refresh_entry, admin::rt_refresh);
 entry!(rt_invalidate_entry, admin::rt_invalidate);
+entry!(rt_warm_entry, admin::rt_warm);

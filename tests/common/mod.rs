@@ -338,6 +338,16 @@ impl Mongo {
         rt().block_on(async { c.delete_one(filter).await }).unwrap();
     }
 
+    pub fn command(&self, db: &str, cmd: Document) -> Document {
+        let db = self.client().database(db);
+        rt().block_on(async { db.run_command(cmd).await }).unwrap()
+    }
+
+    pub fn drop_collection(&self, db: &str, coll: &str) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.drop().await }).unwrap();
+    }
+
     /// `opcounters.query` from serverStatus.
     pub fn query_count(&self) -> i64 {
         let db = self.client().database("admin");
@@ -514,12 +524,57 @@ impl Redis {
 
     /// Stops the server (SHUTDOWN as configured) and starts it again on the same port and dir.
     pub fn restart(&mut self) {
+        self.shutdown();
+        self.launch();
+    }
+
+    /// SHUTDOWN as configured (AOF/RDB written); `start_again` brings it back.
+    pub fn shutdown(&mut self) {
         let _ = self.cli(&["SHUTDOWN"]);
         if let Some(mut p) = self.proc.take() {
             wait_until("redis to exit", Duration::from_secs(20), || !p.alive());
             p.stop();
         }
+    }
+
+    pub fn start_again(&mut self) {
         self.launch();
+    }
+
+    /// A text field of `INFO readthrough` (without the `readthrough_` prefix).
+    pub fn info_str(&self, name: &str) -> Option<String> {
+        let text: String = redis::cmd("INFO")
+            .arg("readthrough")
+            .query(&mut self.conn())
+            .unwrap();
+        let want = format!("readthrough_{name}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&want))
+            .map(|v| v.trim().to_owned())
+    }
+
+    /// The `watcher_N` lines of `INFO readthrough`, one per mapped collection.
+    pub fn watchers(&self) -> Vec<String> {
+        let text: String = redis::cmd("INFO")
+            .arg("readthrough")
+            .query(&mut self.conn())
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("readthrough_watcher_"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    /// Waits until every change-stream watcher is watching.
+    pub fn wait_watching(&self) {
+        wait_until(
+            "the change-stream watchers",
+            Duration::from_secs(30),
+            || {
+                let w = self.watchers();
+                !w.is_empty() && w.iter().all(|w| w.contains("state=watching"))
+            },
+        );
     }
 
     /// A second server with the module, replica of `master`, once its replication link is up.

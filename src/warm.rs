@@ -1,0 +1,230 @@
+//! Warm-up: `RT.WARM prefix [LIMIT n]` and `readthrough.warm-on-load`.
+//!
+//! A background task reads the mapping's collection through one cursor and writes the
+//! documents in chunks of `CHUNK` keys, one short GIL hold per chunk on the store thread, with
+//! `SET ... PX ttl NX` (a value cached meanwhile wins). The next chunk is read only when the
+//! previous one is written, so MongoDB's pace sets the rate and Redis never queues work.
+//! Progress is in `INFO readthrough` (`warm_N:` lines).
+
+use crate::cdc;
+use crate::codec;
+use crate::error::Error;
+use crate::ffi::Gil;
+use crate::mapping::Mapping;
+use crate::{config, loader, store};
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use once_cell::sync::Lazy;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const CHUNK: usize = 500;
+
+pub struct Warm {
+    prefix: String,
+    db: i32,
+    loaded: AtomicU64,
+    skipped: AtomicU64,
+    total: AtomicU64,
+    running: AtomicBool,
+    error: Mutex<Option<String>>,
+    started: Instant,
+    millis: AtomicU64,
+}
+
+static WARMS: Lazy<Mutex<Vec<Arc<Warm>>>> = Lazy::new(Default::default);
+
+fn warms() -> std::sync::MutexGuard<'static, Vec<Arc<Warm>>> {
+    WARMS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Checks `readthrough.warm-on-load`: space-separated prefixes, or `*` for every mapping.
+/// Prefixes are matched against the mappings when the module loads (the mappings may be set
+/// after this config), unknown ones are logged there.
+pub fn check_on_load(text: &str) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.contains(&"*") && words.len() > 1 {
+        return Err("readthrough.warm-on-load is either * or a list of prefixes".into());
+    }
+    Ok(())
+}
+
+/// Starts warming the mapping with `prefix` into `db`. Refused for an unknown prefix and while
+/// a warm-up of the same prefix runs.
+pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
+    let mappings = config::mappings();
+    let Some(mapping) = mappings.by_prefix(prefix) else {
+        return Err(Error::NoPrefix(crate::error::show_key(prefix.as_bytes())));
+    };
+    let w = {
+        let mut all = warms();
+        if all
+            .iter()
+            .any(|w| w.prefix == prefix && w.running.load(Ordering::SeqCst))
+        {
+            return Err(Error::WarmRunning(crate::error::show_key(
+                prefix.as_bytes(),
+            )));
+        }
+        all.retain(|w| w.prefix != prefix);
+        let w = Arc::new(Warm {
+            prefix: prefix.to_owned(),
+            db,
+            loaded: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            running: AtomicBool::new(true),
+            error: Mutex::new(None),
+            started: Instant::now(),
+            millis: AtomicU64::new(0),
+        });
+        all.push(Arc::clone(&w));
+        w
+    };
+    let mapping = Arc::clone(mapping);
+    loader::spawn(async move {
+        if let Err(e) = run(&w, &mapping, limit).await {
+            redis_module::logging::log_warning(
+                format!("readthrough: warm-up of {} stopped: {e}", w.prefix).as_str(),
+            );
+            *w.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+        w.millis
+            .store(w.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        w.running.store(false, Ordering::SeqCst);
+    });
+    Ok(())
+}
+
+async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
+    let client = loader::client().await?;
+    let coll = client.database(&m.db).collection::<Document>(&m.collection);
+    let count = coll
+        .estimated_document_count()
+        .await
+        .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+    w.total
+        .store(limit.map_or(count, |l| l.min(count)), Ordering::Relaxed);
+    let mut find = coll.find(doc! {}).batch_size(1000);
+    if let Some(l) = limit {
+        find = find.limit(l.min(i64::MAX as u64) as i64);
+    }
+    let mut cursor = find
+        .await
+        .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        let doc = cursor
+            .try_next()
+            .await
+            .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+        let end = doc.is_none();
+        if let Some(doc) = doc {
+            match cdc::key_of(m, &doc) {
+                Some(key) => {
+                    cdc::remember(m, &doc);
+                    chunk.push((key, codec::to_json(doc)));
+                }
+                None => {
+                    w.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
+            let db = w.db;
+            let batch = std::mem::take(&mut chunk);
+            let n = batch.len() as u64;
+            let written = store::with_gil(move |gil: &Gil| {
+                if crate::ffi::is_replica(&gil.context()) {
+                    return false;
+                }
+                for (key, json) in &batch {
+                    store::set_value(gil, db, key.as_bytes(), json, true);
+                }
+                true
+            })
+            .await;
+            match written {
+                Some(true) => w.loaded.fetch_add(n, Ordering::Relaxed),
+                Some(false) => return Err(Error::Internal("this node became a replica".into())),
+                None => return Err(Error::Internal("the store thread stopped".into())),
+            };
+        }
+        if end {
+            return Ok(());
+        }
+    }
+}
+
+/// At module load: starts the warm-ups `readthrough.warm-on-load` asks for (DB 0), on a master.
+pub fn on_load() {
+    let text = config::WARM_ON_LOAD.text();
+    let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    if words.is_empty() || !cdc::is_master() {
+        return;
+    }
+    let prefixes: Vec<String> = if words == ["*"] {
+        config::mappings()
+            .iter()
+            .map(|m| m.prefix.clone())
+            .collect()
+    } else {
+        words
+    };
+    for p in prefixes {
+        match start(&p, None, 0) {
+            Ok(()) => redis_module::logging::log_notice(
+                format!("readthrough: warming {p} (readthrough.warm-on-load)").as_str(),
+            ),
+            Err(e) => redis_module::logging::log_warning(
+                format!("readthrough: readthrough.warm-on-load: {e}").as_str(),
+            ),
+        }
+    }
+}
+
+/// `INFO` lines: `warm_N:prefix=...,running=0|1,loaded=...,total=...,skipped=...,seconds=...`.
+pub fn info_lines() -> Vec<(String, String)> {
+    warms()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let running = w.running.load(Ordering::SeqCst);
+            let ms = if running {
+                w.started.elapsed().as_millis() as u64
+            } else {
+                w.millis.load(Ordering::Relaxed)
+            };
+            let mut v = format!(
+                "prefix={},db={},running={},loaded={},total={},skipped={},seconds={:.1}",
+                w.prefix,
+                w.db,
+                u8::from(running),
+                w.loaded.load(Ordering::Relaxed),
+                w.total.load(Ordering::Relaxed),
+                w.skipped.load(Ordering::Relaxed),
+                ms as f64 / 1000.0
+            );
+            if let Some(e) = &*w.error.lock().unwrap_or_else(|p| p.into_inner()) {
+                // INFO values are one line without commas.
+                v.push_str(",error=");
+                v.push_str(&e.replace([',', '\r', '\n'], " "));
+            }
+            (format!("warm_{i}"), v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_on_load_accepts_prefixes_or_a_star() {
+        assert!(check_on_load("").is_ok());
+        assert!(check_on_load("todo: user:").is_ok());
+        assert!(check_on_load("*").is_ok());
+        assert!(check_on_load("* todo:").is_err());
+    }
+}

@@ -1,0 +1,539 @@
+//! Issue 5: change streams keep the cache true; warm-up fills it before traffic. Against a real
+//! redis-server with the module and the MongoDB-compatible server.
+
+mod common;
+
+use common::*;
+use mongodb::bson::{doc, Document};
+use std::time::{Duration, Instant};
+
+const VISIBLE: Duration = Duration::from_secs(2);
+
+fn name_of(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Waits at most `VISIBLE` for `check`; returns how long it took.
+fn within_2s(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    wait_until(what, VISIBLE, &mut check);
+    t.elapsed()
+}
+
+#[test]
+fn an_update_in_mongodb_is_visible_within_2s_delete_mode() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-delete", 20);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    assert_eq!(redis.info_str("invalidation").as_deref(), Some("delete"));
+    redis.wait_watching();
+    let mut c = redis.conn();
+    assert_eq!(
+        name_of(&rt_get(&mut c, "todo:3").unwrap()).unwrap(),
+        "todo 3"
+    );
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "3"},
+        doc! {"$set": {"name": "renamed"}},
+    );
+    let took = within_2s("the update to reach RT.GET", || {
+        name_of(&rt_get(&mut c, "todo:3").unwrap()).as_deref() == Some("renamed")
+    });
+    eprintln!("update visible after {took:?}");
+    let info = redis.info();
+    assert!(info["invalidations"] >= 1, "{info:?}");
+    assert!(info["cdc_events"] >= 1, "{info:?}");
+    let w = redis.watchers();
+    assert_eq!(w.len(), 2, "one per mapped collection: {w:?}");
+    let todos = w
+        .iter()
+        .find(|w| w.contains(&format!("ns={db}.todos,")))
+        .unwrap();
+    assert!(
+        todos.contains("prefixes=todo:,state=watching,events="),
+        "{todos}"
+    );
+    assert!(!todos.contains("events=0,"), "{todos}");
+}
+
+#[test]
+fn refresh_mode_rewrites_cached_keys_only() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-refresh", 20);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "refresh"],
+    );
+    redis.wait_watching();
+    let mut c = redis.conn();
+    rt_get(&mut c, "todo:3").unwrap().unwrap();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "3"},
+        doc! {"$set": {"name": "fresh"}},
+    );
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "4"},
+        doc! {"$set": {"name": "never read"}},
+    );
+    // Without reading through: the stored value itself is rewritten, with a TTL.
+    within_2s("the stored value to be rewritten", || {
+        name_of(&stored(&mut c, "todo:3")).as_deref() == Some("fresh")
+    });
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:3").query(&mut c).unwrap();
+    assert!(pttl > 3_000_000, "refreshed value keeps a TTL: {pttl}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stored(&mut c, "todo:4"),
+        None,
+        "uncached keys are not filled"
+    );
+}
+
+#[test]
+fn a_delete_in_mongodb_makes_the_key_nil() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-del", 20);
+    mongo.insert(
+        &db,
+        "items",
+        vec![
+            doc! {"_id": "a1", "name": "item a1"},
+            doc! {"_id": "a2", "name": "item a2"},
+        ],
+    );
+    // Negative entries last long here: only the change stream can make a key reappear.
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.negative-ttl", "600"],
+    );
+    redis.wait_watching();
+    let mut c = redis.conn();
+    // By field `id` (placed through the _id -> id index of loaded documents), loaded by RT.GET
+    // and by RT.MGET, and by `_id`.
+    rt_get(&mut c, "todo:5").unwrap().unwrap();
+    let v: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg(&["todo:6", "item:a1"])
+        .query(&mut c)
+        .unwrap();
+    assert!(v.iter().all(Option::is_some));
+    mongo.delete_one(&db, "todos", doc! {"id": "5"});
+    mongo.delete_one(&db, "todos", doc! {"id": "6"});
+    mongo.delete_one(&db, "items", doc! {"_id": "a1"});
+    within_2s("the deleted documents to leave the cache", || {
+        ["todo:5", "todo:6", "item:a1"]
+            .iter()
+            .all(|k| stored(&mut c, k).is_none())
+    });
+    for k in ["todo:5", "todo:6", "item:a1"] {
+        assert_eq!(rt_get(&mut c, k).unwrap(), None, "{k}");
+    }
+    assert_eq!(redis.info()["cdc_unplaced_deletes"], 0);
+    assert!(rt_get(&mut c, "item:a2").unwrap().is_some());
+}
+
+#[test]
+fn an_insert_clears_the_negative_entry() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-insert", 5);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.negative-ttl", "600"],
+    );
+    redis.wait_watching();
+    let mut c = redis.conn();
+    assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
+    assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
+    assert_eq!(redis.info()["negative_hits"], 1, "remembered as absent");
+    mongo.insert(&db, "todos", vec![doc! {"id": "77", "name": "new"}]);
+    within_2s("the inserted document to be found", || {
+        name_of(&rt_get(&mut c, "todo:77").unwrap()).as_deref() == Some("new")
+    });
+}
+
+#[test]
+fn dropping_the_collection_empties_the_prefix_in_every_db() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-drop", 300);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    redis.wait_watching();
+    let mut c = redis.conn();
+    let keys: Vec<String> = (1..=300).map(|i| format!("todo:{i}")).collect();
+    let _: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
+    let mut c2 = redis.conn();
+    redis::cmd("SELECT").arg(2).query::<()>(&mut c2).unwrap();
+    let _: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg(&keys[..10])
+        .query(&mut c2)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(&["other:1", "kept"])
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(&["todo", "kept"])
+        .query::<()>(&mut c)
+        .unwrap();
+    mongo.drop_collection(&db, "todos");
+    let count = |c: &mut redis::Connection| -> usize {
+        let k: Vec<String> = redis::cmd("KEYS").arg("todo:*").query(c).unwrap();
+        k.len()
+    };
+    within_2s("the prefix to be emptied", || {
+        count(&mut c) == 0 && count(&mut c2) == 0
+    });
+    assert_eq!(stored(&mut c, "other:1").as_deref(), Some("kept"));
+    assert_eq!(stored(&mut c, "todo").as_deref(), Some("kept"));
+    assert!(redis.info()["cdc_purges"] >= 1);
+    // The watcher goes on: a new collection of that name is watched again.
+    redis.wait_watching();
+    mongo.insert(&db, "todos", vec![doc! {"id": "1", "name": "again"}]);
+    assert_eq!(
+        name_of(&rt_get(&mut c, "todo:1").unwrap()).as_deref(),
+        Some("again")
+    );
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "after drop"}},
+    );
+    within_2s("an update after the drop to be seen", || {
+        name_of(&rt_get(&mut c, "todo:1").unwrap()).as_deref() == Some("after drop")
+    });
+}
+
+#[test]
+fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-resume", 20);
+    // Pre-images let a delete be placed by the `id` field after a restart too.
+    mongo.command(
+        &db,
+        doc! {"collMod": "todos", "changeStreamPreAndPostImages": {"enabled": true}},
+    );
+    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    redis.wait_watching();
+    let mut c = redis.conn();
+    rt_get(&mut c, "todo:1").unwrap().unwrap();
+    // One event, so a resume token is saved.
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "one"}},
+    );
+    within_2s("the first event", || stored(&mut c, "todo:1").is_none());
+    for k in ["todo:1", "todo:2", "todo:3"] {
+        rt_get(&mut c, k).unwrap().unwrap();
+    }
+    drop(c);
+    redis.shutdown();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "2"},
+        doc! {"$set": {"name": "while down"}},
+    );
+    mongo.delete_one(&db, "todos", doc! {"id": "3"});
+    redis.start_again();
+    let mut c = redis.conn();
+    assert_eq!(
+        name_of(&stored(&mut c, "todo:1")).as_deref(),
+        Some("one"),
+        "the AOF kept the cache"
+    );
+    within_2s("the missed events to be applied", || {
+        stored(&mut c, "todo:2").is_none() && stored(&mut c, "todo:3").is_none()
+    });
+    assert_eq!(
+        name_of(&rt_get(&mut c, "todo:2").unwrap()).as_deref(),
+        Some("while down")
+    );
+    assert_eq!(rt_get(&mut c, "todo:3").unwrap(), None);
+    assert_eq!(stored(&mut c, "todo:1").map(|_| ()), Some(()), "untouched");
+    let info = redis.info();
+    assert_eq!(info["cdc_resume_failures"], 0);
+    assert_eq!(info["cdc_purges"], 0);
+}
+
+#[test]
+fn a_token_mongodb_cannot_resume_purges_the_prefix() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-badtoken", 10);
+    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    redis.wait_watching();
+    let mut c = redis.conn();
+    rt_get(&mut c, "todo:1").unwrap().unwrap();
+    rt_get(&mut c, "todo:2").unwrap().unwrap();
+    let token_key = format!("__readthrough__:resume:{db}.todos");
+    redis::cmd("SET")
+        .arg(&[token_key.as_str(), r#"{"_data":"00"}"#])
+        .query::<()>(&mut c)
+        .unwrap();
+    drop(c);
+    redis.restart();
+    let mut c = redis.conn();
+    wait_until("the purge", Duration::from_secs(10), || {
+        stored(&mut c, "todo:1").is_none() && stored(&mut c, "todo:2").is_none()
+    });
+    redis.wait_watching();
+    assert_eq!(redis.info()["cdc_resume_failures"], 1);
+    assert!(redis.log().contains("cannot resume the change stream"));
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
+}
+
+#[test]
+fn the_watcher_reconnects_after_mongodb_restarts() {
+    let Some(mut mongo) = Mongo::dedicated("cdc-reconnect") else {
+        return;
+    };
+    let db = seed(&mongo, "cdc-reconnect", 10);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    redis.wait_watching();
+    let mut c = redis.conn();
+    rt_get(&mut c, "todo:3").unwrap().unwrap();
+    mongo.stop();
+    wait_until("the watcher to notice", Duration::from_secs(20), || {
+        redis
+            .watchers()
+            .iter()
+            .all(|w| !w.contains("state=watching"))
+    });
+    // Redis serves on meanwhile.
+    assert!(rt_get(&mut c, "todo:3").unwrap().is_some());
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+    mongo.start();
+    redis.wait_watching();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "3"},
+        doc! {"$set": {"name": "after restart"}},
+    );
+    within_2s("an update after the MongoDB restart", || {
+        name_of(&rt_get(&mut c, "todo:3").unwrap()).as_deref() == Some("after restart")
+    });
+    assert!(redis.log().contains("connected again"), "{}", redis.log());
+}
+
+#[test]
+fn watchers_run_on_the_master_only_and_start_on_promotion() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-role", 10);
+    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    master.wait_watching();
+    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    std::thread::sleep(Duration::from_millis(500));
+    let w = replica.watchers();
+    assert!(w.iter().all(|w| w.contains("state=replica")), "{w:?}");
+    let mut m = master.conn();
+    rt_get(&mut m, "todo:4").unwrap().unwrap();
+    let mut r = replica.conn();
+    wait_until("the value on the replica", VISIBLE, || {
+        stored(&mut r, "todo:4").is_some()
+    });
+    mongo.update_one(&db, "todos", doc! {"id": "4"}, doc! {"$set": {"name": "x"}});
+    within_2s("the master's delete to replicate", || {
+        stored(&mut r, "todo:4").is_none()
+    });
+    assert_eq!(
+        replica.info()["cdc_events"],
+        0,
+        "the replica does not watch"
+    );
+    replica.cli(&["REPLICAOF", "NO", "ONE"]);
+    replica.wait_watching();
+}
+
+#[test]
+fn invalidation_config_is_checked_and_off_stops_the_watchers() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "cdc-config", 5);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    redis.wait_watching();
+    let mut c = redis.conn();
+    let e = err_of(
+        redis::cmd("CONFIG")
+            .arg(&["SET", "readthrough.invalidation", "sometimes"])
+            .query::<()>(&mut c),
+    );
+    assert!(e.contains("off, delete or refresh"), "{e}");
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "readthrough.invalidation"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v[1], "delete");
+    redis::cmd("CONFIG")
+        .arg(&["SET", "readthrough.invalidation", "off"])
+        .query::<()>(&mut c)
+        .unwrap();
+    wait_until("the watcher to stop", Duration::from_secs(5), || {
+        redis.watchers().iter().all(|w| w.contains("state=off"))
+    });
+    rt_get(&mut c, "todo:2").unwrap().unwrap();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "2"},
+        doc! {"$set": {"name": "unseen"}},
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        name_of(&stored(&mut c, "todo:2")).as_deref(),
+        Some("todo 2"),
+        "off: the cache is left alone"
+    );
+    let e = Redis::start_failing(vec![
+        "--loadmodule".into(),
+        module_path().to_string_lossy().into_owned(),
+        "--readthrough.invalidation".into(),
+        "maybe".into(),
+    ]);
+    assert!(e.contains("off, delete or refresh"), "{e}");
+}
+
+fn seed_many(mongo: &Mongo, name: &str, n: usize) -> String {
+    let db = unique_db(name);
+    let mut next = 1;
+    while next <= n {
+        let end = (next + 20_000).min(n + 1);
+        let docs: Vec<Document> = (next..end)
+            .map(|i| {
+                doc! {
+                    "id": i.to_string(),
+                    "name": format!("Todo {i}"),
+                    "description": format!("Description of todo number {i}: read through from MongoDB."),
+                }
+            })
+            .collect();
+        mongo.insert(&db, "todos", docs);
+        next = end;
+    }
+    db
+}
+
+#[test]
+fn warm_up_of_the_200k_demo_documents_while_ping_answers() {
+    let mongo = Mongo::shared();
+    let n = 200_000;
+    let db = seed_many(mongo, "warm-demo", n);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    redis::cmd("SELECT").arg(1).query::<()>(&mut c).unwrap();
+    let t = Instant::now();
+    let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(t.elapsed() < Duration::from_secs(1), "returns at once");
+    let e = err_of(redis::cmd("RT.WARM").arg("todo:").query::<String>(&mut c));
+    assert!(e.starts_with("BUSY"), "{e}");
+    let mut ping = redis.conn();
+    let (mut pings, mut worst) = (0u64, Duration::ZERO);
+    let started = Instant::now();
+    loop {
+        let t = Instant::now();
+        let p: String = redis::cmd("PING").query(&mut ping).unwrap();
+        assert_eq!(p, "PONG");
+        worst = worst.max(t.elapsed());
+        pings += 1;
+        let w = redis.info_str("warm_0").unwrap();
+        if w.contains("running=0") {
+            eprintln!("{w}; {pings} PINGs answered, slowest {worst:?}");
+            assert!(
+                w.contains(&format!("loaded={n},total={n},skipped=0")),
+                "{w}"
+            );
+            assert!(!w.contains("error="), "{w}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "warm-up hangs: {w}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A liveness bound, not a speed claim: the main thread never stalled for long.
+    assert!(worst < Duration::from_secs(1), "PING stalled {worst:?}");
+    let size: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, n, "every document is cached in the client's DB");
+    let v = stored(&mut c, "todo:199999").unwrap();
+    assert_eq!(json(&v)["name"], "Todo 199999");
+    let pttl: i64 = redis::cmd("PTTL").arg("todo:5").query(&mut c).unwrap();
+    assert!(pttl > 3_000_000, "warmed values have the TTL: {pttl}");
+    // Hits now: no MongoDB query for a warmed key.
+    let before = redis.info()["misses"];
+    rt_get(&mut c, "todo:12345").unwrap().unwrap();
+    assert_eq!(redis.info()["misses"], before);
+}
+
+#[test]
+fn warm_limits_errors_and_warm_on_load() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "warm-small", 50);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.warm-on-load", "todo:"],
+    );
+    let mut c = redis.conn();
+    wait_until("warm-on-load", Duration::from_secs(20), || {
+        redis
+            .info_str("warm_0")
+            .is_some_and(|w| w.contains("running=0"))
+    });
+    let size: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert!(size >= 50, "{size}");
+    assert!(stored(&mut c, "todo:50").is_some());
+
+    redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
+    let ok: String = redis::cmd("RT.WARM")
+        .arg(&["todo:", "limit", "10"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    wait_until("the limited warm-up", Duration::from_secs(20), || {
+        redis
+            .info_str("warm_0")
+            .is_some_and(|w| w.contains("running=0"))
+    });
+    let w = redis.info_str("warm_0").unwrap();
+    assert!(
+        w.contains("db=3") && w.contains("loaded=10,total=10"),
+        "{w}"
+    );
+    let size: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 10);
+
+    for (args, want) in [
+        (vec!["nope:"], "NOMAPPING no mapping has the prefix 'nope:'"),
+        (
+            vec!["todo:", "LIMIT", "0"],
+            "ERR LIMIT must be a positive integer",
+        ),
+        (
+            vec!["todo:", "LIMIT", "x"],
+            "ERR LIMIT must be a positive integer",
+        ),
+        (vec!["todo:", "TOP", "5"], "ERR syntax error"),
+    ] {
+        let e = err_of(redis::cmd("RT.WARM").arg(&args).query::<String>(&mut c));
+        assert!(e.starts_with(want), "{args:?}: {e}");
+    }
+    let e = err_of(redis::cmd("RT.WARM").query::<String>(&mut c));
+    assert!(e.contains("wrong number of arguments"), "{e}");
+    let e = err_of(
+        redis::cmd("CONFIG")
+            .arg(&["SET", "readthrough.warm-on-load", "* todo:"])
+            .query::<()>(&mut c),
+    );
+    assert!(e.contains("either * or a list"), "{e}");
+}
