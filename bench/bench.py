@@ -14,7 +14,9 @@ Starts its own SecantusDB (or uses MONGO_URI), loads the 200,000 demo todos
 6. batch: RT.MGET of 100 cold keys vs 100 sequential RT.GET;
 7. PING p99 while 10,000 loads wait on a stalled (SIGSTOPped) MongoDB vs idle PING p99;
 8. memory: used_memory per cached document vs the same JSON stored by plain SET;
-9. the demo workload: random ids over the 200,000 todos from a cold cache, per second.
+9. the demo workload: random ids over the 200,000 todos from a cold cache, per second;
+10. change-stream invalidation: update in MongoDB -> new value from RT.GET, p50/p99 over 1000 updates;
+11. warm-up: RT.WARM of the 200,000 todos, documents/s and PING p99 while it runs.
 
 Every timing is a median over alternating rounds; read the ratios, not absolute numbers (the
 machine is shared and noisy). Writes bench/results/report.md and bench/results/bench.png.
@@ -321,10 +323,77 @@ class Bench:
               f"{rows[-1]['rps']:,} rps at {rows[-1]['hit_ratio']:.2f} in the last")
         self.results["demo"] = rows
 
+    # 10. Change-to-visible latency of change-stream invalidation.
+    def change_visible(self):
+        n = self.a.updates
+        todos = self.mongo.test.todos
+        start = self.ids.take(n)
+        lat = []
+        for i in range(start, start + n):
+            key = f"todo:{i}"
+            assert self.r.execute_command("RT.GET", key)
+            t = time.perf_counter()
+            todos.update_one({"id": str(i)}, {"$set": {"name": f"changed {i}"}})
+            while f"changed {i}" not in self.r.execute_command("RT.GET", key):
+                if time.perf_counter() - t > 10:
+                    sys.exit(f"10. the update of {key} was not visible after 10 s")
+            lat.append((time.perf_counter() - t) * 1e6)
+        lat.sort()
+        res = {"n": n, "p50_ms": lat[n // 2] / 1000, "p99_ms": lat[min(n - 1, (n * 99 + 99) // 100 - 1)] / 1000,
+               "max_ms": lat[-1] / 1000}
+        print(f"10. change to visible (update in MongoDB -> new value from RT.GET), {n} updates: "
+              f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms")
+        self.results["cdc"] = res
+
+    # 11. Warm-up rate and PING latency while it runs.
+    def warm(self):
+        import threading
+        self.r.flushall()
+        pinger = redis.Redis(port=self.rport)
+
+        def pings(stop, out):
+            while not stop.is_set():
+                t = time.perf_counter()
+                pinger.ping()
+                out.append((time.perf_counter() - t) * 1e6)
+
+        def measure(seconds=None, until=None):
+            stop, out = threading.Event(), []
+            th = threading.Thread(target=pings, args=(stop, out))
+            th.start()
+            if seconds:
+                time.sleep(seconds)
+            else:
+                until()
+            stop.set()
+            th.join()
+            out.sort()
+            return out
+
+        idle = measure(seconds=3)
+        t = time.perf_counter()
+        assert self.r.execute_command("RT.WARM", "todo:") == "OK"
+
+        def state():  # redis-py parses `warm_0:prefix=todo:,running=1,...` into a dict
+            return self.r.info("readthrough").get("readthrough_warm_0") or {"running": 1}
+
+        def wait_done():
+            while int(state()["running"]):
+                time.sleep(0.05)
+        during = measure(until=wait_done)
+        secs = time.perf_counter() - t
+        loaded = int(state()["loaded"])
+        p99 = lambda xs: xs[min(len(xs) - 1, (len(xs) * 99 + 99) // 100 - 1)]
+        res = {"loaded": loaded, "secs": secs, "rate": loaded / secs, "idle_p99": p99(idle), "warm_p99": p99(during),
+               "warm_max": during[-1], "pings": len(during), "dbsize": self.r.dbsize()}
+        print(f"11. warm-up: {loaded:,} documents in {secs:.1f} s ({res['rate']:,.0f}/s); PING p99 idle "
+              f"{res['idle_p99']:.0f} us, during {res['warm_p99']:.0f} us (redis-py, {len(during):,} PINGs)")
+        self.results["warm"] = res
+
     def run(self):
         self.setup()
         for step in (self.hit_path, self.transparent, self.miss_path, self.cache_aside, self.single_flight,
-                     self.batch, self.stalled_ping, self.memory, self.demo):
+                     self.batch, self.stalled_ping, self.memory, self.change_visible, self.warm, self.demo):
             step()
 
     def close(self):
@@ -386,6 +455,10 @@ def write_report(b, path, chart):
     mr = mem["module"] / mem["set_px"]
     L += [f"| 8 | used_memory per document / plain SET of the same JSON with the same TTL | <= 1.05x | {mr:.3f}x | "
           f"{verdict(mr <= 1.05)} |",
+          f"| 10 | change to visible (MongoDB update -> RT.GET), p50 / p99 | within 2 s | "
+          f"{R['cdc']['p50_ms']:.1f} / {R['cdc']['p99_ms']:.1f} ms | {verdict(R['cdc']['p99_ms'] < 2000)} |",
+          f"| 11 | warm-up rate; PING p99 during it / idle | PING answers throughout | {R['warm']['rate']:,.0f} docs/s; "
+          f"{R['warm']['warm_p99'] / R['warm']['idle_p99']:.2f}x | |",
           f"| 9 | demo workload, cold start | hit ratio rises to warm | {R['demo'][0]['hit_ratio']:.2f} -> "
           f"{R['demo'][-1]['hit_ratio']:.2f} in {len(R['demo'])} s | |", ""]
 
@@ -430,6 +503,17 @@ def write_report(b, path, chart):
           f"| plain `SET key json PX ttl`, same key length | {mem['set_px']:.0f} |",
           f"| plain `SET key json`, no TTL | {mem['set']:.0f} |",
           f"| (the JSON itself) | {mem['json']:.0f} |", "",
+          f"## 10. Change-stream invalidation: change to visible ({R['cdc']['n']:,} updates, mode `delete`)", "",
+          "Each round: `RT.GET` caches the key, pymongo updates the document, then `RT.GET` is polled until it "
+          "returns the new value (the watcher deleted the key, so the next read loaded the new document).", "",
+          "| p50 | p99 | max |", "|---|---|---|",
+          f"| {R['cdc']['p50_ms']:.1f} ms | {R['cdc']['p99_ms']:.1f} ms | {R['cdc']['max_ms']:.1f} ms |", "",
+          "## 11. Warm-up (`RT.WARM todo:` of the 200,000 demo documents into an empty cache)", "",
+          "| documents | seconds | documents/s | PING p99 idle | PING p99 during | slowest PING during |",
+          "|---|---|---|---|---|---|",
+          f"| {R['warm']['loaded']:,} | {R['warm']['secs']:.1f} | {R['warm']['rate']:,.0f} | {R['warm']['idle_p99']:.0f} µs | "
+          f"{R['warm']['warm_p99']:.0f} µs | {R['warm']['warm_max']:.0f} µs |", "",
+          "PINGs from one redis-py client in a loop (its own overhead is in both columns).", "",
           f"## 9. The demo workload: 32 clients, `RT.GET todo:<uniform random id in 1..{DOCS}>`, cold start", "",
           "| second | rps | hit ratio |", "|---|---|---|"]
     demo = R["demo"]
@@ -481,11 +565,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--demo-seconds", type=int, default=240)
+    ap.add_argument("--updates", type=int, default=1000)
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench/results"))
     a = ap.parse_args()
     for f in (MODULE, LOADGEN):
         if not os.path.exists(f):
             sys.exit(f"{f} not found: run `make bench` (it builds the module and the load generator)")
+    # Stopped with SIGTERM (or Ctrl-C): still stop the servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     b = Bench(a, tempfile.mkdtemp(prefix="rt-bench-"))
     try:
         b.run()

@@ -3,6 +3,7 @@
 //! This file only registers things with Redis: commands, configs, init and deinit. See the
 //! README's design section for the flow of one request.
 
+mod batch;
 pub mod cdc;
 pub mod codec;
 mod commands;

@@ -147,7 +147,7 @@ async fn run(key: LoadKey, target: Target, kind: Kind) {
     let ms = config::timeout_ms() as u64;
     let started = Instant::now();
     let outcome =
-        match tokio::time::timeout(Duration::from_millis(ms), loader::find_one(&target)).await {
+        match tokio::time::timeout(Duration::from_millis(ms), crate::batch::load(target)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(ms)),
         };

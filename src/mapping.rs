@@ -13,7 +13,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::Arc;
 
 /// One `PREFIX=DATABASE.COLLECTION[:FIELD]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Mapping {
     pub prefix: String,
     pub db: String,

@@ -21,6 +21,8 @@ pub static REFRESH_ERRORS: AtomicU64 = AtomicU64::new(0);
 pub static PREFETCHES: AtomicU64 = AtomicU64::new(0);
 pub static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 pub static STORES: AtomicU64 = AtomicU64::new(0);
+/// Misses answered by a query shared with misses of other keys (`src/batch.rs`).
+pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
 
 pub fn count(c: &AtomicU64) {
@@ -97,6 +99,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("refresh_errors", get(&REFRESH_ERRORS)),
         ("prefetches", get(&PREFETCHES)),
         ("invalidations", get(&INVALIDATIONS)),
+        ("batched", get(&BATCHED)),
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
         ("cdc_events", get(&crate::cdc::EVENTS)),

@@ -57,6 +57,61 @@ fn five_hundred_concurrent_reads_of_one_cold_key_make_one_mongodb_query() {
 }
 
 #[test]
+fn misses_of_many_keys_share_queries_while_mongodb_is_busy() {
+    let Some(mongo) = Mongo::dedicated("batching") else {
+        return;
+    };
+    let db = seed(&mongo, "batch", 100);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "20000"],
+    );
+    assert!(rt_get(&mut redis.conn(), "todo:1").is_ok(), "warm the pool");
+    let q0 = mongo.query_count();
+    // MongoDB busy (stalled): the first misses take the query slots, the rest queue.
+    mongo.pause();
+    let readers: Vec<_> = (2..=61)
+        .map(|i| (i, redis.spawn_rt_get(&format!("todo:{i}"))))
+        .collect();
+    redis.wait_blocked(60);
+    mongo.resume();
+    for (i, h) in readers {
+        let v = h.join().unwrap().unwrap().expect("found");
+        assert_eq!(
+            json(&v)["id"],
+            i.to_string(),
+            "each reader gets its own document"
+        );
+    }
+    let queries = mongo.query_count() - q0;
+    // 4 single finds were in flight; the 56 queued misses shared one $in.
+    assert!(queries <= 6, "60 misses made {queries} queries");
+    let info = redis.info();
+    assert!(info["batched"] >= 50, "{info:?}");
+    assert_eq!(info["loads"], 61);
+    // Absent ids in a shared query are answered nil and remembered.
+    mongo.pause();
+    let readers: Vec<_> = (1..=20)
+        .map(|i| {
+            redis.spawn_rt_get(&format!(
+                "todo:{}",
+                if i % 2 == 0 { 200 + i } else { 70 + i }
+            ))
+        })
+        .collect();
+    redis.wait_blocked(20);
+    mongo.resume();
+    let found = readers
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(found, 10);
+    assert_eq!(redis.info()["not_found"], 10);
+}
+
+#[test]
 fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
     let Some(mongo) = Mongo::dedicated("negative") else {
         return;

@@ -1,0 +1,140 @@
+//! Misses of different keys of one mapping share a query when MongoDB is busy.
+//!
+//! Each mapping has at most `MAX_QUERIES` queries in flight. A load that finds a free slot runs
+//! its own `find_one` at once (no added latency when MongoDB keeps up). Otherwise it waits in
+//! the mapping's queue, and the next query to start takes up to `MAX_BATCH` waiting ids in one
+//! `$in`. So the busier MongoDB is, the fewer queries it gets: this is what lets the module
+//! outrun application cache-aside under concurrency, where every miss is its own query.
+//! Every query is bounded by `readthrough.timeout`, so a stalled MongoDB cannot hold a slot for
+//! ever.
+
+use crate::error::Error;
+use crate::mapping::{canonical_id, Mapping, Target};
+use crate::{config, loader, stats};
+use futures_util::FutureExt;
+use once_cell::sync::Lazy;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Queries in flight per mapping before misses start to queue and share queries.
+pub const MAX_QUERIES: usize = 4;
+/// Most ids in one shared query.
+pub const MAX_BATCH: usize = 500;
+
+type Found = Result<Option<String>, Error>;
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<(String, oneshot::Sender<Found>)>,
+    running: usize,
+}
+
+static QUEUES: Lazy<Mutex<HashMap<Mapping, Queue>>> = Lazy::new(Default::default);
+
+fn queues() -> MutexGuard<'static, HashMap<Mapping, Queue>> {
+    QUEUES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads the document of `target`: at once if a query slot is free (in this task, no extra
+/// hop), else in the next shared query.
+pub async fn load(target: Target) -> Found {
+    let (tx, rx) = oneshot::channel();
+    let queued = {
+        let mut qs = queues();
+        let q = qs.entry((*target.mapping).clone()).or_default();
+        if q.running < MAX_QUERIES {
+            q.running += 1;
+            None
+        } else {
+            q.waiting.push((target.id.clone(), tx));
+            Some(())
+        }
+    };
+    if queued.is_some() {
+        return rx
+            .await
+            .unwrap_or_else(|_| Err(Error::Internal("the query task stopped".into())));
+    }
+    // This task holds a slot. The guard hands it on (to the queued misses) or gives it back,
+    // also when this future is dropped on timeout or unwinds.
+    let _slot = Slot(Arc::clone(&target.mapping));
+    one(&target).await
+}
+
+/// A held query slot of a mapping.
+struct Slot(Arc<Mapping>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut qs = queues();
+        let Some(q) = qs.get_mut(&*self.0) else {
+            return;
+        };
+        if q.waiting.is_empty() {
+            q.running -= 1;
+            if q.running == 0 {
+                qs.remove(&*self.0);
+            }
+        } else {
+            drop(qs);
+            loader::spawn(drain(Arc::clone(&self.0)));
+        }
+    }
+}
+
+/// Holds a slot: runs shared queries until the mapping's queue is empty, then gives it back.
+async fn drain(m: Arc<Mapping>) {
+    let _slot = Slot(Arc::clone(&m));
+    loop {
+        let batch: Vec<(String, oneshot::Sender<Found>)> = {
+            let mut qs = queues();
+            let Some(q) = qs.get_mut(&*m) else { return };
+            if q.waiting.is_empty() {
+                return; // the slot's drop gives it back
+            }
+            let n = q.waiting.len().min(MAX_BATCH);
+            q.waiting.drain(..n).collect()
+        };
+        // A panic drops the senders: those waiters get an internal error, the slot goes on.
+        let _ = AssertUnwindSafe(query(&m, batch)).catch_unwind().await;
+    }
+}
+
+fn bound() -> (u64, Duration) {
+    let ms = config::timeout_ms() as u64;
+    (ms, Duration::from_millis(ms))
+}
+
+async fn one(target: &Target) -> Found {
+    let (ms, bound) = bound();
+    tokio::time::timeout(bound, loader::find_one(target))
+        .await
+        .unwrap_or(Err(Error::Timeout(ms)))
+}
+
+async fn query(m: &Arc<Mapping>, batch: Vec<(String, oneshot::Sender<Found>)>) {
+    if batch.len() == 1 {
+        let (id, tx) = batch.into_iter().next().expect("one");
+        let target = Target {
+            mapping: Arc::clone(m),
+            id,
+        };
+        let _ = tx.send(one(&target).await);
+        return;
+    }
+    stats::add(&stats::BATCHED, batch.len() as u64);
+    let (ms, bound) = bound();
+    let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+    let r = tokio::time::timeout(bound, loader::find_many(m, &ids))
+        .await
+        .unwrap_or(Err(Error::Timeout(ms)));
+    for (id, tx) in batch {
+        let _ = tx.send(match &r {
+            Ok(found) => Ok(found.get(canonical_id(&id).as_ref()).cloned()),
+            Err(e) => Err(e.clone()),
+        });
+    }
+}
