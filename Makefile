@@ -3,14 +3,13 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SECANTUSD := $(VENV)/bin/secantusd-py
 MODULE := target/release/libreadthrough.so
 # Set READTHROUGH_TEST_MONGO_URI (tests) or MONGO_URI (run) to use an external MongoDB.
 MONGO_URI ?=
 MONGO_PORT ?= 27017
 REDIS_PORT ?= 6379
 
-.PHONY: run test lint deps venv build bench clean
+.PHONY: run test lint deps venv build bench clean node-example
 
 ## Install what is missing: redis-server, libclang (for bindgen), the SecantusDB virtualenv.
 deps:
@@ -26,12 +25,25 @@ deps:
 	fi
 	@$(MAKE) --no-print-directory venv
 
-venv: $(SECANTUSD)
+# SecantusDB and pymongo for the servers and demo data; redis-py for the guided tour; FastAPI
+# and uvicorn for examples/fastapi_todo and its smoke test.
+VENV_PKGS := secantusdb pymongo redis fastapi uvicorn
+VENV_STAMP := $(VENV)/.installed-2
 
-$(SECANTUSD):
-	python3 -m venv $(VENV)
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP):
+	[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q secantusdb pymongo
+	$(VENV)/bin/pip install -q $(VENV_PKGS)
+	touch $@
+
+## The Node example's packages, when npm exists (its smoke test is skipped otherwise).
+node-example:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ -d examples/node/node_modules/redis ] || npm ci --prefix examples/node --no-audit --no-fund --loglevel=error \
+	    || echo "npm ci failed: the Node example's smoke test will be skipped"; \
+	else echo "npm not found: the Node example's smoke test will be skipped"; fi
 
 build: $(MODULE)
 
@@ -43,7 +55,7 @@ run: deps build
 	MONGO_URI="$(MONGO_URI)" MONGO_PORT=$(MONGO_PORT) REDIS_PORT=$(REDIS_PORT) scripts/run.sh
 
 ## Everything: unit tests and end-to-end tests against real servers (module built once).
-test: deps build
+test: deps build node-example
 	cargo test --release -- --test-threads=4
 
 lint:
@@ -57,6 +69,6 @@ clean:
 ## Benchmarks: ratios measured side by side in one run (see bench/results/).
 ## Needs the bench extras in the venv (redis-py, matplotlib) and the Rust load generator.
 bench: deps build
-	@$(PY) -c 'import redis, matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q redis matplotlib
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q matplotlib
 	cargo build --release --example loadgen
 	$(PY) bench/bench.py $(BENCH_ARGS)

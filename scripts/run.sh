@@ -43,7 +43,8 @@ fi
 .venv/bin/python scripts/demo_data.py "$MONGO_URI" 200000
 
 echo "starting redis-server on port $REDIS_PORT with the readthrough module (redis.conf)"
-echo "try, from another terminal:  redis-cli -p $REDIS_PORT RT.GET todo:42"
 redis-server redis.conf --port "$REDIS_PORT" --readthrough.mongo-uri "$MONGO_URI" &
 pids+=($!)
+wait_port "$REDIS_PORT" redis-server
+.venv/bin/python scripts/tour.py "$REDIS_PORT" "$MONGO_URI" || echo "(the guided tour failed; Redis runs on)"
 wait "${pids[-1]}"
