@@ -80,6 +80,14 @@ fn text_of(val: &RedisString) -> Result<String, RedisError> {
         .map_err(|_| RedisError::Str("the value is not valid UTF-8"))
 }
 
+/// The value of a string config, as Redis reads it back (`CONFIG GET`).
+fn text_value(text: &Mutex<String>) -> RedisString {
+    RedisString::create(
+        None,
+        text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
+    )
+}
+
 /// `readthrough.mappings`: the text as given and its parsed form.
 pub struct MappingsConfig {
     text: Mutex<String>,
@@ -93,10 +101,7 @@ pub static MAPPINGS: Lazy<MappingsConfig> = Lazy::new(|| MappingsConfig {
 
 impl ConfigurationValue<RedisString> for MappingsConfig {
     fn get(&self, _: &ConfigurationContext) -> RedisString {
-        RedisString::create(
-            None,
-            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
-        )
+        text_value(&self.text)
     }
 
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
@@ -151,10 +156,7 @@ pub static MONGO_URI: UriConfig = UriConfig {
 
 impl ConfigurationValue<RedisString> for UriConfig {
     fn get(&self, _: &ConfigurationContext) -> RedisString {
-        RedisString::create(
-            None,
-            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
-        )
+        text_value(&self.text)
     }
 
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
@@ -176,10 +178,7 @@ pub struct TextConfig {
 
 impl ConfigurationValue<RedisString> for TextConfig {
     fn get(&self, _: &ConfigurationContext) -> RedisString {
-        RedisString::create(
-            None,
-            self.text.lock().unwrap_or_else(|p| p.into_inner()).as_str(),
-        )
+        text_value(&self.text)
     }
 
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {

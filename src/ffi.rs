@@ -407,12 +407,21 @@ unsafe extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repor
 /// Keeps `cdc` told whether this node is a master (change-stream watchers run only there).
 pub fn subscribe_role(ctx: &Context) -> bool {
     crate::cdc::set_master(!is_replica(ctx));
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
-        dataver: 1,
-    };
+    subscribe(
+        ctx,
+        raw::REDISMODULE_EVENT_REPLICATION_ROLE_CHANGED,
+        on_role,
+    )
+}
+
+type EventHandler =
+    unsafe extern "C" fn(*mut raw::RedisModuleCtx, raw::RedisModuleEvent, u64, *mut c_void);
+
+/// Subscribes `handler` to the server event `id`.
+fn subscribe(ctx: &Context, id: u64, handler: EventHandler) -> bool {
+    let event = raw::RedisModuleEvent { id, dataver: 1 };
     unsafe {
-        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_role))
+        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(handler))
             == raw::REDISMODULE_OK as c_int
     }
 }
@@ -434,14 +443,7 @@ pub fn load_configs(ctx: &Context) -> bool {
 
 /// Calls `on_flush` after every FLUSHALL and FLUSHDB.
 pub fn subscribe_flush(ctx: &Context) -> bool {
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_FLUSHDB,
-        dataver: 1,
-    };
-    unsafe {
-        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_flush))
-            == raw::REDISMODULE_OK as c_int
-    }
+    subscribe(ctx, raw::REDISMODULE_EVENT_FLUSHDB, on_flush)
 }
 
 unsafe extern "C" fn on_flush(
