@@ -27,6 +27,8 @@ pub enum Error {
     NoPrefix(String),
     /// `RT.WARM` of a prefix whose warm-up is running.
     WarmRunning(String),
+    /// A background job (a warm-up) stopped for a reason that is not a bug.
+    Stopped(String),
     /// A bug: a panic was caught or a load ended without an outcome.
     Internal(String),
 }
@@ -64,6 +66,7 @@ impl fmt::Display for Error {
                 f,
                 "BUSY a warm-up of '{p}' is already running (see INFO readthrough)"
             ),
+            Error::Stopped(why) => write!(f, "ERR {why}"),
             Error::Internal(msg) => write!(f, "ERR internal error in readthrough: {msg}"),
         }
     }
@@ -110,6 +113,7 @@ mod tests {
             (Error::NoBlock, "NOBLOCK "),
             (Error::NoPrefix("p:".into()), "NOMAPPING "),
             (Error::WarmRunning("p:".into()), "BUSY "),
+            (Error::Stopped("s".into()), "ERR "),
             (Error::Internal("w".into()), "ERR "),
         ];
         for (e, code) in cases {

@@ -453,7 +453,7 @@ unsafe extern "C" fn on_flush(
     _data: *mut c_void,
 ) {
     if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END {
-        crate::load::forget_all_absent();
+        crate::load::flushed();
     }
 }
 

@@ -85,6 +85,20 @@ pub fn take_stale(key: &LoadKey) -> bool {
     !s.is_empty() && s.remove(key)
 }
 
+/// Flushes so far (FLUSHALL, FLUSHDB). A load remembers the count when it starts; one that
+/// started before a flush is answered but not stored, so it cannot bring back flushed data.
+static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn epoch() -> u64 {
+    FLUSHES.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Main thread, under the GIL, after FLUSHALL or FLUSHDB.
+pub fn flushed() {
+    FLUSHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    forget_all_absent();
+}
+
 /// Forgets every negative entry (FLUSHALL, FLUSHDB).
 pub fn forget_all_absent() {
     negative().clear();
@@ -128,7 +142,7 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
     let waits = waiter.is_some();
     let joined = table().join(lkey.clone(), waiter, max);
     match joined {
-        Join::Leader => loader::spawn(run(lkey, target, kind)),
+        Join::Leader => loader::spawn(run(lkey, target, kind, epoch())),
         Join::Follower if waits => stats::count(&stats::COALESCED),
         Join::Follower => {}
         Join::Full(waiter) => {
@@ -142,8 +156,8 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
     true
 }
 
-async fn run(key: LoadKey, target: Target, kind: Kind) {
-    let completion = Completion(Some((key, kind)));
+async fn run(key: LoadKey, target: Target, kind: Kind, epoch: u64) {
+    let completion = Completion(Some((key, kind, epoch)));
     let ms = config::timeout_ms() as u64;
     let started = Instant::now();
     let outcome =
@@ -161,21 +175,21 @@ async fn run(key: LoadKey, target: Target, kind: Kind) {
 }
 
 /// Guarantees that a started load reaches the store thread exactly once.
-struct Completion(Option<(LoadKey, Kind)>);
+struct Completion(Option<(LoadKey, Kind, u64)>);
 
 impl Completion {
     fn finish(mut self, outcome: Outcome) {
-        if let Some((key, kind)) = self.0.take() {
-            store::submit(key, kind, outcome);
+        if let Some((key, kind, epoch)) = self.0.take() {
+            store::submit(key, kind, outcome, epoch);
         }
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some((key, kind)) = self.0.take() {
+        if let Some((key, kind, epoch)) = self.0.take() {
             let e = Error::Internal("the load task stopped".into());
-            store::submit(key, kind, Err(e));
+            store::submit(key, kind, Err(e), epoch);
         }
     }
 }
@@ -195,7 +209,7 @@ pub fn start_batch(
     values: Vec<Option<Vec<u8>>>,
     waiter: Option<Waiter>,
 ) {
-    loader::spawn(run_batch(db, misses, values, waiter));
+    loader::spawn(run_batch(db, misses, values, waiter, epoch()));
 }
 
 async fn run_batch(
@@ -203,6 +217,7 @@ async fn run_batch(
     misses: Vec<BatchMiss>,
     mut values: Vec<Option<Vec<u8>>>,
     waiter: Option<Waiter>,
+    epoch: u64,
 ) {
     // Group by mapping, keeping the order of first appearance.
     let mut groups: Vec<(Arc<crate::mapping::Mapping>, Vec<&BatchMiss>)> = Vec::new();
@@ -259,5 +274,5 @@ async fn run_batch(
         Some(e) => Err(e),
         None => Ok(values),
     };
-    store::submit_batch(db, found, absent, waiter, reply);
+    store::submit_batch(db, found, absent, waiter, reply, epoch);
 }

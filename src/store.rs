@@ -21,6 +21,8 @@ struct Finished {
     key: LoadKey,
     kind: Kind,
     outcome: Outcome,
+    /// `load::epoch()` when the load started.
+    epoch: u64,
 }
 
 /// The result of one `RT.MGET`'s loads.
@@ -30,6 +32,7 @@ struct BatchDone {
     absent: Vec<Vec<u8>>,
     waiter: Option<Waiter>,
     reply: Result<Vec<Option<Vec<u8>>>, Error>,
+    epoch: u64,
 }
 
 /// Work for the store thread under the GIL, from a background task (change streams, warm-up).
@@ -57,8 +60,13 @@ pub fn start_thread() -> Result<(), String> {
 }
 
 /// Hands a finished load to the store thread.
-pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome) {
-    let msg = Msg::One(Finished { key, kind, outcome });
+pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
+    let msg = Msg::One(Finished {
+        key,
+        kind,
+        outcome,
+        epoch,
+    });
     // Fast path: Redis is idle (the main thread is waiting for events), so write here and
     // save the hop to the store thread.
     if let Some(gil) = Gil::try_lock() {
@@ -82,6 +90,7 @@ pub fn submit_batch(
     absent: Vec<Vec<u8>>,
     waiter: Option<Waiter>,
     reply: Result<Vec<Option<Vec<u8>>>, Error>,
+    epoch: u64,
 ) {
     let msg = Msg::Batch(BatchDone {
         db,
@@ -89,6 +98,7 @@ pub fn submit_batch(
         absent,
         waiter,
         reply,
+        epoch,
     });
     if let Some(tx) = SENDER.get() {
         // If the thread is gone the message, and with it the waiter, is dropped: the waiter
@@ -156,11 +166,14 @@ fn process(gil: Gil, batch: Vec<Msg>) {
 
 /// Under the GIL: writes one load's result, updates the negative cache, ends the load.
 fn finish_one(gil: &Gil, writable: bool, f: Finished) -> (Vec<Waiter>, Arc<Outcome>) {
-    // The document changed in MongoDB while it loaded (a change stream said so): the waiters
-    // get what was read, but it is not cached.
-    let stale = load::take_stale(&f.key);
+    // The document changed in MongoDB while it loaded (a change stream said so), or Redis was
+    // flushed meanwhile: the waiters get what was read, but it is not cached.
+    let changed = load::take_stale(&f.key);
+    let stale = changed || f.epoch != load::epoch();
     if stale {
-        stats::count(&stats::STORE_SKIPPED);
+        if matches!(f.outcome, Ok(Some(_))) {
+            stats::count(&stats::STORE_SKIPPED);
+        }
     } else if writable {
         let ok = catch_unwind(AssertUnwindSafe(|| apply(gil, &f))).unwrap_or(false);
         if matches!(f.outcome, Ok(Some(_))) {
@@ -181,14 +194,20 @@ fn finish_one(gil: &Gil, writable: bool, f: Finished) -> (Vec<Waiter>, Arc<Outco
         };
         stats::count(c);
     }
-    if let Ok(found) = &f.outcome {
-        load::set_absent(&f.key, found.is_none());
+    match &f.outcome {
+        Ok(found) if !stale => load::set_absent(&f.key, found.is_none()),
+        _ => {}
     }
     (load::complete(&f.key), Arc::new(f.outcome))
 }
 
 /// Under the GIL: stores the documents an `RT.MGET` found (`SET ... NX`), remembers the absent.
 fn finish_batch(gil: &Gil, writable: bool, b: &BatchDone) {
+    if b.epoch != load::epoch() {
+        // Redis was flushed while the batch loaded: answer it, store nothing.
+        stats::add(&stats::STORE_SKIPPED, b.found.len() as u64);
+        return;
+    }
     for (key, json) in &b.found {
         let ok = writable
             && catch_unwind(AssertUnwindSafe(|| set_value(gil, b.db, key, json, true)))

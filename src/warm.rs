@@ -114,6 +114,7 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
     let mut chunk = Vec::with_capacity(CHUNK);
+    let epoch = crate::load::epoch();
     loop {
         let doc = cursor
             .try_next()
@@ -137,17 +138,20 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
             let n = batch.len() as u64;
             let written = store::with_gil(move |gil: &Gil| {
                 if crate::ffi::is_replica(&gil.context()) {
-                    return false;
+                    return Err("this node became a replica");
+                }
+                if crate::load::epoch() != epoch {
+                    return Err("stopped by FLUSHALL/FLUSHDB");
                 }
                 for (key, json) in &batch {
                     store::set_value(gil, db, key.as_bytes(), json, true);
                 }
-                true
+                Ok(())
             })
             .await;
             match written {
-                Some(true) => w.loaded.fetch_add(n, Ordering::Relaxed),
-                Some(false) => return Err(Error::Internal("this node became a replica".into())),
+                Some(Ok(())) => w.loaded.fetch_add(n, Ordering::Relaxed),
+                Some(Err(why)) => return Err(Error::Stopped(why.into())),
                 None => return Err(Error::Internal("the store thread stopped".into())),
             };
         }

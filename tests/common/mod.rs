@@ -581,12 +581,32 @@ impl Redis {
     pub fn start_replica(mongo_uri: &str, mappings: &str, master: &Redis) -> Redis {
         let port = master.port.to_string();
         let replica = Redis::start(mongo_uri, mappings, &["--replicaof", "127.0.0.1", &port]);
-        let mut r = replica.conn();
-        wait_until("replication link up", Duration::from_secs(20), || {
-            let s: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
-            s.contains("master_link_status:up")
-        });
-        replica
+        let start = Instant::now();
+        let mut last: String;
+        loop {
+            // A fresh connection each time: a sync may close clients; keep the last answer.
+            let r = replica
+                .try_conn()
+                .ok_or_else(|| "no connection".to_owned())
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                        .map_err(|e| e.to_string())
+                });
+            match r {
+                Ok(s) if s.contains("master_link_status:up") => return replica,
+                Ok(s) => last = s,
+                Err(e) => last = e,
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!(
+                    "replication link not up: {last}\nreplica log:\n{}",
+                    replica.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until exactly `n` clients are blocked (on loads).
