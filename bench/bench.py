@@ -89,6 +89,12 @@ def med(xs):
     return statistics.median(xs)
 
 
+def p99(sorted_xs):
+    """Nearest-rank 99th percentile of an ascending list."""
+    n = len(sorted_xs)
+    return sorted_xs[min(n - 1, (n * 99 + 99) // 100 - 1)]
+
+
 class Bench:
     def __init__(self, a, tmp):
         self.a, self.tmp, self.procs = a, tmp, []
@@ -343,7 +349,7 @@ class Bench:
                     sys.exit(f"10. the update of {key} was not visible after 10 s")
             lat.append((time.perf_counter() - t) * 1e6)
         lat.sort()
-        res = {"n": n, "p50_ms": lat[n // 2] / 1000, "p99_ms": lat[min(n - 1, (n * 99 + 99) // 100 - 1)] / 1000,
+        res = {"n": n, "p50_ms": lat[n // 2] / 1000, "p99_ms": p99(lat) / 1000,
                "max_ms": lat[-1] / 1000}
         print(f"10. change to visible (update in MongoDB -> new value from RT.GET), {n} updates: "
               f"p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms")
@@ -387,7 +393,6 @@ class Bench:
         during = measure(until=wait_done)
         secs = time.perf_counter() - t
         loaded = int(state()["loaded"])
-        p99 = lambda xs: xs[min(len(xs) - 1, (len(xs) * 99 + 99) // 100 - 1)]
         res = {"loaded": loaded, "secs": secs, "rate": loaded / secs, "idle_p99": p99(idle), "warm_p99": p99(during),
                "warm_max": during[-1], "pings": len(during), "dbsize": self.r.dbsize()}
         print(f"11. warm-up: {loaded:,} documents in {secs:.1f} s ({res['rate']:,.0f}/s); PING p99 idle "

@@ -126,11 +126,8 @@ async fn query(m: &Arc<Mapping>, batch: Vec<(String, oneshot::Sender<Found>)>) {
         return;
     }
     stats::add(&stats::BATCHED, batch.len() as u64);
-    let (ms, bound) = bound();
     let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
-    let r = tokio::time::timeout(bound, loader::find_many(m, &ids))
-        .await
-        .unwrap_or(Err(Error::Timeout(ms)));
+    let r = loader::find_many_within(m, &ids, bound().1).await;
     for (id, tx) in batch {
         let _ = tx.send(match &r {
             Ok(found) => Ok(found.get(canonical_id(&id).as_ref()).cloned()),

@@ -590,16 +590,9 @@ fn apply(gil: &Gil, acts: &[Action], token: Option<(String, String)>) {
                 }
                 Action::Set(key, json) => {
                     load::mark_stale((db, key.as_bytes().to_vec()));
-                    let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
-                    let mut args: Vec<&[u8]> = vec![key.as_bytes(), json.as_bytes()];
-                    if let Some(ttl) = &ttl {
-                        args.extend([&b"PX"[..], ttl.as_bytes()]);
-                    }
-                    args.push(b"XX");
-                    let ok = store::call_read(gil, db, "SET", &args, |r| {
-                        !matches!(r, CallReply::Null(_))
-                    });
-                    changed += u64::from(ok == Some(true));
+                    let only = Some(store::Only::Present);
+                    let written = store::set_value(gil, db, key.as_bytes(), json, only);
+                    changed += u64::from(written == Some(true));
                 }
                 Action::Forget(key) => {
                     load::forget_absent(db, key.as_bytes());

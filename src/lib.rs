@@ -23,6 +23,9 @@ mod warm;
 
 use redis_module::{redis_module, Context, RedisString, Status};
 
+/// A registration with Redis, and what the log says if Redis refuses it.
+type Step = (fn(&Context) -> bool, &'static str);
+
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     // Configs first: a bad value in redis.conf or MODULE LOADEX fails the load here.
     if let Err(e) = config::register(ctx) {
@@ -34,27 +37,23 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
     }
-    if !commands::register(ctx) {
-        ctx.log_warning("readthrough: cannot register the commands");
-        return Status::Err;
-    }
-    if !ffi::register_transparent(ctx) {
-        ctx.log_warning("readthrough: cannot register the command filter or the key-miss hook");
-        return Status::Err;
-    }
-    if !ffi::subscribe_flush(ctx) {
-        ctx.log_warning("readthrough: cannot subscribe to flush events");
-        return Status::Err;
-    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
-    if !ffi::register_info(ctx) {
-        ctx.log_warning("readthrough: cannot register the INFO section");
-        return Status::Err;
-    }
-    if !ffi::subscribe_role(ctx) {
-        ctx.log_warning("readthrough: cannot subscribe to replication role changes");
-        return Status::Err;
+    let steps: [Step; 5] = [
+        (commands::register, "register the commands"),
+        (
+            ffi::register_transparent,
+            "register the command filter or the key-miss hook",
+        ),
+        (ffi::subscribe_flush, "subscribe to flush events"),
+        (ffi::register_info, "register the INFO section"),
+        (ffi::subscribe_role, "subscribe to replication role changes"),
+    ];
+    for (step, what) in steps {
+        if !step(ctx) {
+            ctx.log_warning(&format!("readthrough: cannot {what}"));
+            return Status::Err;
+        }
     }
     cdc::set_databases(databases(ctx));
     cdc::start();

@@ -236,10 +236,7 @@ async fn run_batch(
         let ids: Vec<&str> = items.iter().map(|m| m.target.id.as_str()).collect();
         async move {
             let limit = Duration::from_millis(ms).saturating_sub(started.elapsed());
-            match tokio::time::timeout(limit, loader::find_many(mapping, &ids)).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout(ms)),
-            }
+            loader::find_many_within(mapping, &ids, limit).await
         }
     });
     let results = futures_util::future::join_all(queries).await;
@@ -274,5 +271,12 @@ async fn run_batch(
         Some(e) => Err(e),
         None => Ok(values),
     };
-    store::submit_batch(db, found, absent, waiter, reply, epoch);
+    store::submit_batch(store::BatchDone {
+        db,
+        found,
+        absent,
+        waiter,
+        reply,
+        epoch,
+    });
 }

@@ -159,6 +159,17 @@ pub async fn find_many(mapping: &Mapping, ids: &[&str]) -> Result<HashMap<String
     Ok(found)
 }
 
+/// `find_many` bounded by `limit`: `TIMEOUT` (naming `readthrough.timeout`) when it runs out.
+pub async fn find_many_within(
+    mapping: &Mapping,
+    ids: &[&str],
+    limit: Duration,
+) -> Result<HashMap<String, String>, Error> {
+    tokio::time::timeout(limit, find_many(mapping, ids))
+        .await
+        .unwrap_or_else(|_| Err(Error::Timeout(crate::config::timeout_ms() as u64)))
+}
+
 /// A driver error as text fit for logs and replies: credentials removed, length bounded.
 pub fn redact_error(e: &mongodb::error::Error) -> String {
     match backend_error(e) {

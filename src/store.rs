@@ -26,13 +26,16 @@ struct Finished {
 }
 
 /// The result of one `RT.MGET`'s loads.
-struct BatchDone {
-    db: i32,
-    found: Vec<(Vec<u8>, String)>,
-    absent: Vec<Vec<u8>>,
-    waiter: Option<Waiter>,
-    reply: Result<Vec<Option<Vec<u8>>>, Error>,
-    epoch: u64,
+pub struct BatchDone {
+    pub db: i32,
+    /// Keys found, with their JSON.
+    pub found: Vec<(Vec<u8>, String)>,
+    /// Keys MongoDB has no document for.
+    pub absent: Vec<Vec<u8>>,
+    pub waiter: Option<Waiter>,
+    pub reply: Result<Vec<Option<Vec<u8>>>, Error>,
+    /// `load::epoch()` when the batch started.
+    pub epoch: u64,
 }
 
 /// Work for the store thread under the GIL, from a background task (change streams, warm-up).
@@ -84,22 +87,8 @@ pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
 }
 
 /// Hands a finished `RT.MGET` to the store thread.
-pub fn submit_batch(
-    db: i32,
-    found: Vec<(Vec<u8>, String)>,
-    absent: Vec<Vec<u8>>,
-    waiter: Option<Waiter>,
-    reply: Result<Vec<Option<Vec<u8>>>, Error>,
-    epoch: u64,
-) {
-    let msg = Msg::Batch(BatchDone {
-        db,
-        found,
-        absent,
-        waiter,
-        reply,
-        epoch,
-    });
+pub fn submit_batch(done: BatchDone) {
+    let msg = Msg::Batch(done);
     if let Some(tx) = SENDER.get() {
         // If the thread is gone the message, and with it the waiter, is dropped: the waiter
         // then replies an internal error.
@@ -210,8 +199,10 @@ fn finish_batch(gil: &Gil, writable: bool, b: &BatchDone) {
     }
     for (key, json) in &b.found {
         let ok = writable
-            && catch_unwind(AssertUnwindSafe(|| set_value(gil, b.db, key, json, true)))
-                .unwrap_or(false);
+            && catch_unwind(AssertUnwindSafe(|| {
+                set_value(gil, b.db, key, json, Some(Only::Absent)).is_some()
+            }))
+            .unwrap_or(false);
         stats::count(if ok {
             &stats::STORES
         } else {
@@ -235,20 +226,33 @@ fn apply(gil: &Gil, f: &Finished) -> bool {
         (Ok(None), Kind::Refresh) => return call(gil, *db, "DEL", &[key.as_slice()]),
         _ => return true,
     };
-    set_value(gil, *db, key, json, f.kind == Kind::Fill)
+    let only = (f.kind == Kind::Fill).then_some(Only::Absent);
+    set_value(gil, *db, key, json, only).is_some()
 }
 
-/// `SET key json [PX ttl] [NX]` with the TTL policy applied.
-pub fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, nx: bool) -> bool {
+/// The condition of a `SET`.
+#[derive(Clone, Copy)]
+pub enum Only {
+    /// `NX`: a value written meanwhile by someone else wins.
+    Absent,
+    /// `XX`: only where the key is cached.
+    Present,
+}
+
+/// `SET key json [PX ttl] [NX|XX]` with the TTL policy applied. `Some(written)` (false when
+/// the condition did not hold), `None` if the command failed.
+pub fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
     let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
     let mut args: Vec<&[u8]> = vec![key, json.as_bytes()];
     if let Some(ttl) = &ttl {
         args.extend([&b"PX"[..], ttl.as_bytes()]);
     }
-    if nx {
-        args.push(b"NX");
+    match only {
+        Some(Only::Absent) => args.push(b"NX"),
+        Some(Only::Present) => args.push(b"XX"),
+        None => {}
     }
-    call(gil, db, "SET", &args)
+    call_read(gil, db, "SET", &args, |r| !matches!(r, CallReply::Null(_)))
 }
 
 /// Runs a write command in `db`, replicated to replicas and the AOF, refused under OOM.

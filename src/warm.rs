@@ -144,7 +144,7 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
                     return Err("stopped by FLUSHALL/FLUSHDB");
                 }
                 for (key, json) in &batch {
-                    store::set_value(gil, db, key.as_bytes(), json, true);
+                    store::set_value(gil, db, key.as_bytes(), json, Some(store::Only::Absent));
                 }
                 Ok(())
             })
