@@ -424,7 +424,13 @@ fn seed_many(mongo: &Mongo, name: &str, n: usize) -> String {
 
 #[test]
 fn warm_up_of_the_200k_demo_documents_while_ping_answers() {
-    let mongo = Mongo::shared();
+    // A server of its own: 200,000 inserts on the shared one would slow every other test's
+    // change stream (each reads the same oplog).
+    let own = external_mongo()
+        .is_none()
+        .then(|| Mongo::dedicated("warm-demo"))
+        .flatten();
+    let mongo = own.as_ref().unwrap_or_else(|| Mongo::shared());
     let n = 200_000;
     let db = seed_many(mongo, "warm-demo", n);
     let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
