@@ -108,6 +108,13 @@ pub fn set_databases(n: i64) {
     DBS.store(n.max(1), Ordering::Relaxed);
 }
 
+/// Set at load when Redis runs in cluster mode.
+static CLUSTER: AtomicBool = AtomicBool::new(false);
+
+pub fn set_cluster() {
+    CLUSTER.store(true, Ordering::Relaxed);
+}
+
 fn databases() -> i32 {
     DBS.load(Ordering::Relaxed).min(i32::MAX as i64) as i32
 }
@@ -367,8 +374,31 @@ fn plan() -> Vec<(Arc<Watcher>, Vec<Arc<Mapping>>)> {
 /// Marks a saved token to be used with `startAfter` (it is an invalidate event's).
 const START: &str = "startAfter:";
 
-fn token_key(ns: &str) -> String {
-    format!("__readthrough__:resume:{ns}")
+const TOKEN_PREFIX: &str = "__readthrough__:resume:";
+
+/// The cluster hash tag this node keeps its tokens under, once found.
+static TAG: Mutex<Option<String>> = Mutex::new(None);
+
+/// The key of `ns`'s saved resume token; `None` if this node serves no slot. In Redis Cluster a
+/// node can only write keys of the slots it serves (and every master runs its own watchers), so
+/// each master keeps its tokens under a hash tag of its own: the first `{N}` whose slot it
+/// serves, found by asking Redis and kept until a write to it is refused.
+fn token_key(gil: &Gil, ns: &str) -> Option<String> {
+    if !CLUSTER.load(Ordering::Relaxed) {
+        return Some(format!("{TOKEN_PREFIX}{ns}"));
+    }
+    let mut tag = TAG.lock().unwrap_or_else(|p| p.into_inner());
+    if tag.is_none() {
+        *tag = (0..4096).map(|n| format!("{{{n}}}")).find(|t| {
+            let probe = format!("{TOKEN_PREFIX}{t}");
+            store::call_read(gil, 0, "EXISTS", &[probe.as_bytes()], |_| ()).is_some()
+        });
+    }
+    tag.as_ref().map(|t| format!("{TOKEN_PREFIX}{t}:{ns}"))
+}
+
+fn forget_tag() {
+    *TAG.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 fn token_text(t: &ResumeToken) -> Option<String> {
@@ -384,8 +414,9 @@ fn token_parse(s: &str) -> Option<ResumeToken> {
 }
 
 async fn read_token(ns: &str) -> Option<String> {
-    let key = token_key(ns);
+    let ns = ns.to_owned();
     store::with_gil(move |gil: &Gil| {
+        let key = token_key(gil, &ns)?;
         store::call_read(gil, 0, "GET", &[key.as_bytes()], |r| match r {
             CallReply::String(s) => s.to_string(),
             _ => None,
@@ -450,8 +481,9 @@ async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
                 for m in &maps {
                     purge(&m.prefix).await;
                 }
-                let key = token_key(&w.ns);
+                let ns = w.ns.clone();
                 store::with_gil(move |gil: &Gil| {
+                    let key = token_key(gil, &ns)?;
                     store::call_read(gil, 0, "DEL", &[key.as_bytes()], |_| ())
                 })
                 .await;
@@ -566,7 +598,7 @@ async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Docume
     } else {
         ""
     };
-    let token = token_text(&ev.id).map(|t| (token_key(&w.ns), format!("{after}{t}")));
+    let token = token_text(&ev.id).map(|t| (w.ns.clone(), format!("{after}{t}")));
     store::with_gil(move |gil: &Gil| {
         // Checked under the GIL, where CONFIG SET runs: no event is applied after a change
         // of mode or mappings; its token is not saved, so the next watcher sees it again.
@@ -577,7 +609,8 @@ async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Docume
     .await;
 }
 
-/// Under the GIL: applies the key actions in every DB and saves the resume token.
+/// Under the GIL: applies the key actions in every DB and saves the resume token (namespace,
+/// token text).
 fn apply(gil: &Gil, acts: &[Action], token: Option<(String, String)>) {
     let mut changed = 0u64;
     for db in 0..databases() {
@@ -602,8 +635,13 @@ fn apply(gil: &Gil, acts: &[Action], token: Option<(String, String)>) {
         }
     }
     stats::add(&stats::INVALIDATIONS, changed);
-    if let Some((key, token)) = token {
-        store::call_read(gil, 0, "SET", &[key.as_bytes(), token.as_bytes()], |_| ());
+    if let Some((ns, token)) = token {
+        let saved = token_key(gil, &ns).and_then(|key| {
+            store::call_read(gil, 0, "SET", &[key.as_bytes(), token.as_bytes()], |_| ())
+        });
+        if saved.is_none() {
+            forget_tag(); // the slot may have moved to another node: look again next time
+        }
     }
 }
 

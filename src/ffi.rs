@@ -49,31 +49,127 @@ impl<'a> Args<'a> {
 /// A command handler: replies itself (returning `NoReply`) or returns the reply.
 pub type Handler = fn(&Context, &Args) -> redis_module::RedisResult;
 
-/// Registers `name` with a handler that runs under `commands::guarded`.
-pub fn create_command(
-    ctx: &Context,
-    name: &str,
-    entry: unsafe extern "C" fn(
-        *mut raw::RedisModuleCtx,
-        *mut *mut raw::RedisModuleString,
-        c_int,
-    ) -> c_int,
-    flags: &str,
-    keys: (c_int, c_int, c_int),
-) -> bool {
-    let name = CString::new(name).expect("command name");
-    let flags = CString::new(flags).expect("flags");
-    unsafe {
+/// A raw command entry point.
+pub type Entry = unsafe extern "C" fn(
+    *mut raw::RedisModuleCtx,
+    *mut *mut raw::RedisModuleString,
+    c_int,
+) -> c_int;
+
+/// Registers a command: entry point, flags and legacy key range, then its key spec (so ACL key
+/// permissions and `COMMAND INFO` say how the keys are used) and, on Redis 7.2 and later, its
+/// ACL categories (Redis 7.0 has no API for them: there a user is granted the commands by name).
+pub fn create_command(ctx: &Context, spec: &crate::commands::Spec) -> bool {
+    let name = CString::new(spec.name).expect("command name");
+    let flags = CString::new(spec.flags).expect("flags");
+    let (first, last, step) = spec.keys;
+    let created = unsafe {
         raw::RedisModule_CreateCommand.unwrap()(
             ctx.ctx,
             name.as_ptr(),
-            Some(entry),
+            Some(spec.entry),
             flags.as_ptr(),
-            keys.0,
-            keys.1,
-            keys.2,
+            first,
+            last,
+            step,
         ) == raw::REDISMODULE_OK as c_int
+    };
+    if !created {
+        return false;
     }
+    let command = unsafe { raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr()) };
+    if command.is_null() {
+        return false;
+    }
+    set_command_info(ctx, command, spec)
+        && match unsafe { raw::RedisModule_SetCommandACLCategories } {
+            Some(set) if !spec.acl.is_empty() => {
+                let acl = CString::new(spec.acl).expect("categories");
+                unsafe { set(command, acl.as_ptr()) == raw::REDISMODULE_OK as c_int }
+            }
+            _ => true,
+        }
+}
+
+fn set_command_info(
+    ctx: &Context,
+    command: *mut raw::RedisModuleCommand,
+    spec: &crate::commands::Spec,
+) -> bool {
+    use crate::commands::KeyUse;
+    let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
+        return true;
+    };
+    let key_flags = match spec.key_use {
+        KeyUse::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+        KeyUse::Reload => {
+            raw::REDISMODULE_CMD_KEY_RW
+                | raw::REDISMODULE_CMD_KEY_ACCESS
+                | raw::REDISMODULE_CMD_KEY_UPDATE
+        }
+        KeyUse::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
+        KeyUse::None => 0,
+    };
+    // SAFETY: an all-zero key spec is the terminator Redis expects after the last one.
+    let terminator: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
+    let mut key_specs = vec![terminator];
+    if !matches!(spec.key_use, KeyUse::None) {
+        let (first, last, step) = spec.keys;
+        key_specs.insert(
+            0,
+            raw::RedisModuleCommandKeySpec {
+                notes: ptr::null(),
+                flags: key_flags as u64,
+                begin_search_type:
+                    raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+                bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+                    index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 {
+                        pos: first,
+                    },
+                },
+                find_keys_type: raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
+                fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+                    range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                        lastkey: if last < 0 { last } else { last - first },
+                        keystep: step,
+                        limit: 0,
+                    },
+                },
+            },
+        );
+    }
+    let version = raw::RedisModuleCommandInfoVersion {
+        version: 1,
+        sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+        sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+        sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+    };
+    let summary = CString::new(spec.summary).expect("summary");
+    let since = CString::new(env!("CARGO_PKG_VERSION")).expect("version");
+    let info = raw::RedisModuleCommandInfo {
+        version: &version,
+        summary: summary.as_ptr(),
+        complexity: ptr::null(),
+        since: since.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null(),
+        arity: 0,
+        key_specs: if matches!(spec.key_use, KeyUse::None) {
+            ptr::null_mut()
+        } else {
+            key_specs.as_mut_ptr()
+        },
+        args: ptr::null_mut(),
+    };
+    // Redis copies everything it keeps; the strings and specs above only need to outlive the call.
+    let ok = unsafe { set_info(command, &info) == raw::REDISMODULE_OK as c_int };
+    if !ok {
+        ctx.log_warning(&format!(
+            "readthrough: could not set the command info of {}",
+            spec.name
+        ));
+    }
+    ok
 }
 
 /// Runs `handler` for a raw command call and sends its result.

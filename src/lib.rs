@@ -65,8 +65,16 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
-/// The `databases` setting: change-stream invalidation covers every DB.
+/// The `databases` setting: change-stream invalidation covers every DB. Redis Cluster has DB 0
+/// only.
 fn databases(ctx: &Context) -> i64 {
+    if ctx
+        .get_flags()
+        .contains(redis_module::ContextFlags::CLUSTER)
+    {
+        cdc::set_cluster();
+        return 1;
+    }
     let reply = ctx.call("CONFIG", &["GET", "databases"]);
     if let Ok(redis_module::RedisValue::Array(a)) = reply {
         if let Some(

@@ -26,6 +26,8 @@ pub struct Warm {
     db: i32,
     loaded: AtomicU64,
     skipped: AtomicU64,
+    /// Written: not already cached, and (in Redis Cluster) of a slot this node serves.
+    stored: AtomicU64,
     total: AtomicU64,
     running: AtomicBool,
     error: Mutex<Option<String>>,
@@ -73,6 +75,7 @@ pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
             db,
             loaded: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             total: AtomicU64::new(0),
             running: AtomicBool::new(true),
             error: Mutex::new(None),
@@ -143,14 +146,21 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
                 if crate::load::epoch() != epoch {
                     return Err("stopped by FLUSHALL/FLUSHDB");
                 }
+                let mut stored = 0;
                 for (key, json) in &batch {
-                    store::set_value(gil, db, key.as_bytes(), json, Some(store::Only::Absent));
+                    let only = Some(store::Only::Absent);
+                    stored += u64::from(
+                        store::set_value(gil, db, key.as_bytes(), json, only) == Some(true),
+                    );
                 }
-                Ok(())
+                Ok(stored)
             })
             .await;
             match written {
-                Some(Ok(())) => w.loaded.fetch_add(n, Ordering::Relaxed),
+                Some(Ok(stored)) => {
+                    w.stored.fetch_add(stored, Ordering::Relaxed);
+                    w.loaded.fetch_add(n, Ordering::Relaxed)
+                }
                 Some(Err(why)) => return Err(Error::Stopped(why.into())),
                 None => return Err(Error::Internal("the store thread stopped".into())),
             };
@@ -188,7 +198,8 @@ pub fn on_load() {
     }
 }
 
-/// `INFO` lines: `warm_N:prefix=...,running=0|1,loaded=...,total=...,skipped=...,seconds=...`.
+/// `INFO` lines: `warm_N:prefix=...,running=0|1,loaded=...,stored=...,total=...,skipped=...,
+/// seconds=...`.
 pub fn info_lines() -> Vec<(String, String)> {
     warms()
         .iter()
@@ -201,11 +212,12 @@ pub fn info_lines() -> Vec<(String, String)> {
                 w.millis.load(Ordering::Relaxed)
             };
             let mut v = format!(
-                "prefix={},db={},running={},loaded={},total={},skipped={},seconds={:.1}",
+                "prefix={},db={},running={},loaded={},stored={},total={},skipped={},seconds={:.1}",
                 w.prefix,
                 w.db,
                 u8::from(running),
                 w.loaded.load(Ordering::Relaxed),
+                w.stored.load(Ordering::Relaxed),
                 w.total.load(Ordering::Relaxed),
                 w.skipped.load(Ordering::Relaxed),
                 ms as f64 / 1000.0

@@ -455,7 +455,7 @@ fn warm_up_of_the_200k_demo_documents_while_ping_answers() {
         if w.contains("running=0") {
             eprintln!("{w}; {pings} PINGs answered, slowest {worst:?}");
             assert!(
-                w.contains(&format!("loaded={n},total={n},skipped=0")),
+                w.contains(&format!("loaded={n},stored={n},total={n},skipped=0")),
                 "{w}"
             );
             assert!(!w.contains("error="), "{w}");
@@ -513,7 +513,7 @@ fn warm_limits_errors_and_warm_on_load() {
     });
     let w = redis.info_str("warm_0").unwrap();
     assert!(
-        w.contains("db=3") && w.contains("loaded=10,total=10"),
+        w.contains("db=3") && w.contains("loaded=10,stored=10,total=10"),
         "{w}"
     );
     let size: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();

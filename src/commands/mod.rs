@@ -24,33 +24,101 @@ pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
     })
 }
 
-/// Registers every command: name, entry point, flags, (first key, last key, key step).
+/// What a command's keys are used for, as Redis's key specs and ACL key permissions see it.
+#[derive(Clone, Copy)]
+pub enum KeyUse {
+    /// Returns the value (ACL: read permission): the module's own store is not the caller's write.
+    Read,
+    /// Rewrites the value from MongoDB (ACL: read and write permission).
+    Reload,
+    /// Deletes the key (ACL: write permission).
+    Delete,
+    /// The command takes no key names (a prefix is not a key).
+    None,
+}
+
+/// One module command as Redis is told about it.
+pub struct Spec {
+    pub name: &'static str,
+    pub entry: ffi::Entry,
+    pub flags: &'static str,
+    /// First key, last key (-1: to the end), step; as in `COMMAND INFO`.
+    pub keys: (c_int, c_int, c_int),
+    pub key_use: KeyUse,
+    /// ACL categories, applied where Redis supports them for modules (7.2 and later).
+    pub acl: &'static str,
+    pub summary: &'static str,
+}
+
+pub const COMMANDS: &[Spec] = &[
+    Spec {
+        name: "rt.get",
+        entry: rt_get_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read string",
+        summary: "Returns the key's value, loading it from MongoDB on a miss.",
+    },
+    Spec {
+        name: "rt.mget",
+        entry: rt_mget_entry,
+        flags: "readonly",
+        keys: (1, -1, 1),
+        key_use: KeyUse::Read,
+        acl: "read string",
+        summary: "Returns the values of the keys, loading the misses with one query per mapping.",
+    },
+    Spec {
+        name: crate::filter::TGET,
+        entry: rt_tget_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read string",
+        summary: "Internal: what a plain GET of a mapped key is rewritten to.",
+    },
+    Spec {
+        name: crate::filter::TMGET,
+        entry: rt_tmget_entry,
+        flags: "readonly",
+        keys: (1, -1, 1),
+        key_use: KeyUse::Read,
+        acl: "read string",
+        summary: "Internal: what a plain MGET of mapped keys is rewritten to.",
+    },
+    Spec {
+        name: "rt.refresh",
+        entry: rt_refresh_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Reload,
+        acl: "write string",
+        summary: "Reloads the key from MongoDB now and returns the new value.",
+    },
+    Spec {
+        name: "rt.invalidate",
+        entry: rt_invalidate_entry,
+        flags: "write",
+        keys: (1, -1, 1),
+        key_use: KeyUse::Delete,
+        acl: "write keyspace",
+        summary: "Removes the cached values and negative entries of the keys.",
+    },
+    Spec {
+        name: "rt.warm",
+        entry: rt_warm_entry,
+        flags: "write deny-oom",
+        keys: (0, 0, 0),
+        key_use: KeyUse::None,
+        acl: "write slow",
+        summary: "Starts a background bulk load of a mapping's documents.",
+    },
+];
+
+/// Registers every command with its key specs and, where supported, ACL categories.
 pub fn register(ctx: &Context) -> bool {
-    ffi::create_command(ctx, "rt.get", rt_get_entry, "readonly", (1, 1, 1))
-        && ffi::create_command(ctx, "rt.mget", rt_mget_entry, "readonly", (1, -1, 1))
-        && ffi::create_command(
-            ctx,
-            crate::filter::TGET,
-            rt_tget_entry,
-            "readonly",
-            (1, 1, 1),
-        )
-        && ffi::create_command(
-            ctx,
-            crate::filter::TMGET,
-            rt_tmget_entry,
-            "readonly",
-            (1, -1, 1),
-        )
-        && ffi::create_command(ctx, "rt.refresh", rt_refresh_entry, "readonly", (1, 1, 1))
-        && ffi::create_command(
-            ctx,
-            "rt.invalidate",
-            rt_invalidate_entry,
-            "write",
-            (1, -1, 1),
-        )
-        && ffi::create_command(ctx, "rt.warm", rt_warm_entry, "write deny-oom", (0, 0, 0))
+    COMMANDS.iter().all(|spec| ffi::create_command(ctx, spec))
 }
 
 macro_rules! entry {

@@ -407,8 +407,45 @@ impl Redis {
 
     /// redis-server with exactly these arguments (a free `--port` and `--dir` are added).
     pub fn start_raw(args: Vec<String>) -> Redis {
+        Redis::start_raw_on(free_port(), args)
+    }
+
+    /// A Redis Cluster node with the module: `port + 10000` (its cluster bus) must be free too.
+    pub fn start_cluster_node(mongo_uri: &str, mappings: &str) -> Redis {
+        // Ports below the ephemeral range, each handed out once per test process.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let base = 20000 + (std::process::id() as usize % 50) * 100;
+        let port = std::iter::repeat_with(|| NEXT.fetch_add(1, Ordering::Relaxed))
+            .take(5000)
+            .map(|i| (base + i % 5000) as u16)
+            .find(|&p| {
+                TcpListener::bind(("127.0.0.1", p)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+            })
+            .expect("a free port pair for a cluster node");
+        let module = module_path().to_string_lossy().into_owned();
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--loadmodule",
+            &module,
+            "--readthrough.mongo-uri",
+            mongo_uri,
+            "--readthrough.mappings",
+            mappings,
+        ];
+        Redis::start_raw_on(port, args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_raw_on(port: u16, args: Vec<String>) -> Redis {
         let mut r = Redis {
-            port: free_port(),
+            port,
             dir: temp_dir("redis"),
             args,
             proc: None,
