@@ -145,7 +145,8 @@ pub fn resolve(key: &[u8]) -> Result<Target, Error> {
     mappings().resolve(key).map_err(|e| resolve_error(key, e))
 }
 
-/// `readthrough.mongo-uri`. Marked sensitive: Redis keeps it out of its logs.
+/// `readthrough.mongo-uri`. Marked sensitive; a value with credentials reaches `set` as a
+/// placeholder (see `redact`), so the slowlog and MONITOR never see it.
 pub struct UriConfig {
     text: Mutex<String>,
 }
@@ -160,7 +161,7 @@ impl ConfigurationValue<RedisString> for UriConfig {
     }
 
     fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
-        let uri = text_of(&val)?;
+        let uri = crate::redact::restore(text_of(&val)?).map_err(RedisError::String)?;
         loader::validate_uri(&uri).map_err(RedisError::String)?;
         loader::configure(Some(&uri), None);
         *self.text.lock().unwrap_or_else(|p| p.into_inner()) = uri;

@@ -578,25 +578,42 @@ pub fn register_transparent(ctx: &Context) -> bool {
     }
 }
 
-/// Runs before every command: rewrites GET/MGET of mapped keys (see `filter`).
+/// Runs before every command: rewrites GET/MGET of mapped keys (see `filter`) and hides the
+/// credentials of a `CONFIG SET readthrough.mongo-uri` (see `redact`).
 unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     let argc = raw::RedisModule_CommandFilterArgsCount.unwrap()(fctx);
-    if argc < 2 || !config::transparent() {
+    if argc < 2 {
         return;
     }
-    let name = string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, 0));
-    if !(name.len() == 3 || name.len() == 4) {
+    let arg = |i: c_int| string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, i));
+    let replace = |i: c_int, text: &[u8]| {
+        let s = raw::RedisModule_CreateString.unwrap()(
+            ptr::null_mut(),
+            text.as_ptr().cast(),
+            text.len(),
+        );
+        raw::RedisModule_CommandFilterArgReplace.unwrap()(fctx, i, s);
+    };
+    let name = arg(0);
+    if name.len() == 6 && argc >= 4 {
+        // Cheap exit for every command that cannot be CONFIG SET.
+        let args: Vec<&[u8]> = (0..argc).map(arg).collect();
+        let secret = std::panic::catch_unwind(|| crate::redact::secret_positions(&args));
+        for i in secret.unwrap_or_default() {
+            let value = String::from_utf8_lossy(args[i]).into_owned();
+            let placeholder = crate::redact::set_aside(value, crate::policy::random());
+            replace(i as c_int, placeholder.as_bytes());
+        }
+        return;
+    }
+    if !(name.len() == 3 || name.len() == 4) || !config::transparent() {
         return; // cheap exit for every command that cannot be GET or MGET
     }
-    let args: Vec<&[u8]> = (0..argc)
-        .map(|i| string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(fctx, i)))
-        .collect();
+    let args: Vec<&[u8]> = (0..argc).map(arg).collect();
     let decision =
         std::panic::catch_unwind(|| crate::filter::decide(&args, |k| config::check(k).is_ok()));
     if let Ok(crate::filter::Rewrite::To(cmd)) = decision {
-        let s =
-            raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), cmd.as_ptr().cast(), cmd.len());
-        raw::RedisModule_CommandFilterArgReplace.unwrap()(fctx, 0, s);
+        replace(0, cmd.as_bytes());
     }
 }
 

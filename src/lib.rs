@@ -17,6 +17,7 @@ mod loader;
 pub mod mapping;
 pub mod negative;
 pub mod policy;
+pub mod redact;
 mod stats;
 mod store;
 mod warm;

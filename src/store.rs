@@ -140,6 +140,9 @@ fn process(gil: Gil, batch: Vec<Msg>) {
     drop(gil);
     for b in batches {
         if let Some(w) = b.waiter {
+            if matches!(b.reply, Err(Error::Timeout(_))) {
+                stats::count(&stats::TIMEOUTS);
+            }
             w.finish_many(b.reply);
         }
     }

@@ -1,9 +1,240 @@
-//! Faults (issue 6, first part): FLUSHALL while loads are in flight, maxmemory reached,
-//! SHUTDOWN with 1000 loads in flight. Real redis-server + MongoDB-compatible server.
+//! Faults: MongoDB down, stalled, slow; clients that go away; FLUSHALL while loads are in
+//! flight; maxmemory reached; SHUTDOWN with 1000 loads in flight; an RDB restart. Real
+//! redis-server + MongoDB-compatible server.
 
 mod common;
 
 use common::*;
+use std::io::Write;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn no_crash_in(log: &str) {
+    for bad in [
+        "crashed",
+        "panick",
+        "Segmentation",
+        "Assertion",
+        "BUG REPORT",
+    ] {
+        assert!(!log.contains(bad), "{bad} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn mongodb_down_before_redis_starts_then_comes_up() {
+    let Some(mut mongo) = Mongo::dedicated("down-at-start") else {
+        return;
+    };
+    let db = seed(&mongo, "downstart", 3);
+    mongo.stop();
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "1000"],
+    );
+    let mut c = redis.conn();
+    let t = Instant::now();
+    let e = err_of(rt_get(&mut c, "todo:1"));
+    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    assert!(redis
+        .watchers()
+        .iter()
+        .all(|w| !w.contains("state=watching")));
+    mongo.start();
+    wait_until("loads to work", Duration::from_secs(20), || {
+        rt_get(&mut c, "todo:1").is_ok_and(|v| v.is_some())
+    });
+    redis.wait_watching();
+    assert_eq!(json(&rt_get(&mut c, "todo:2").unwrap().unwrap())["id"], "2");
+    no_crash_in(&redis.log());
+}
+
+#[test]
+fn a_stalled_mongodb_times_out_every_waiting_client_and_none_hangs() {
+    let Some(mongo) = Mongo::dedicated("stall-all") else {
+        return;
+    };
+    let db = seed(&mongo, "stallall", 10);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "800"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
+    mongo.pause();
+    // 100 distinct keys, 100 readers of one key, plain GETs and RT.MGETs.
+    let (tx, rx) = mpsc::channel();
+    let spawn = |cmd: &'static str, keys: Vec<String>| {
+        let (url, tx) = (redis.url(), tx.clone());
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let r = redis::cmd(cmd).arg(&keys).query::<redis::Value>(&mut c);
+            tx.send((cmd, err_of(r))).unwrap();
+        });
+    };
+    for i in 0..100 {
+        spawn("RT.GET", vec![format!("todo:{}", 1000 + i)]);
+        spawn("RT.GET", vec!["todo:2".into()]);
+    }
+    for i in 0..20 {
+        spawn("GET", vec![format!("todo:{}", 2000 + i)]);
+        spawn(
+            "RT.MGET",
+            (0..5)
+                .map(|j| format!("todo:{}", 3000 + i * 5 + j))
+                .collect(),
+        );
+    }
+    let n = 240;
+    let t = Instant::now();
+    for _ in 0..n {
+        let (cmd, e) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("every client answered: none hangs");
+        assert!(e.starts_with("TIMEOUT"), "{cmd}: {e}");
+    }
+    eprintln!("{n} TIMEOUT replies within {:?}", t.elapsed());
+    assert_eq!(redis.info()["timeouts"], n as i64);
+    let blocked = redis.cli(&["INFO", "clients"]);
+    assert!(blocked.contains("blocked_clients:0"), "{blocked}");
+    mongo.resume();
+    // Once MongoDB answers again (it first works off the queries it got while stopped),
+    // loads work again without a Redis restart.
+    wait_until("loads to work again", Duration::from_secs(30), || {
+        rt_get(&mut c, "todo:2").is_ok_and(|v| v.is_some())
+    });
+    assert_eq!(redis.info()["inflight"], 0);
+    no_crash_in(&redis.log());
+}
+
+#[test]
+fn a_thousand_clients_that_disconnect_while_blocked_leave_no_trace() {
+    let Some(mongo) = Mongo::dedicated("disconnect-1000") else {
+        return;
+    };
+    let db = seed(&mongo, "disc", 600);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "30000", "--maxclients", "3000"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
+    mongo.pause();
+    let mut socks: Vec<std::net::TcpStream> = (0..1000)
+        .map(|i| {
+            let key = if i % 2 == 0 {
+                format!("todo:{}", 2 + i / 2)
+            } else {
+                "todo:600".to_string()
+            };
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+            let cmd = format!("*2\r\n$6\r\nRT.GET\r\n${}\r\n{key}\r\n", key.len());
+            s.write_all(cmd.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    redis.wait_blocked(1000);
+    socks.clear(); // every client goes away while blocked
+    wait_until("the clients to be gone", Duration::from_secs(20), || {
+        let s = redis.cli(&["INFO", "clients"]);
+        s.contains("connected_clients:2\r") || s.contains("connected_clients:2\n")
+    });
+    assert!(redis
+        .cli(&["INFO", "clients"])
+        .contains("blocked_clients:0"));
+    mongo.resume();
+    wait_until("loads to finish", Duration::from_secs(30), || {
+        redis.info()["inflight"] == 0
+    });
+    // The loads finished and were stored although nobody waited for them any more.
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 502, "todo:1..501 and todo:600");
+    assert_eq!(
+        json(&rt_get(&mut c, "todo:600").unwrap().unwrap())["id"],
+        "600"
+    );
+    no_crash_in(&redis.log());
+}
+
+#[test]
+fn a_slow_mongodb_finishes_loads_while_ping_stays_fast() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "slow", 40);
+    let port: u16 = mongo
+        .uri
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let delay = Duration::from_millis(300);
+    let proxy = SlowProxy::start(port, delay);
+    let redis = Redis::start(
+        &proxy.uri(),
+        &mappings(&db),
+        &[
+            "--readthrough.timeout",
+            "10000",
+            "--readthrough.invalidation",
+            "off",
+        ],
+    );
+    let readers: Vec<_> = (1..=40)
+        .map(|i| {
+            let h = redis.spawn_rt_get(&format!("todo:{i}"));
+            (i, Instant::now(), h)
+        })
+        .collect();
+    let mut c = redis.conn();
+    let mut slowest_ping = Duration::ZERO;
+    while readers.iter().any(|(_, _, h)| !h.is_finished()) {
+        let t = Instant::now();
+        let _: String = redis::cmd("PING").query(&mut c).unwrap();
+        slowest_ping = slowest_ping.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut slowest_load = Duration::ZERO;
+    for (i, t, h) in readers {
+        let v = h.join().unwrap().unwrap().unwrap();
+        assert_eq!(json(&v)["id"], i.to_string());
+        slowest_load = slowest_load.max(t.elapsed());
+    }
+    eprintln!("slowest load {slowest_load:?}, slowest PING {slowest_ping:?}");
+    assert!(slowest_load >= delay, "the proxy made MongoDB slow");
+    assert!(
+        slowest_ping < delay,
+        "PING never waits for MongoDB: {slowest_ping:?}"
+    );
+}
+
+#[test]
+fn an_rdb_restart_keeps_values_and_ttls() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "rdb", 3);
+    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--readthrough.ttl", "1000"]);
+    let mut c = redis.conn();
+    let v = rt_get(&mut c, "todo:1").unwrap().unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    redis.restart();
+    let mut c = redis.conn();
+    assert_eq!(stored(&mut c, "todo:1").as_deref(), Some(v.as_str()));
+    let ttl: i64 = redis::cmd("TTL").arg("todo:1").query(&mut c).unwrap();
+    assert!((900..=1100).contains(&ttl), "{ttl}");
+    assert_eq!(redis.info()["loads"], 0, "served from the RDB, no load");
+}
 
 #[test]
 fn flushall_during_loads_does_not_bring_flushed_data_back() {

@@ -1,0 +1,207 @@
+//! Security: credentials stay secret everywhere Redis shows things; ACL key permissions and
+//! command rights apply to every module command.
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+const SECRET: &str = "hunter2secret";
+
+#[test]
+fn mongodb_credentials_never_show_in_info_log_errors_slowlog_or_monitor() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "secret", 1);
+    let dead = format!("mongodb://alice:{SECRET}@127.0.0.1:{}/", free_port());
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &[
+            "--readthrough.timeout",
+            "800",
+            "--slowlog-log-slower-than",
+            "0",
+        ],
+    );
+    let mut c = redis.conn();
+    // A MONITOR client watches everything that follows.
+    let mut monitor = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    monitor.write_all(b"MONITOR\r\n").unwrap();
+    monitor
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut lines = BufReader::new(monitor.try_clone().unwrap());
+    lines.read_line(&mut seen).unwrap(); // +OK
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.mongo-uri")
+        .arg(&dead)
+        .query(&mut c)
+        .unwrap();
+    let e = err_of(rt_get(&mut c, "todo:1"));
+    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(!e.contains(SECRET), "error reply: {e}");
+    let e = err_of(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("readthrough.mongo-uri")
+            .arg(format!("mongodb://alice:{SECRET}@/"))
+            .query::<()>(&mut c),
+    );
+    assert!(!e.contains(SECRET), "refused URI: {e}");
+    let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    wait_until("the warm-up to fail", Duration::from_secs(10), || {
+        redis
+            .info_str("warm_0")
+            .is_some_and(|w| w.contains("error="))
+    });
+    let w = redis.info_str("warm_0").unwrap();
+    assert!(!w.contains(SECRET), "warm-up error in INFO: {w}");
+
+    let info: String = redis::cmd("INFO").arg("everything").query(&mut c).unwrap();
+    assert!(!info.contains(SECRET), "INFO");
+    let slowlog = format!(
+        "{:?}",
+        redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(1000)
+            .query::<redis::Value>(&mut c)
+            .unwrap()
+    );
+    assert!(
+        slowlog.contains("readthrough.mongo-uri"),
+        "the CONFIG SET is in the slowlog: {slowlog}"
+    );
+    assert!(!slowlog.contains(SECRET), "slowlog: {slowlog}");
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    assert!(!clients.contains(SECRET), "CLIENT LIST");
+    while lines.read_line(&mut seen).map(|n| n > 0).unwrap_or(false) {}
+    assert!(seen.contains("RT.GET"), "MONITOR saw the commands: {seen}");
+    assert!(!seen.contains(SECRET), "MONITOR: {seen}");
+    assert!(!redis.log().contains(SECRET), "log: {}", redis.log());
+    // CONFIG GET shows it to an administrator, as Redis does for `masterauth`.
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("readthrough.mongo-uri")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v[1], dead);
+}
+
+fn user(redis: &Redis, name: &str, rules: &[&str]) -> redis::Connection {
+    let mut admin = redis.conn();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(name)
+        .arg(&["reset", "on", ">pw"])
+        .arg(rules)
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://{name}:pw@127.0.0.1:{}/", redis.port);
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+#[test]
+fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "acl", 3);
+    let redis = Redis::start(
+        &mongo.uri,
+        &format!("{} secret:={db}.todos:id", mappings(&db)),
+        &[],
+    );
+    let mut admin = redis.conn();
+    let exists = |c: &mut redis::Connection, k: &str| -> i64 {
+        redis::cmd("EXISTS").arg(k).query(c).unwrap()
+    };
+
+    // The example: read todo:* through RT.GET, nothing else.
+    let mut reader = user(&redis, "reader", &["~todo:*", "+@read", "+rt.get"]);
+    assert_eq!(
+        json(&rt_get(&mut reader, "todo:1").unwrap().unwrap())["id"],
+        "1"
+    );
+    let e = err_of(rt_get(&mut reader, "secret:1"));
+    assert!(e.starts_with("NOPERM"), "{e}");
+    assert_eq!(
+        exists(&mut admin, "secret:1"),
+        0,
+        "nothing loaded for a refused key"
+    );
+    for cmd in ["RT.MGET", "RT.INVALIDATE", "RT.REFRESH"] {
+        let e = err_of(
+            redis::cmd(cmd)
+                .arg("todo:1")
+                .query::<redis::Value>(&mut reader),
+        );
+        assert!(e.starts_with("NOPERM"), "{cmd} not granted: {e}");
+    }
+    let e = err_of(
+        redis::cmd("RT.WARM")
+            .arg("todo:")
+            .query::<String>(&mut reader),
+    );
+    assert!(e.starts_with("NOPERM"), "{e}");
+
+    // A read-only key permission (%R~) is enough for the reading commands, not for the
+    // ones that change the cache.
+    let mut ro = user(
+        &redis,
+        "ro",
+        &[
+            "%R~todo:*",
+            "+rt.get",
+            "+rt.mget",
+            "+rt.invalidate",
+            "+rt.refresh",
+        ],
+    );
+    assert!(rt_get(&mut ro, "todo:2").unwrap().is_some());
+    let v: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg(&["todo:2", "todo:3"])
+        .query(&mut ro)
+        .unwrap();
+    assert!(v.iter().all(Option::is_some));
+    let e = err_of(
+        redis::cmd("RT.MGET")
+            .arg(&["todo:2", "secret:2"])
+            .query::<redis::Value>(&mut ro),
+    );
+    assert!(e.starts_with("NOPERM"), "{e}");
+    for cmd in ["RT.INVALIDATE", "RT.REFRESH"] {
+        let e = err_of(redis::cmd(cmd).arg("todo:2").query::<redis::Value>(&mut ro));
+        assert!(e.starts_with("NOPERM"), "{cmd} needs write permission: {e}");
+    }
+    assert_eq!(exists(&mut admin, "todo:2"), 1, "not invalidated");
+
+    // Full key permission: the cache-changing commands work.
+    let mut rw = user(&redis, "rw", &["~todo:*", "+rt.invalidate", "+rt.refresh"]);
+    let n: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("todo:2")
+        .query(&mut rw)
+        .unwrap();
+    assert_eq!(n, 1);
+    let e = err_of(
+        redis::cmd("RT.INVALIDATE")
+            .arg("secret:2")
+            .query::<i64>(&mut rw),
+    );
+    assert!(e.starts_with("NOPERM"), "{e}");
+
+    // The transparent GET is checked as the module command it becomes.
+    let mut plain = user(&redis, "plain", &["~todo:*", "+get", "+rt.tget"]);
+    let v: Option<String> = redis::cmd("GET").arg("todo:3").query(&mut plain).unwrap();
+    assert_eq!(json(&v.unwrap())["id"], "3");
+    let e = err_of(
+        redis::cmd("GET")
+            .arg("secret:3")
+            .query::<Option<String>>(&mut plain),
+    );
+    assert!(e.starts_with("NOPERM"), "{e}");
+    assert_eq!(exists(&mut admin, "secret:3"), 0);
+    let pong: String = redis::cmd("PING").query(&mut admin).unwrap();
+    assert_eq!(pong, "PONG");
+}
