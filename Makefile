@@ -9,7 +9,7 @@ MONGO_URI ?=
 MONGO_PORT ?= 27017
 REDIS_PORT ?= 6379
 
-.PHONY: run test lint deps venv build bench clean node-example
+.PHONY: run test lint deps venv build bench clean node-example fuzz
 
 ## Install what is missing: redis-server, libclang (for bindgen), the SecantusDB virtualenv.
 deps:
@@ -72,3 +72,22 @@ bench: deps build
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q matplotlib
 	cargo build --release --example loadgen
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+## Fuzzing (nightly Rust + cargo-fuzz, installed if missing): each target runs FUZZ_SECONDS,
+## starting from the committed seeds in fuzz/seeds/; new inputs go to target/fuzz-corpus/.
+## A failure leaves its input in fuzz/artifacts/<target>/: copy it to fuzz/seeds/<target>/ so
+## `make test` keeps checking it (tests/fuzz_seeds.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := mapping_spec key codec
+fuzz:
+	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	cd fuzz && cargo +nightly fuzz build -O --target-dir ../target/fuzz
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$t; \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && cargo +nightly fuzz run -O --target-dir ../target/fuzz $$t \
+	    ../target/fuzz-corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -print_final_stats=1 2>&1 | grep -E "Done|stat::number_of_executed_units|stat::peak_rss|ERROR|panicked|SUMMARY|artifact") \
+	    || exit 1; \
+	done

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 mod ffi;
 pub mod filter;
+pub mod fuzzing;
 pub mod inflight;
 mod load;
 mod loader;

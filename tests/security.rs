@@ -205,3 +205,144 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     let pong: String = redis::cmd("PING").query(&mut admin).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+#[test]
+fn tls_and_authentication_to_mongodb_through_the_uri() {
+    let Some(mut mongo) = Mongo::dedicated("tls") else {
+        return;
+    };
+    let db = seed(&mongo, "tls", 2);
+    mongo.command(
+        "admin",
+        mongodb::bson::doc! {"createUser": "alice", "pwd": SECRET, "roles": ["root"]},
+    );
+    mongo.stop();
+    // A CA of the test's own and a server certificate it signed (rustls refuses a self-signed
+    // certificate that is its own CA).
+    let d = mongo.dir.clone();
+    let (ca, cert, key) = (d.join("ca.pem"), d.join("cert.pem"), d.join("key.pem"));
+    let ext = d.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let p = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let (ca_key, csr) = (p(&d.join("ca.key")), p(&d.join("server.csr")));
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &p(&ca),
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ],
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    mongo.extra = vec![
+        "--auth".into(),
+        "--tls-cert-file".into(),
+        cert.to_string_lossy().into_owned(),
+        "--tls-key-file".into(),
+        key.to_string_lossy().into_owned(),
+    ];
+    mongo.start();
+    let uri = |user: &str, options: &str| {
+        format!(
+            "mongodb://{user}@127.0.0.1:{}/?directConnection=true&authSource=admin{options}",
+            mongo.port
+        )
+    };
+    let tls = format!("&tls=true&tlsCAFile={}", ca.display());
+    let good = uri(&format!("alice:{SECRET}"), &tls);
+    let redis = Redis::start(&good, &mappings(&db), &["--readthrough.timeout", "3000"]);
+    let mut c = redis.conn();
+    let v = rt_get(&mut c, "todo:1")
+        .unwrap()
+        .expect("loaded over TLS with auth");
+    assert_eq!(json(&v)["id"], "1");
+
+    let set = |c: &mut redis::Connection, uri: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("readthrough.mongo-uri")
+            .arg(uri)
+            .query(c)
+            .unwrap();
+    };
+    // A wrong password, a server certificate nobody vouches for: BACKEND, and no secret shown.
+    for (what, bad) in [
+        ("wrong password", uri("alice:wrong-pw-123", &tls)),
+        (
+            "untrusted certificate",
+            uri(&format!("alice:{SECRET}"), "&tls=true"),
+        ),
+    ] {
+        set(&mut c, &bad);
+        let e = err_of(rt_get(&mut c, "todo:2"));
+        assert!(
+            e.starts_with("BACKEND") || e.starts_with("TIMEOUT"),
+            "{what}: {e}"
+        );
+        assert!(
+            !e.contains(SECRET) && !e.contains("wrong-pw-123"),
+            "{what}: {e}"
+        );
+    }
+    set(&mut c, &good);
+    let v = rt_get(&mut c, "todo:2")
+        .unwrap()
+        .expect("back to the good URI");
+    assert_eq!(json(&v)["id"], "2");
+    let log = redis.log();
+    assert!(
+        !log.contains(SECRET) && !log.contains("wrong-pw-123"),
+        "{log}"
+    );
+}

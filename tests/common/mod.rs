@@ -204,7 +204,9 @@ pub fn external_mongo() -> Option<String> {
 pub struct Mongo {
     pub uri: String,
     pub port: u16,
-    dir: PathBuf,
+    pub dir: PathBuf,
+    /// Extra server flags for the next `start` (TLS, auth).
+    pub extra: Vec<String>,
     proc: Option<Proc>,
     client: OnceLock<mongodb::Client>,
 }
@@ -218,6 +220,7 @@ impl Mongo {
                 uri,
                 port: 0,
                 dir: PathBuf::new(),
+                extra: Vec::new(),
                 proc: None,
                 client: OnceLock::new(),
             },
@@ -242,6 +245,7 @@ impl Mongo {
             uri: format!("mongodb://127.0.0.1:{port}"),
             port,
             dir,
+            extra: Vec::new(),
             proc: None,
             client: OnceLock::new(),
         };
@@ -263,7 +267,7 @@ impl Mongo {
 
     /// Starts (or restarts) the embedded server on the same port and storage.
     pub fn start(&mut self) {
-        let args = vec![
+        let mut args = vec![
             "--port".into(),
             self.port.to_string(),
             "--storage-path".into(),
@@ -271,6 +275,7 @@ impl Mongo {
             "--log-level".into(),
             "WARNING".into(),
         ];
+        args.extend(self.extra.iter().cloned());
         self.proc = Some(Proc::spawn(&self.dir, "mongo", &Self::secantusd(), &args));
         let port = self.port;
         wait_until(

@@ -1,0 +1,5 @@
+#![no_main]
+//! See `readthrough::fuzzing::key` for the property checked.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| readthrough::fuzzing::key(data));
