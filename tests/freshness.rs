@@ -252,8 +252,11 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
         Some("one"),
         "the AOF kept the cache"
     );
+    // Polling with EXISTS prefetches a missing todo:2 (the key-miss hook), so once the event
+    // is applied todo:2 is either gone or already the new document: never the old one.
     within_2s("the missed events to be applied", || {
-        stored(&mut c, "todo:2").is_none() && stored(&mut c, "todo:3").is_none()
+        name_of(&stored(&mut c, "todo:2")).as_deref() != Some("todo 2")
+            && stored(&mut c, "todo:3").is_none()
     });
     assert_eq!(
         name_of(&rt_get(&mut c, "todo:2").unwrap()).as_deref(),

@@ -417,9 +417,9 @@ impl Redis {
 
     /// A Redis Cluster node with the module: `port + 10000` (its cluster bus) must be free too.
     pub fn start_cluster_node(mongo_uri: &str, mappings: &str) -> Redis {
-        // Ports below the ephemeral range, each handed out once per test process.
+        // Ports (and bus ports) below the ephemeral range, each handed out once per process.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let base = 20000 + (std::process::id() as usize % 50) * 100;
+        let base = 10000 + (std::process::id() as usize % 50) * 100;
         let port = std::iter::repeat_with(|| NEXT.fetch_add(1, Ordering::Relaxed))
             .take(5000)
             .map(|i| (base + i % 5000) as u16)
