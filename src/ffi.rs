@@ -96,48 +96,32 @@ fn set_command_info(
     command: *mut raw::RedisModuleCommand,
     spec: &crate::commands::Spec,
 ) -> bool {
-    use crate::commands::KeyUse;
     let Some(set_info) = (unsafe { raw::RedisModule_SetCommandInfo }) else {
         return true;
     };
-    let key_flags = match spec.key_use {
-        KeyUse::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
-        KeyUse::Reload => {
-            raw::REDISMODULE_CMD_KEY_RW
-                | raw::REDISMODULE_CMD_KEY_ACCESS
-                | raw::REDISMODULE_CMD_KEY_UPDATE
-        }
-        KeyUse::Delete => raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE,
-        KeyUse::None => 0,
-    };
-    // SAFETY: an all-zero key spec is the terminator Redis expects after the last one.
-    let terminator: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
-    let mut key_specs = vec![terminator];
-    if !matches!(spec.key_use, KeyUse::None) {
+    // One range spec, then the all-zero terminator Redis expects; none for a keyless command.
+    let mut key_specs = spec.key_use.flags().map(|flags| {
         let (first, last, step) = spec.keys;
-        key_specs.insert(
-            0,
-            raw::RedisModuleCommandKeySpec {
-                notes: ptr::null(),
-                flags: key_flags as u64,
-                begin_search_type:
-                    raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
-                bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
-                    index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 {
-                        pos: first,
-                    },
-                },
-                find_keys_type: raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
-                fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
-                    range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
-                        lastkey: if last < 0 { last } else { last - first },
-                        keystep: step,
-                        limit: 0,
-                    },
+        // SAFETY: all-zero is a valid (terminating) key spec.
+        let terminator: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
+        let range = raw::RedisModuleCommandKeySpec {
+            notes: ptr::null(),
+            flags: flags as u64,
+            begin_search_type: raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX,
+            bs: raw::RedisModuleCommandKeySpec__bindgen_ty_1 {
+                index: raw::RedisModuleCommandKeySpec__bindgen_ty_1__bindgen_ty_1 { pos: first },
+            },
+            find_keys_type: raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE,
+            fk: raw::RedisModuleCommandKeySpec__bindgen_ty_2 {
+                range: raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+                    lastkey: if last < 0 { last } else { last - first },
+                    keystep: step,
+                    limit: 0,
                 },
             },
-        );
-    }
+        };
+        [range, terminator]
+    });
     let version = raw::RedisModuleCommandInfoVersion {
         version: 1,
         sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
@@ -154,11 +138,9 @@ fn set_command_info(
         history: ptr::null_mut(),
         tips: ptr::null(),
         arity: 0,
-        key_specs: if matches!(spec.key_use, KeyUse::None) {
-            ptr::null_mut()
-        } else {
-            key_specs.as_mut_ptr()
-        },
+        key_specs: key_specs
+            .as_mut()
+            .map_or(ptr::null_mut(), |k| k.as_mut_ptr()),
         args: ptr::null_mut(),
     };
     // Redis copies everything it keeps; the strings and specs above only need to outlive the call.
@@ -321,7 +303,16 @@ pub fn reply_values(ctx: &Context, values: &[Option<Vec<u8>>]) {
     }
 }
 
+/// Main thread: answers an unblocked client (`timeouts` counts the clients answered `TIMEOUT`,
+/// whichever command they sent).
 fn send_reply(ctx: &Context, reply: &Reply) {
+    if matches!(
+        reply,
+        Reply::One(outcome) if matches!(**outcome, Err(Error::Timeout(_)))
+    ) || matches!(reply, Reply::Many(Err(Error::Timeout(_))))
+    {
+        stats::count(&stats::TIMEOUTS);
+    }
     match reply {
         Reply::One(outcome) => reply_outcome(ctx, outcome),
         Reply::Many(Ok(values)) => reply_values(ctx, values),
@@ -595,14 +586,15 @@ unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
         raw::RedisModule_CommandFilterArgReplace.unwrap()(fctx, i, s);
     };
     let name = arg(0);
-    if name.len() == 6 && argc >= 4 {
-        // Cheap exit for every command that cannot be CONFIG SET.
+    if name.eq_ignore_ascii_case(b"config") {
         let args: Vec<&[u8]> = (0..argc).map(arg).collect();
         let secret = std::panic::catch_unwind(|| crate::redact::secret_positions(&args));
         for i in secret.unwrap_or_default() {
-            let value = String::from_utf8_lossy(args[i]).into_owned();
-            let placeholder = crate::redact::set_aside(value, crate::policy::random());
-            replace(i as c_int, placeholder.as_bytes());
+            // A value that is not UTF-8 is refused by the setter as it is; leave it alone.
+            if let Ok(value) = std::str::from_utf8(args[i]) {
+                let placeholder = crate::redact::set_aside(value.into(), crate::policy::random());
+                replace(i as c_int, placeholder.as_bytes());
+            }
         }
         return;
     }

@@ -58,6 +58,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         }
     }
     cdc::set_databases(databases(ctx));
+    if is_cluster(ctx) {
+        cdc::set_cluster();
+    }
     cdc::start();
     warm::on_load();
     ctx.log_notice(&format!(
@@ -105,4 +108,9 @@ redis_module! {
     data_types: [],
     init: init,
     deinit: deinit,
+}
+
+fn is_cluster(ctx: &Context) -> bool {
+    ctx.get_flags()
+        .contains(redis_module::ContextFlags::CLUSTER)
 }

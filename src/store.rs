@@ -140,16 +140,10 @@ fn process(gil: Gil, batch: Vec<Msg>) {
     drop(gil);
     for b in batches {
         if let Some(w) = b.waiter {
-            if matches!(b.reply, Err(Error::Timeout(_))) {
-                stats::count(&stats::TIMEOUTS);
-            }
             w.finish_many(b.reply);
         }
     }
     for (waiters, outcome) in replies {
-        if matches!(*outcome, Err(Error::Timeout(_))) {
-            stats::add(&stats::TIMEOUTS, waiters.len() as u64);
-        }
         for w in waiters {
             w.finish(Arc::clone(&outcome));
         }

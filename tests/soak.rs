@@ -20,19 +20,6 @@ fn rss_kb(pid: u32) -> i64 {
         .unwrap()
 }
 
-fn used_memory(redis: &Redis) -> i64 {
-    let s: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut redis.conn())
-        .unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// One round: PER_ROUND distinct keys (a sixth of them absent from MongoDB), 32 clients at once;
 /// every tenth request is sent on a connection that is closed without waiting for the reply.
 fn round(redis: &Redis) -> (usize, usize) {
@@ -72,20 +59,12 @@ fn round(redis: &Redis) -> (usize, usize) {
 
 fn settle(redis: &Redis) {
     wait_until("loads to finish", Duration::from_secs(60), || {
-        redis.info()["inflight"] == 0
-            && redis
-                .cli(&["INFO", "clients"])
-                .contains("blocked_clients:0")
+        redis.info()["inflight"] == 0 && redis.info_field("clients", "blocked_clients") == 0
     });
     wait_until(
         "the disconnected clients to go",
         Duration::from_secs(30),
-        || {
-            redis
-                .cli(&["INFO", "clients"])
-                .lines()
-                .any(|l| l.trim() == "connected_clients:1")
-        },
+        || redis.info_field("clients", "connected_clients") == 1, // the one asking
     );
     let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
 }
@@ -132,7 +111,7 @@ fn a_hundred_thousand_misses_with_disconnects_and_timeouts_leave_memory_at_basel
         total_ok += ok;
         total_err += errors;
         settle(&redis);
-        let sample = (used_memory(&redis), rss_kb(pid));
+        let sample = (redis.info_field("memory", "used_memory"), rss_kb(pid));
         eprintln!(
             "round {r}: {ok} answered, {errors} errors; used_memory {} B, RSS {} kB",
             sample.0, sample.1

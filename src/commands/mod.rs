@@ -37,6 +37,22 @@ pub enum KeyUse {
     None,
 }
 
+impl KeyUse {
+    /// The key-spec flags (`REDISMODULE_CMD_KEY_*`); `None` for a command without keys.
+    pub fn flags(self) -> Option<u32> {
+        match self {
+            KeyUse::Read => Some(raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS),
+            KeyUse::Reload => Some(
+                raw::REDISMODULE_CMD_KEY_RW
+                    | raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_UPDATE,
+            ),
+            KeyUse::Delete => Some(raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE),
+            KeyUse::None => None,
+        }
+    }
+}
+
 /// One module command as Redis is told about it.
 pub struct Spec {
     pub name: &'static str,

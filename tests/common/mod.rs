@@ -677,6 +677,19 @@ impl Redis {
         })
     }
 
+    /// A numeric field of any INFO section (`info_field("clients", "blocked_clients")`).
+    pub fn info_field(&self, section: &str, name: &str) -> i64 {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.conn())
+            .unwrap();
+        let want = format!("{name}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&want))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no numeric {name} in INFO {section}"))
+    }
+
     /// The `readthrough_*` fields of INFO.
     pub fn info(&self) -> std::collections::HashMap<String, i64> {
         let text: String = redis::cmd("INFO")
