@@ -63,12 +63,11 @@ fn an_update_in_mongodb_is_visible_within_2s_delete_mode() {
 fn refresh_mode_rewrites_cached_keys_only() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-refresh", 20);
-    let redis = Redis::start(
+    let redis = Redis::start_watching(
         &mongo.uri,
         &mappings(&db),
         &["--readthrough.invalidation", "refresh"],
     );
-    redis.wait_watching();
     let mut c = redis.conn();
     rt_get(&mut c, "todo:3").unwrap().unwrap();
     mongo.update_one(
@@ -110,12 +109,11 @@ fn a_delete_in_mongodb_makes_the_key_nil() {
         ],
     );
     // Negative entries last long here: only the change stream can make a key reappear.
-    let redis = Redis::start(
+    let redis = Redis::start_watching(
         &mongo.uri,
         &mappings(&db),
         &["--readthrough.negative-ttl", "600"],
     );
-    redis.wait_watching();
     let mut c = redis.conn();
     // By field `id` (placed through the _id -> id index of loaded documents), loaded by RT.GET
     // and by RT.MGET, and by `_id`.
@@ -144,12 +142,11 @@ fn a_delete_in_mongodb_makes_the_key_nil() {
 fn an_insert_clears_the_negative_entry() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-insert", 5);
-    let redis = Redis::start(
+    let redis = Redis::start_watching(
         &mongo.uri,
         &mappings(&db),
         &["--readthrough.negative-ttl", "600"],
     );
-    redis.wait_watching();
     let mut c = redis.conn();
     assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
     assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
@@ -164,8 +161,7 @@ fn an_insert_clears_the_negative_entry() {
 fn dropping_the_collection_empties_the_prefix_in_every_db() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-drop", 300);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    redis.wait_watching();
+    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
     let mut c = redis.conn();
     let keys: Vec<String> = (1..=300).map(|i| format!("todo:{i}")).collect();
     let _: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
@@ -221,8 +217,7 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
         &db,
         doc! {"collMod": "todos", "changeStreamPreAndPostImages": {"enabled": true}},
     );
-    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
-    redis.wait_watching();
+    let mut redis = Redis::start_watching(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
     let mut c = redis.conn();
     rt_get(&mut c, "todo:1").unwrap().unwrap();
     // One event, so a resume token is saved.
@@ -273,8 +268,7 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
 fn a_token_mongodb_cannot_resume_purges_the_prefix() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-badtoken", 10);
-    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
-    redis.wait_watching();
+    let mut redis = Redis::start_watching(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
     let mut c = redis.conn();
     rt_get(&mut c, "todo:1").unwrap().unwrap();
     rt_get(&mut c, "todo:2").unwrap().unwrap();
@@ -301,8 +295,7 @@ fn the_watcher_reconnects_after_mongodb_restarts() {
         return;
     };
     let db = seed(&mongo, "cdc-reconnect", 10);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    redis.wait_watching();
+    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
     let mut c = redis.conn();
     rt_get(&mut c, "todo:3").unwrap().unwrap();
     mongo.stop();
@@ -333,8 +326,7 @@ fn the_watcher_reconnects_after_mongodb_restarts() {
 fn watchers_run_on_the_master_only_and_start_on_promotion() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-role", 10);
-    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    master.wait_watching();
+    let master = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
     let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
     std::thread::sleep(Duration::from_millis(500));
     let w = replica.watchers();
@@ -362,8 +354,7 @@ fn watchers_run_on_the_master_only_and_start_on_promotion() {
 fn invalidation_config_is_checked_and_off_stops_the_watchers() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-config", 5);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    redis.wait_watching();
+    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
     let mut c = redis.conn();
     let e = err_of(
         redis::cmd("CONFIG")

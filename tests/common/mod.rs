@@ -410,6 +410,13 @@ impl Redis {
         Redis::start_raw(args)
     }
 
+    /// `start`, then waits until every change-stream watcher is watching.
+    pub fn start_watching(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
+        let r = Redis::start(mongo_uri, mappings, extra);
+        r.wait_watching();
+        r
+    }
+
     /// redis-server with exactly these arguments (a free `--port` and `--dir` are added).
     pub fn start_raw(args: Vec<String>) -> Redis {
         Redis::start_raw_on(free_port(), args)
