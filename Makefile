@@ -11,14 +11,17 @@ REDIS_PORT ?= 6379
 
 .PHONY: run test lint deps venv build bench clean node-example fuzz
 
-## Install what is missing: redis-server, libclang (for bindgen), the SecantusDB virtualenv.
+## Install what is missing, decided by package state (dpkg -s), never by a file glob: a fresh
+## machine has libclang-cpp14 (libclang-cpp.so) but not libclang-dev, which bindgen needs.
+## redis-server/redis-tools: the default server and redis-cli/redis-benchmark; libclang-dev:
+## bindgen; openssl: the TLS test's certificates; python3-venv: the SecantusDB virtualenv;
+## tcl: the vendored servers' own test suites (make test-redis-suite).
+APT_PKGS := redis-server redis-tools libclang-dev openssl python3-venv tcl
 deps:
 	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
-	command -v openssl >/dev/null || missing="$$missing openssl"; \
-	ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev"; \
-	python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

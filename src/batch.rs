@@ -8,6 +8,7 @@
 //! Every query is bounded by `readthrough.timeout`, so a stalled MongoDB cannot hold a slot for
 //! ever.
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::mapping::{canonical_id, Mapping, Target};
 use crate::{config, loader, stats};
@@ -16,7 +17,6 @@ use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Queries in flight per mapping before misses start to queue and share queries.
@@ -103,16 +103,12 @@ async fn drain(m: Arc<Mapping>) {
     }
 }
 
-fn bound() -> (u64, Duration) {
-    let ms = config::timeout_ms() as u64;
-    (ms, Duration::from_millis(ms))
+fn deadline() -> Deadline {
+    Deadline::after_ms(config::timeout_ms() as u64)
 }
 
 async fn one(target: &Target) -> Found {
-    let (ms, bound) = bound();
-    tokio::time::timeout(bound, loader::find_one(target))
-        .await
-        .unwrap_or(Err(Error::Timeout(ms)))
+    loader::find_one(target, deadline()).await
 }
 
 async fn query(m: &Arc<Mapping>, batch: Vec<(String, oneshot::Sender<Found>)>) {
@@ -127,7 +123,7 @@ async fn query(m: &Arc<Mapping>, batch: Vec<(String, oneshot::Sender<Found>)>) {
     }
     stats::add(&stats::BATCHED, batch.len() as u64);
     let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
-    let r = loader::find_many_within(m, &ids, bound().1).await;
+    let r = loader::find_many(m, &ids, deadline()).await;
     for (id, tx) in batch {
         let _ = tx.send(match &r {
             Ok(found) => Ok(found.get(canonical_id(&id).as_ref()).cloned()),

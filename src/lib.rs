@@ -8,6 +8,7 @@ pub mod cdc;
 pub mod codec;
 mod commands;
 pub mod config;
+pub mod deadline;
 pub mod error;
 mod ffi;
 pub mod filter;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod redact;
 mod stats;
 mod store;
+pub mod unanswered;
 mod warm;
 
 use redis_module::{redis_module, Context, RedisString, Status};

@@ -5,6 +5,7 @@
 //! before it has an outcome (a panic) still completes its key with an internal error through
 //! `Completion`'s drop, so no waiter is left blocked and no key stays "in flight" for ever.
 
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::ffi::{Outcome, Waiter};
 use crate::inflight::{InFlight, Join};
@@ -230,14 +231,11 @@ async fn run_batch(
             None => groups.push((Arc::clone(&m.target.mapping), vec![m])),
         }
     }
-    let ms = config::timeout_ms() as u64;
+    let deadline = Deadline::after_ms(config::timeout_ms() as u64);
     let started = Instant::now();
     let queries = groups.iter().map(|(mapping, items)| {
         let ids: Vec<&str> = items.iter().map(|m| m.target.id.as_str()).collect();
-        async move {
-            let limit = Duration::from_millis(ms).saturating_sub(started.elapsed());
-            loader::find_many_within(mapping, &ids, limit).await
-        }
+        async move { loader::find_many(mapping, &ids, deadline).await }
     });
     let results = futures_util::future::join_all(queries).await;
     stats::record_load_us(started.elapsed().as_micros() as u64);

@@ -6,6 +6,7 @@
 //! client; the next load builds a new one from the new settings.
 
 use crate::codec;
+use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::mapping::{self, Mapping, Target};
 use futures_util::TryStreamExt;
@@ -20,6 +21,11 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+
+/// How often the driver checks a server unless the URI says otherwise (`heartbeatFrequencyMS`).
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Pause between two tries of a query whose server did not answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// Starts the runtime (two worker threads: the machine's loads are I/O bound).
 pub fn start_runtime() -> Result<(), String> {
@@ -103,10 +109,13 @@ pub async fn client() -> Result<Client, Error> {
     let mut opts = ClientOptions::parse(&uri)
         .await
         .map_err(|e| Error::Backend(redact(&e.to_string(), &uri)))?;
-    // The user's URI wins; otherwise fail a load on an unreachable server before the client's
-    // own timeout, so it gets BACKEND rather than TIMEOUT.
+    // The user's URI wins. Otherwise a refused connection fails server selection before the
+    // client's own timeout (BACKEND rather than TIMEOUT), and the server is checked every
+    // 500 ms (the driver's floor; its default is 10 s): after a stall the driver keeps the
+    // server "Unknown" until its monitor checks again, so this is how soon loads work again.
     opts.server_selection_timeout.get_or_insert(selection);
     opts.connect_timeout.get_or_insert(selection);
+    opts.heartbeat_freq.get_or_insert(HEARTBEAT);
     opts.app_name
         .get_or_insert_with(|| "redis-readthrough".to_owned());
     let client =
@@ -120,54 +129,95 @@ pub async fn client() -> Result<Client, Error> {
     }
 }
 
-/// Finds the document a key stands for and encodes it; `None` when there is none.
-pub async fn find_one(target: &Target) -> Result<Option<String>, Error> {
-    let client = client().await?;
-    let m = &target.mapping;
-    let coll = client.database(&m.db).collection::<Document>(&m.collection);
-    match coll.find_one(target.filter()).await {
-        Ok(doc) => Ok(doc.map(|d| {
+/// Finds the document a key stands for and encodes it; `None` when there is none. Bounded by
+/// `limit`: `TIMEOUT` when MongoDB has not answered by then, whatever the driver was doing.
+pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<String>, Error> {
+    within(deadline, async {
+        let client = client().await?;
+        let m = &target.mapping;
+        let coll = client.database(&m.db).collection::<Document>(&m.collection);
+        let doc = until_answered(|| coll.find_one(target.filter())).await?;
+        Ok(doc.map(|d| {
             crate::cdc::remember(m, &d);
             codec::to_json(d)
-        })),
-        Err(e) => Err(backend_error(&e)),
-    }
+        }))
+    })
+    .await
 }
 
 /// Finds the documents of many ids of one mapping with one `$in` query; the JSON of each
-/// found document by its canonical id (`mapping::canonical_id`).
-pub async fn find_many(mapping: &Mapping, ids: &[&str]) -> Result<HashMap<String, String>, Error> {
-    let client = client().await?;
-    let coll = client
-        .database(&mapping.db)
-        .collection::<Document>(&mapping.collection);
-    let values = ids
-        .iter()
-        .flat_map(|id| mapping::id_candidates(id))
-        .collect();
-    let filter = mapping::filter_for(&mapping.field, values);
-    let mut cursor = coll.find(filter).await.map_err(|e| backend_error(&e))?;
-    let mut found = HashMap::new();
-    while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
-        let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
-        if let Some(id) = id {
-            crate::cdc::remember(mapping, &doc);
-            let id = mapping::canonical_id(&id).into_owned();
-            found.entry(id).or_insert_with(|| codec::to_json(doc));
-        }
-    }
-    Ok(found)
-}
-
-/// `find_many` bounded by `limit`: `TIMEOUT` (naming `readthrough.timeout`) when it runs out.
-pub async fn find_many_within(
+/// found document by its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
+/// `find_one` is.
+pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
-    limit: Duration,
+    deadline: Deadline,
 ) -> Result<HashMap<String, String>, Error> {
-    tokio::time::timeout(limit, find_many(mapping, ids))
+    within(deadline, async {
+        let client = client().await?;
+        let coll = client
+            .database(&mapping.db)
+            .collection::<Document>(&mapping.collection);
+        let values: Vec<_> = ids
+            .iter()
+            .flat_map(|id| mapping::id_candidates(id))
+            .collect();
+        let filter = mapping::filter_for(&mapping.field, values);
+        let mut cursor = until_answered(|| coll.find(filter.clone())).await?;
+        let mut found = HashMap::new();
+        while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+            let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
+            if let Some(id) = id {
+                crate::cdc::remember(mapping, &doc);
+                let id = mapping::canonical_id(&id).into_owned();
+                found.entry(id).or_insert_with(|| codec::to_json(doc));
+            }
+        }
+        Ok(found)
+    })
+    .await
+}
+
+/// Runs `work` until `deadline`; `TIMEOUT` when it runs out.
+async fn within<T>(
+    deadline: Deadline,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout_at(deadline.at.into(), work)
         .await
-        .unwrap_or_else(|_| Err(Error::Timeout(crate::config::timeout_ms() as u64)))
+        .unwrap_or_else(|_| Err(Error::Timeout(deadline.timeout_ms)))
+}
+
+/// Runs one driver operation until MongoDB answers it. A failure that only says MongoDB did
+/// not answer (a stall: server selection or a connection timed out) is tried again, so the
+/// caller's bound turns it into `TIMEOUT`, and a MongoDB that comes back in time still serves
+/// the load. An answer, even an error or a refused connection, ends it (`BACKEND`).
+async fn until_answered<T, F, Fut>(mut op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+{
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if crate::unanswered::unanswered(&cause_of(&e)) => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(backend_error(&e)),
+        }
+    }
+}
+
+/// What `unanswered` needs to know of a driver error.
+fn cause_of(e: &mongodb::error::Error) -> crate::unanswered::Cause<'_> {
+    use crate::unanswered::Cause;
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::Io(io) => Cause::Io(io.kind()),
+        ErrorKind::ServerSelection { message, .. } => Cause::Selection(message),
+        ErrorKind::ConnectionPoolCleared { message, .. } => Cause::PoolCleared(message),
+        _ => Cause::Answered,
+    }
 }
 
 /// A driver error as text fit for logs and replies: credentials removed, length bounded.

@@ -164,10 +164,16 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
         None,
         "still remembered"
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    // A negative hit never reaches MongoDB, so polling is free; the entry lives 1 s.
+    let remembered = Instant::now();
+    wait_until(
+        "the negative entry to expire",
+        Duration::from_secs(10),
+        || rt_get(&mut c, "todo:405").unwrap().is_some(),
+    );
     assert!(
-        rt_get(&mut c, "todo:405").unwrap().is_some(),
-        "expired after 1 s"
+        remembered.elapsed() >= Duration::from_millis(900),
+        "expired only after its 1 s"
     );
     config_set(&mut c, "negative-ttl", "30");
     mongo.delete_one(&db, "todos", doc! { "id": "406" });
@@ -283,10 +289,19 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
         doc! {"id": "1"},
         doc! {"$set": {"name": "new"}},
     );
-    // Still fresh for 1 s: no refresh.
-    assert_eq!(rt_get(&mut c, "todo:1").unwrap().unwrap(), old);
-    assert_eq!(redis.info()["refreshes"], 0);
-    std::thread::sleep(Duration::from_millis(1100));
+    // Still fresh (its 1 s TTL not over): no refresh. Checked only while it is fresh, so a
+    // slow machine cannot turn this read into a grace-window read.
+    let fresh = |c: &mut redis::Connection, key: &str| {
+        redis::cmd("PTTL").arg(key).query::<i64>(c).unwrap() > 30_000
+    };
+    let v = rt_get(&mut c, "todo:1").unwrap().unwrap();
+    if fresh(&mut c, "todo:1") {
+        assert_eq!(v, old);
+        assert_eq!(redis.info()["refreshes"], 0);
+    }
+    wait_until("the grace window", Duration::from_secs(10), || {
+        !fresh(&mut c, "todo:1")
+    });
     // In the grace window: the stale value at once, then the refreshed one.
     let start = Instant::now();
     assert_eq!(
@@ -306,7 +321,9 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
     // MongoDB down during the grace window: the stale value keeps being served.
     let _ = rt_get(&mut c, "todo:2").unwrap().unwrap();
     mongo.stop();
-    std::thread::sleep(Duration::from_millis(1100));
+    wait_until("todo:2's grace window", Duration::from_secs(10), || {
+        !fresh(&mut c, "todo:2")
+    });
     for _ in 0..3 {
         assert!(
             rt_get(&mut c, "todo:2").unwrap().is_some(),

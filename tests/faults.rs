@@ -48,7 +48,10 @@ fn mongodb_down_before_redis_starts_then_comes_up() {
     let mut c = redis.conn();
     let t = Instant::now();
     let e = err_of(rt_get(&mut c, "todo:1"));
-    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(
+        e.starts_with("BACKEND"),
+        "a refused connection is an answer: {e}"
+    );
     assert!(
         t.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -117,6 +120,85 @@ fn a_stalled_mongodb_times_out_every_waiting_client_and_none_hangs() {
         rt_get(&mut c, "todo:2").is_ok_and(|v| v.is_some())
     });
     assert_eq!(redis.info()["inflight"], 0);
+    no_crash_in(&redis.log());
+}
+
+/// `n` clients send `RT.GET` of distinct keys `todo:{from}..` at once; their errors.
+fn errors_of_parallel_gets(redis: &Redis, from: usize, n: usize) -> Vec<String> {
+    let handles: Vec<_> = (from..from + n)
+        .map(|i| redis.spawn_rt_get(&format!("todo:{i}")))
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| err_of(h.join().unwrap()))
+        .collect()
+}
+
+/// One meaning for a MongoDB that does not answer, whatever the driver was doing: queries sent
+/// on pooled connections, server selection once the driver has marked the server unknown, and
+/// a client made anew by `CONFIG SET readthrough.mongo-uri` during the stall all give
+/// `TIMEOUT`, never `BACKEND`. Once MongoDB answers again, loads work within a second, with no
+/// burst of errors after.
+#[test]
+fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() {
+    let Some((mongo, redis)) = own_mongo("stall-stages", 300, &["--readthrough.timeout", "500"])
+    else {
+        return;
+    };
+    let mut c = redis.conn();
+    mongo.pause();
+    let stalled = Instant::now();
+    let mut next = 10;
+    let mut waves = 0;
+    // Waves until well past the driver's own time-outs (3/4 of 500 ms) and heartbeats.
+    while waves < 3 || stalled.elapsed() < Duration::from_millis(2000) {
+        for e in errors_of_parallel_gets(&redis, next, 10) {
+            assert!(e.starts_with("TIMEOUT"), "wave {waves}: {e}");
+        }
+        next += 10;
+        waves += 1;
+    }
+    // A new client while MongoDB is stalled: its server was never heard from.
+    let uri = format!("{}/?appName=stall-stages", mongo.uri);
+    redis::cmd("CONFIG")
+        .arg(&["SET", "readthrough.mongo-uri", &uri])
+        .query::<()>(&mut c)
+        .unwrap();
+    for e in errors_of_parallel_gets(&redis, next, 50) {
+        assert!(e.starts_with("TIMEOUT"), "after CONFIG SET: {e}");
+    }
+    next += 50;
+    let stall = stalled.elapsed();
+    mongo.resume();
+    let resumed = Instant::now();
+    let first_load = loop {
+        match rt_get(&mut c, &format!("todo:{next}")) {
+            Ok(v) => {
+                assert!(v.is_some(), "todo:{next} exists");
+                break resumed.elapsed();
+            }
+            Err(e) => {
+                let e = err_of::<()>(Err(e));
+                assert!(e.starts_with("TIMEOUT"), "while recovering: {e}");
+            }
+        }
+        next += 1;
+    };
+    eprintln!(
+        "stalled {stall:?} ({waves} waves of 10 + 50 after CONFIG SET, all TIMEOUT); \
+         first load {first_load:?} after resume"
+    );
+    assert!(
+        first_load < Duration::from_secs(1),
+        "loads work within 1 s of MongoDB answering again, took {first_load:?}"
+    );
+    // No burst of errors after the first success.
+    let after: Vec<_> = (next + 1..next + 51)
+        .map(|i| redis.spawn_rt_get(&format!("todo:{i}")))
+        .collect();
+    for h in after {
+        assert!(h.join().unwrap().unwrap().is_some());
+    }
     no_crash_in(&redis.log());
 }
 
