@@ -1,42 +1,40 @@
 //! redis-readthrough: a Redis module that makes Redis a read-through cache in front of MongoDB.
 //!
-//! This file only registers things with Redis: commands, configs, init and deinit. See the
-//! README's design section for the flow of one request.
+//! This file only registers things with Redis: commands, configs, server events, init and
+//! deinit. The layers, imports running one way down this list (see the README's design
+//! section):
+//! - `core`: pure (mapping, codec, policies, single-flight table, negative cache,
+//!   invalidation decisions, settings snapshot, counters, errors);
+//! - `mongo`: the MongoDB side (runtime, client, queries, shared queries), no Redis;
+//! - `redis`: the Redis side (every `unsafe`, blocking, the lock, registration, hooks);
+//! - `engine`: loads, the store step, change streams, warm-up;
+//! - `commands`: argument parsing and replies.
 
-mod batch;
-pub mod cdc;
-pub mod codec;
 mod commands;
-pub mod config;
-pub mod deadline;
-pub mod error;
-mod ffi;
-pub mod filter;
-pub mod fuzzing;
-pub mod inflight;
-mod load;
-mod loader;
-pub mod mapping;
-pub mod negative;
-pub mod policy;
-pub mod redact;
-mod stats;
-mod store;
-pub mod unanswered;
-mod warm;
+pub mod core;
+mod engine;
+mod mongo;
+mod redis;
 
+pub use crate::core::fuzzing;
+
+use crate::core::{fault, policy};
+use crate::redis::{callbacks, configs, events, keys, transparent_hooks};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 /// A registration with Redis, and what the log says if Redis refuses it.
 type Step = (fn(&Context) -> bool, &'static str);
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
-    // Configs first: a bad value in redis.conf or MODULE LOADEX fails the load here.
-    if let Err(e) = config::register(ctx) {
+    fault::arm_from_env();
+    // The engine's callbacks first: the configs applied below already tell it their values.
+    callbacks::set(engine::callbacks());
+    // Configs next: a bad value in redis.conf or MODULE LOADEX fails the load here.
+    if let Err(e) = configs::register(ctx) {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
     }
-    let started = loader::start_runtime().and_then(|_| store::start_thread());
+    let started = mongo::runtime::start_runtime().and_then(|_| engine::store::start_thread());
     if let Err(e) = started {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
@@ -46,12 +44,15 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     let steps: [Step; 5] = [
         (commands::register, "register the commands"),
         (
-            ffi::register_transparent,
+            transparent_hooks::register,
             "register the command filter or the key-miss hook",
         ),
-        (ffi::subscribe_flush, "subscribe to flush events"),
-        (ffi::register_info, "register the INFO section"),
-        (ffi::subscribe_role, "subscribe to replication role changes"),
+        (events::subscribe_flush, "subscribe to flush events"),
+        (events::register_info, "register the INFO section"),
+        (
+            events::subscribe_role,
+            "subscribe to replication role changes",
+        ),
     ];
     for (step, what) in steps {
         if !step(ctx) {
@@ -59,29 +60,18 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
-    cdc::set_databases(databases(ctx));
-    if is_cluster(ctx) {
-        cdc::set_cluster();
-    }
-    cdc::start();
-    warm::on_load();
+    engine::changes::set_node(databases(ctx), keys::is_cluster(ctx));
+    engine::changes::start();
+    engine::warm::on_load();
     ctx.log_notice(&format!(
         "readthrough: loaded; MongoDB at {}",
-        loader::uri_for_display()
+        mongo::client::uri_for_display()
     ));
     Status::Ok
 }
 
-/// The `databases` setting: change-stream invalidation covers every DB. Redis Cluster has DB 0
-/// only.
+/// The `databases` setting: change-stream invalidation covers every DB.
 fn databases(ctx: &Context) -> i64 {
-    if ctx
-        .get_flags()
-        .contains(redis_module::ContextFlags::CLUSTER)
-    {
-        cdc::set_cluster();
-        return 1;
-    }
     let reply = ctx.call("CONFIG", &["GET", "databases"]);
     if let Ok(redis_module::RedisValue::Array(a)) = reply {
         if let Some(
@@ -110,9 +100,4 @@ redis_module! {
     data_types: [],
     init: init,
     deinit: deinit,
-}
-
-fn is_cluster(ctx: &Context) -> bool {
-    ctx.get_flags()
-        .contains(redis_module::ContextFlags::CLUSTER)
 }

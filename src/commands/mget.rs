@@ -1,9 +1,13 @@
 //! `RT.MGET key [key ...]`: the values in order; misses loaded with one query per mapping.
 
-use crate::error::Error;
-use crate::ffi::{self, Args, Waiter};
-use crate::load::{self, BatchMiss};
-use crate::{config, stats};
+use crate::core::error::Error;
+use crate::core::{counters, settings};
+use crate::engine::cache_state;
+use crate::engine::mget::{start_batch, BatchMiss};
+use crate::redis::args::Args;
+use crate::redis::blocking::{Waiter, TIMEOUT_SAFETY_MS};
+use crate::redis::keys::{cannot_block, read_cached, selected_db};
+use crate::redis::reply::reply_values;
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_mget(ctx: &Context, args: &Args) -> RedisResult {
@@ -21,28 +25,28 @@ fn mget(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     for i in 1..args.len() {
-        config::check(args.bytes(i))?;
+        settings::check(args.bytes(i))?;
     }
-    let db = ffi::selected_db(ctx);
+    let db = selected_db(ctx);
     let mut values = Vec::with_capacity(args.len() - 1);
     let mut misses = Vec::new();
     for i in 1..args.len() {
         let key = args.bytes(i);
-        match ffi::read_cached(ctx, args, i) {
+        match read_cached(ctx, args, i) {
             Ok(Some(v)) => {
-                stats::count_main(&stats::HITS);
+                counters::count_main(&counters::HITS);
                 values.push(Some(v));
             }
             // Like MGET, a key of another type reads as nil.
             Err(Error::WrongType) => values.push(None),
             Err(e) => return Err(e.into()),
-            Ok(None) if load::known_absent(db, key) => {
-                stats::count(&stats::NEGATIVE_HITS);
+            Ok(None) if cache_state::known_absent(db, key) => {
+                counters::count(&counters::NEGATIVE_HITS);
                 values.push(None);
             }
             Ok(None) => {
-                stats::count(&stats::MISSES);
-                let target = config::resolve(key)?;
+                counters::count(&counters::MISSES);
+                let target = settings::resolve(key)?;
                 misses.push(BatchMiss {
                     index: values.len(),
                     key: key.to_vec(),
@@ -53,25 +57,25 @@ fn mget(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         }
     }
     if misses.is_empty() {
-        ffi::reply_values(ctx, &values);
+        reply_values(ctx, &values);
         return Ok(RedisValue::NoReply);
     }
-    if ffi::cannot_block(ctx) {
-        stats::count(&stats::PREFETCHES);
+    if cannot_block(ctx) {
+        counters::count(&counters::PREFETCHES);
         if transparent {
-            ffi::reply_values(ctx, &values);
-            load::start_batch(db, misses, values, None);
+            reply_values(ctx, &values);
+            start_batch(db, misses, values, None);
             return Ok(RedisValue::NoReply);
         }
-        load::start_batch(db, misses, values, None);
+        start_batch(db, misses, values, None);
         return Err(Error::NoBlock.into());
     }
-    let max = config::max_inflight();
-    if load::inflight_len() >= max {
-        stats::count(&stats::BUSY_REJECTIONS);
+    let max = settings::max_inflight();
+    if cache_state::inflight_len() >= max {
+        counters::count(&counters::BUSY_REJECTIONS);
         return Err(Error::Busy(max).into());
     }
-    let waiter = Waiter::block(ctx, config::timeout_ms() + ffi::TIMEOUT_SAFETY_MS);
-    load::start_batch(db, misses, values, Some(waiter));
+    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS);
+    start_batch(db, misses, values, Some(waiter));
     Ok(RedisValue::NoReply)
 }

@@ -1,70 +1,18 @@
-//! Command entry points. Each one runs its body under `guarded`, so a panic becomes an error
-//! reply instead of aborting Redis.
+//! The module's commands: one table that declares each to Redis (flags, keys, key specs, ACL
+//! categories), and one file per command family for argument parsing and replies. Every entry
+//! point runs its handler through `dispatch`, which turns a panic into an error reply.
 
-mod admin;
-pub mod get;
+mod get;
+mod invalidate;
 mod mget;
+mod refresh;
+mod warm;
 
-use crate::error::Error;
-use crate::ffi;
+use crate::core::rewrite;
+use crate::redis::command_table::{create_command, dispatch, KeyUse, Spec};
 use redis_module::raw;
-use redis_module::{Context, RedisResult};
+use redis_module::Context;
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-pub fn guarded(ctx: &Context, f: impl FnOnce() -> RedisResult) -> RedisResult {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        ctx.log_warning(&format!("readthrough: caught a panic in a command: {what}"));
-        Err(Error::Internal(what).into())
-    })
-}
-
-/// What a command's keys are used for, as Redis's key specs and ACL key permissions see it.
-#[derive(Clone, Copy)]
-pub enum KeyUse {
-    /// Returns the value (ACL: read permission): the module's own store is not the caller's write.
-    Read,
-    /// Rewrites the value from MongoDB (ACL: read and write permission).
-    Reload,
-    /// Deletes the key (ACL: write permission).
-    Delete,
-    /// The command takes no key names (a prefix is not a key).
-    None,
-}
-
-impl KeyUse {
-    /// The key-spec flags (`REDISMODULE_CMD_KEY_*`); `None` for a command without keys.
-    pub fn flags(self) -> Option<u32> {
-        match self {
-            KeyUse::Read => Some(raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS),
-            KeyUse::Reload => Some(
-                raw::REDISMODULE_CMD_KEY_RW
-                    | raw::REDISMODULE_CMD_KEY_ACCESS
-                    | raw::REDISMODULE_CMD_KEY_UPDATE,
-            ),
-            KeyUse::Delete => Some(raw::REDISMODULE_CMD_KEY_RM | raw::REDISMODULE_CMD_KEY_DELETE),
-            KeyUse::None => None,
-        }
-    }
-}
-
-/// One module command as Redis is told about it.
-pub struct Spec {
-    pub name: &'static str,
-    pub entry: ffi::Entry,
-    pub flags: &'static str,
-    /// First key, last key (-1: to the end), step; as in `COMMAND INFO`.
-    pub keys: (c_int, c_int, c_int),
-    pub key_use: KeyUse,
-    /// ACL categories, applied where Redis supports them for modules (7.2 and later).
-    pub acl: &'static str,
-    pub summary: &'static str,
-}
 
 pub const COMMANDS: &[Spec] = &[
     Spec {
@@ -86,7 +34,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: "Returns the values of the keys, loading the misses with one query per mapping.",
     },
     Spec {
-        name: crate::filter::TGET,
+        name: rewrite::TGET,
         entry: rt_tget_entry,
         flags: "readonly",
         keys: (1, 1, 1),
@@ -95,7 +43,7 @@ pub const COMMANDS: &[Spec] = &[
         summary: "Internal: what a plain GET of a mapped key is rewritten to.",
     },
     Spec {
-        name: crate::filter::TMGET,
+        name: rewrite::TMGET,
         entry: rt_tmget_entry,
         flags: "readonly",
         keys: (1, -1, 1),
@@ -134,17 +82,20 @@ pub const COMMANDS: &[Spec] = &[
 
 /// Registers every command with its key specs and, where supported, ACL categories.
 pub fn register(ctx: &Context) -> bool {
-    COMMANDS.iter().all(|spec| ffi::create_command(ctx, spec))
+    COMMANDS.iter().all(|spec| create_command(ctx, spec))
 }
 
 macro_rules! entry {
     ($name:ident, $handler:path) => {
+        // SAFETY: a callback Redis calls on its main thread with the arguments its API
+        // documents; every raw call inside has its own SAFETY comment.
         unsafe extern "C" fn $name(
             ctx: *mut raw::RedisModuleCtx,
             argv: *mut *mut raw::RedisModuleString,
             argc: c_int,
         ) -> c_int {
-            ffi::dispatch(ctx, argv, argc, $handler)
+            // SAFETY: Redis calls the entry point with its own arguments.
+            unsafe { dispatch(ctx, argv, argc, $handler) }
         }
     };
 }
@@ -153,6 +104,6 @@ entry!(rt_get_entry, get::rt_get);
 entry!(rt_mget_entry, mget::rt_mget);
 entry!(rt_tget_entry, get::rt_tget);
 entry!(rt_tmget_entry, mget::rt_tmget);
-entry!(rt_refresh_entry, admin::rt_refresh);
-entry!(rt_invalidate_entry, admin::rt_invalidate);
-entry!(rt_warm_entry, admin::rt_warm);
+entry!(rt_refresh_entry, refresh::rt_refresh);
+entry!(rt_invalidate_entry, invalidate::rt_invalidate);
+entry!(rt_warm_entry, warm::rt_warm);

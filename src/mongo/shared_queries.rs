@@ -8,10 +8,11 @@
 //! Every query is bounded by `readthrough.timeout`, so a stalled MongoDB cannot hold a slot for
 //! ever.
 
-use crate::deadline::Deadline;
-use crate::error::Error;
-use crate::mapping::{canonical_id, Mapping, Target};
-use crate::{config, loader, stats};
+use crate::core::counters;
+use crate::core::deadline::Deadline;
+use crate::core::error::Error;
+use crate::core::mapping::{canonical_id, Mapping, Target};
+use crate::mongo::{queries, runtime};
 use futures_util::FutureExt;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
@@ -25,10 +26,12 @@ pub const MAX_QUERIES: usize = 4;
 pub const MAX_BATCH: usize = 500;
 
 type Found = Result<Option<String>, Error>;
+type Waiting = (String, Deadline, oneshot::Sender<Found>);
 
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<(String, oneshot::Sender<Found>)>,
+    /// Queued misses: the id, its load's deadline, where the answer goes.
+    waiting: Vec<Waiting>,
     running: usize,
 }
 
@@ -40,7 +43,7 @@ fn queues() -> MutexGuard<'static, HashMap<Mapping, Queue>> {
 
 /// Loads the document of `target`: at once if a query slot is free (in this task, no extra
 /// hop), else in the next shared query.
-pub async fn load(target: Target) -> Found {
+pub async fn load(target: Target, deadline: Deadline) -> Found {
     let (tx, rx) = oneshot::channel();
     let queued = {
         let mut qs = queues();
@@ -49,7 +52,7 @@ pub async fn load(target: Target) -> Found {
             q.running += 1;
             None
         } else {
-            q.waiting.push((target.id.clone(), tx));
+            q.waiting.push((target.id.clone(), deadline, tx));
             Some(())
         }
     };
@@ -61,7 +64,7 @@ pub async fn load(target: Target) -> Found {
     // This task holds a slot. The guard hands it on (to the queued misses) or gives it back,
     // also when this future is dropped on timeout or unwinds.
     let _slot = Slot(Arc::clone(&target.mapping));
-    one(&target).await
+    queries::find_one(&target, deadline).await
 }
 
 /// A held query slot of a mapping.
@@ -80,7 +83,7 @@ impl Drop for Slot {
             }
         } else {
             drop(qs);
-            loader::spawn(drain(Arc::clone(&self.0)));
+            runtime::spawn(drain(Arc::clone(&self.0)));
         }
     }
 }
@@ -89,7 +92,7 @@ impl Drop for Slot {
 async fn drain(m: Arc<Mapping>) {
     let _slot = Slot(Arc::clone(&m));
     loop {
-        let batch: Vec<(String, oneshot::Sender<Found>)> = {
+        let batch: Vec<Waiting> = {
             let mut qs = queues();
             let Some(q) = qs.get_mut(&*m) else { return };
             if q.waiting.is_empty() {
@@ -103,28 +106,27 @@ async fn drain(m: Arc<Mapping>) {
     }
 }
 
-fn deadline() -> Deadline {
-    Deadline::after_ms(config::timeout_ms() as u64)
-}
-
-async fn one(target: &Target) -> Found {
-    loader::find_one(target, deadline()).await
-}
-
-async fn query(m: &Arc<Mapping>, batch: Vec<(String, oneshot::Sender<Found>)>) {
+/// Runs one query for a batch of queued misses: a `find_one` for one, a shared `$in` for many,
+/// bounded by the earliest deadline among them.
+async fn query(m: &Arc<Mapping>, batch: Vec<Waiting>) {
     if batch.len() == 1 {
-        let (id, tx) = batch.into_iter().next().expect("one");
+        let (id, deadline, tx) = batch.into_iter().next().expect("one");
         let target = Target {
             mapping: Arc::clone(m),
             id,
         };
-        let _ = tx.send(one(&target).await);
+        let _ = tx.send(queries::find_one(&target, deadline).await);
         return;
     }
-    stats::add(&stats::BATCHED, batch.len() as u64);
-    let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
-    let r = loader::find_many(m, &ids, deadline()).await;
-    for (id, tx) in batch {
+    counters::add(&counters::BATCHED, batch.len() as u64);
+    let deadline = batch
+        .iter()
+        .map(|(_, d, _)| *d)
+        .min_by_key(|d| d.at)
+        .expect("a batch is never empty");
+    let ids: Vec<&str> = batch.iter().map(|(id, _, _)| id.as_str()).collect();
+    let r = queries::find_many(m, &ids, deadline).await;
+    for (id, _, tx) in batch {
         let _ = tx.send(match &r {
             Ok(found) => Ok(found.get(canonical_id(&id).as_ref()).cloned()),
             Err(e) => Err(e.clone()),

@@ -1,9 +1,6 @@
-//! Counters and the `INFO readthrough` section.
-//!
-//! Counters are relaxed atomics bumped from the main thread and the loader threads. Load
-//! latency percentiles come from the last `WINDOW` load durations.
+//! The module's counters, their one owner. Relaxed atomics bumped from the main thread and the
+//! loader threads; load latency percentiles come from the last `WINDOW` load durations. Pure.
 
-use crate::load;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -21,7 +18,7 @@ pub static REFRESH_ERRORS: AtomicU64 = AtomicU64::new(0);
 pub static PREFETCHES: AtomicU64 = AtomicU64::new(0);
 pub static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 pub static STORES: AtomicU64 = AtomicU64::new(0);
-/// Misses answered by a query shared with misses of other keys (`src/batch.rs`).
+/// Misses answered by a query shared with misses of other keys (`mongo/shared_queries.rs`).
 pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -82,7 +79,7 @@ fn load_percentiles() -> (u64, u64) {
     (percentile(&l.ring, 50), percentile(&l.ring, 99))
 }
 
-/// The fields of the section, in order.
+/// The counters' fields of `INFO readthrough`, in order.
 pub fn fields() -> Vec<(&'static str, u64)> {
     let (p50, p99) = load_percentiles();
     vec![
@@ -102,15 +99,6 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("batched", get(&BATCHED)),
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
-        ("cdc_events", get(&crate::cdc::EVENTS)),
-        (
-            "cdc_lag_ms",
-            crate::cdc::LAG_MS.load(Ordering::Relaxed).max(0) as u64,
-        ),
-        ("cdc_purges", get(&crate::cdc::PURGES)),
-        ("cdc_unplaced_deletes", get(&crate::cdc::UNPLACED_DELETES)),
-        ("cdc_resume_failures", get(&crate::cdc::RESUME_FAILURES)),
-        ("inflight", load::inflight_len() as u64),
         ("load_p50_us", p50),
         ("load_p99_us", p99),
     ]

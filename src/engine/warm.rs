@@ -6,15 +6,21 @@
 //! previous one is written, so MongoDB's pace sets the rate and Redis never queues work.
 //! Progress is in `INFO readthrough` (`warm_N:` lines).
 
-use crate::cdc;
-use crate::codec;
-use crate::error::Error;
-use crate::ffi::Gil;
-use crate::mapping::Mapping;
-use crate::{config, loader, store};
-use futures_util::TryStreamExt;
+use crate::core::codec;
+use crate::core::error::{show_key, Error};
+use crate::core::invalidation::key_of;
+use crate::core::mapping::Mapping;
+use crate::core::{fault, id_index, settings};
+use crate::engine::cache::{Cache, RedisCache};
+use crate::engine::{cache_state, changes, store};
+use crate::mongo::client::{client, redact_error};
+use crate::mongo::runtime;
+use crate::redis::gil::Gil;
+use crate::redis::write::Only;
+use futures_util::{FutureExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 use once_cell::sync::Lazy;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -41,23 +47,12 @@ fn warms() -> std::sync::MutexGuard<'static, Vec<Arc<Warm>>> {
     WARMS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Checks `readthrough.warm-on-load`: space-separated prefixes, or `*` for every mapping.
-/// Prefixes are matched against the mappings when the module loads (the mappings may be set
-/// after this config), unknown ones are logged there.
-pub fn check_on_load(text: &str) -> Result<(), String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    if words.contains(&"*") && words.len() > 1 {
-        return Err("readthrough.warm-on-load is either * or a list of prefixes".into());
-    }
-    Ok(())
-}
-
 /// Starts warming the mapping with `prefix` into `db`. Refused for an unknown prefix and while
 /// a warm-up of the same prefix runs.
 pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
-    let mappings = config::mappings();
+    let mappings = settings::mappings();
     let Some(mapping) = mappings.by_prefix(prefix) else {
-        return Err(Error::NoPrefix(crate::error::show_key(prefix.as_bytes())));
+        return Err(Error::NoPrefix(show_key(prefix.as_bytes())));
     };
     let w = {
         let mut all = warms();
@@ -65,9 +60,7 @@ pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
             .iter()
             .any(|w| w.prefix == prefix && w.running.load(Ordering::SeqCst))
         {
-            return Err(Error::WarmRunning(crate::error::show_key(
-                prefix.as_bytes(),
-            )));
+            return Err(Error::WarmRunning(show_key(prefix.as_bytes())));
         }
         all.retain(|w| w.prefix != prefix);
         let w = Arc::new(Warm {
@@ -86,48 +79,63 @@ pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
         w
     };
     let mapping = Arc::clone(mapping);
-    loader::spawn(async move {
-        if let Err(e) = run(&w, &mapping, limit).await {
+    runtime::spawn(async move {
+        let _done = Done(Arc::clone(&w));
+        // A panic ends this warm-up with an error line in INFO; `Done` marks it finished, so
+        // the next RT.WARM of the prefix is not refused as BUSY.
+        let result = AssertUnwindSafe(run(&w, &mapping, limit))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Error::Internal("a panic in the warm-up".into())));
+        if let Err(e) = result {
             redis_module::logging::log_warning(
                 format!("readthrough: warm-up of {} stopped: {e}", w.prefix).as_str(),
             );
             *w.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
-        w.millis
-            .store(w.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        w.running.store(false, Ordering::SeqCst);
     });
     Ok(())
 }
 
+/// Marks a warm-up finished when its task ends, however it ends.
+struct Done(Arc<Warm>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let w = &self.0;
+        w.millis
+            .store(w.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        w.running.store(false, Ordering::SeqCst);
+    }
+}
+
 async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
-    let client = loader::client().await?;
+    fault::maybe_panic("warm-up");
+    let client = client().await?;
     let coll = client.database(&m.db).collection::<Document>(&m.collection);
     let count = coll
         .estimated_document_count()
         .await
-        .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+        .map_err(|e| Error::Backend(redact_error(&e)))?;
     w.total
         .store(limit.map_or(count, |l| l.min(count)), Ordering::Relaxed);
     let mut find = coll.find(doc! {}).batch_size(1000);
     if let Some(l) = limit {
         find = find.limit(l.min(i64::MAX as u64) as i64);
     }
-    let mut cursor = find
-        .await
-        .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+    let mut cursor = find.await.map_err(|e| Error::Backend(redact_error(&e)))?;
     let mut chunk = Vec::with_capacity(CHUNK);
-    let epoch = crate::load::epoch();
+    let epoch = cache_state::epoch();
     loop {
         let doc = cursor
             .try_next()
             .await
-            .map_err(|e| Error::Backend(loader::redact_error(&e)))?;
+            .map_err(|e| Error::Backend(redact_error(&e)))?;
         let end = doc.is_none();
         if let Some(doc) = doc {
-            match cdc::key_of(m, &doc) {
+            match key_of(m, &doc) {
                 Some(key) => {
-                    cdc::remember(m, &doc);
+                    id_index::remember(m, &doc);
                     chunk.push((key, codec::to_json(doc)));
                 }
                 None => {
@@ -140,18 +148,17 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
             let batch = std::mem::take(&mut chunk);
             let n = batch.len() as u64;
             let written = store::with_gil(move |gil: &Gil| {
-                if crate::ffi::is_replica(&gil.context()) {
+                let mut cache = RedisCache(gil);
+                if !cache.writable() {
                     return Err("this node became a replica");
                 }
-                if crate::load::epoch() != epoch {
+                if cache_state::epoch() != epoch {
                     return Err("stopped by FLUSHALL/FLUSHDB");
                 }
                 let mut stored = 0;
                 for (key, json) in &batch {
-                    let only = Some(store::Only::Absent);
-                    stored += u64::from(
-                        store::set_value(gil, db, key.as_bytes(), json, only) == Some(true),
-                    );
+                    let only = Some(Only::Absent);
+                    stored += u64::from(cache.set(db, key.as_bytes(), json, only) == Some(true));
                 }
                 Ok(stored)
             })
@@ -173,13 +180,13 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
 
 /// At module load: starts the warm-ups `readthrough.warm-on-load` asks for (DB 0), on a master.
 pub fn on_load() {
-    let text = config::WARM_ON_LOAD.text();
+    let text = settings::WARM_ON_LOAD.get();
     let words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
-    if words.is_empty() || !cdc::is_master() {
+    if words.is_empty() || !changes::is_master() {
         return;
     }
     let prefixes: Vec<String> = if words == ["*"] {
-        config::mappings()
+        settings::mappings()
             .iter()
             .map(|m| m.prefix.clone())
             .collect()
@@ -230,17 +237,4 @@ pub fn info_lines() -> Vec<(String, String)> {
             (format!("warm_{i}"), v)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warm_on_load_accepts_prefixes_or_a_star() {
-        assert!(check_on_load("").is_ok());
-        assert!(check_on_load("todo: user:").is_ok());
-        assert!(check_on_load("*").is_ok());
-        assert!(check_on_load("* todo:").is_err());
-    }
 }

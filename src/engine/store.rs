@@ -7,21 +7,33 @@
 //! table, the GIL is released, and only then are the waiters unblocked. Batching keeps lock
 //! traffic low when many loads end together.
 
-use crate::error::Error;
-use crate::ffi::{Gil, Outcome, Waiter};
-use crate::load::{self, Kind, LoadKey};
-use crate::{config, stats};
+use crate::core::counters;
+use crate::core::error::{Error, Outcome};
+use crate::engine::cache::{Cache, RedisCache};
+use crate::engine::cache_state::{self, LoadKey};
+use crate::redis::blocking::Waiter;
+use crate::redis::gil::Gil;
+use crate::redis::write::Only;
 use once_cell::sync::OnceCell;
-use redis_module::{CallOptionsBuilder, CallReply, CallResult};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+
+/// What a load does with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A miss: store the value unless one appeared meanwhile (`SET ... NX`).
+    Fill,
+    /// `RT.REFRESH` or a read in the grace window: overwrite the value, delete it if the
+    /// document is gone.
+    Refresh,
+}
 
 struct Finished {
     key: LoadKey,
     kind: Kind,
     outcome: Outcome,
-    /// `load::epoch()` when the load started.
+    /// `cache_state::epoch()` when the load started.
     epoch: u64,
 }
 
@@ -34,7 +46,7 @@ pub struct BatchDone {
     pub absent: Vec<Vec<u8>>,
     pub waiter: Option<Waiter>,
     pub reply: Result<Vec<Option<Vec<u8>>>, Error>,
-    /// `load::epoch()` when the batch started.
+    /// `cache_state::epoch()` when the batch started.
     pub epoch: u64,
 }
 
@@ -80,7 +92,7 @@ pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
     if let Some(Err(std::sync::mpsc::SendError(Msg::One(Finished { key, .. })))) = sent {
         // The store thread is gone (it never should be): still answer every waiter.
         let err = Arc::new(Err(Error::Internal("store thread stopped".into())));
-        for w in load::complete(&key) {
+        for w in cache_state::complete(&key) {
             w.finish(Arc::clone(&err));
         }
     }
@@ -126,15 +138,21 @@ fn run(rx: Receiver<Msg>) {
 fn process(gil: Gil, batch: Vec<Msg>) {
     let mut replies: Vec<(Vec<Waiter>, Arc<Outcome>)> = Vec::with_capacity(batch.len());
     let mut batches = Vec::new();
-    let writable = !crate::ffi::is_replica(&gil.context());
-    for msg in batch {
-        match msg {
-            Msg::One(f) => replies.push(finish_one(&gil, writable, f)),
-            Msg::Batch(b) => {
-                finish_batch(&gil, writable, &b);
-                batches.push(b);
+    {
+        let mut cache = RedisCache(&gil);
+        for msg in batch {
+            match msg {
+                Msg::One(f) => replies.push(finish_one(&mut cache, f)),
+                Msg::Batch(b) => {
+                    // A panic here must not lose the batch's waiter: it is answered below.
+                    let stored = catch_unwind(AssertUnwindSafe(|| finish_batch(&mut cache, &b)));
+                    if stored.is_err() {
+                        log_panic("storing an RT.MGET batch");
+                    }
+                    batches.push(b);
+                }
+                Msg::Job(job) => job(&gil),
             }
-            Msg::Job(job) => job(&gil),
         }
     }
     drop(gil);
@@ -150,65 +168,68 @@ fn process(gil: Gil, batch: Vec<Msg>) {
     }
 }
 
+fn log_panic(what: &str) {
+    redis_module::logging::log_warning(format!("readthrough: caught a panic {what}").as_str());
+}
+
 /// Under the GIL: writes one load's result, updates the negative cache, ends the load.
-fn finish_one(gil: &Gil, writable: bool, f: Finished) -> (Vec<Waiter>, Arc<Outcome>) {
+fn finish_one(cache: &mut impl Cache, f: Finished) -> (Vec<Waiter>, Arc<Outcome>) {
     // The document changed in MongoDB while it loaded (a change stream said so), or Redis was
     // flushed meanwhile: the waiters get what was read, but it is not cached.
-    let changed = load::take_stale(&f.key);
-    let stale = changed || f.epoch != load::epoch();
-    if stale {
-        if matches!(f.outcome, Ok(Some(_))) {
-            stats::count(&stats::STORE_SKIPPED);
+    let changed = cache_state::take_stale(&f.key);
+    let stale = changed || f.epoch != cache_state::epoch();
+    let found = matches!(f.outcome, Ok(Some(_)));
+    if stale || !cache.writable() {
+        if found {
+            counters::count(&counters::STORE_SKIPPED);
         }
-    } else if writable {
-        let ok = catch_unwind(AssertUnwindSafe(|| apply(gil, &f))).unwrap_or(false);
-        if matches!(f.outcome, Ok(Some(_))) {
-            stats::count(if ok {
-                &stats::STORES
+    } else {
+        let ok = catch_unwind(AssertUnwindSafe(|| apply(cache, &f))).unwrap_or_else(|_| {
+            log_panic("storing a loaded value");
+            false
+        });
+        if found {
+            counters::count(if ok {
+                &counters::STORES
             } else {
-                &stats::STORE_SKIPPED
+                &counters::STORE_SKIPPED
             });
         }
-    } else if matches!(f.outcome, Ok(Some(_))) {
-        stats::count(&stats::STORE_SKIPPED);
     }
     if f.kind == Kind::Refresh {
         let c = if f.outcome.is_ok() {
-            &stats::REFRESHES
+            &counters::REFRESHES
         } else {
-            &stats::REFRESH_ERRORS
+            &counters::REFRESH_ERRORS
         };
-        stats::count(c);
+        counters::count(c);
     }
     match &f.outcome {
-        Ok(found) if !stale => load::set_absent(&f.key, found.is_none()),
+        Ok(found) if !stale => cache_state::set_absent(&f.key, found.is_none()),
         _ => {}
     }
-    (load::complete(&f.key), Arc::new(f.outcome))
+    (cache_state::complete(&f.key), Arc::new(f.outcome))
 }
 
 /// Under the GIL: stores the documents an `RT.MGET` found (`SET ... NX`), remembers the absent.
-fn finish_batch(gil: &Gil, writable: bool, b: &BatchDone) {
-    if b.epoch != load::epoch() {
+fn finish_batch(cache: &mut impl Cache, b: &BatchDone) {
+    if b.epoch != cache_state::epoch() {
         // Redis was flushed while the batch loaded: answer it, store nothing.
-        stats::add(&stats::STORE_SKIPPED, b.found.len() as u64);
+        counters::add(&counters::STORE_SKIPPED, b.found.len() as u64);
         return;
     }
+    let writable = cache.writable();
     for (key, json) in &b.found {
-        let ok = writable
-            && catch_unwind(AssertUnwindSafe(|| {
-                set_value(gil, b.db, key, json, Some(Only::Absent)).is_some()
-            }))
-            .unwrap_or(false);
-        stats::count(if ok {
-            &stats::STORES
+        let ok = writable && cache.set(b.db, key, json, Some(Only::Absent)).is_some();
+        counters::count(if ok {
+            &counters::STORES
         } else {
-            &stats::STORE_SKIPPED
+            &counters::STORE_SKIPPED
         });
-        load::set_absent(&(b.db, key.clone()), false);
+        cache_state::set_absent(&(b.db, key.clone()), false);
     }
     for key in &b.absent {
-        load::set_absent(&(b.db, key.clone()), true);
+        cache_state::set_absent(&(b.db, key.clone()), true);
     }
 }
 
@@ -216,75 +237,94 @@ fn finish_batch(gil: &Gil, writable: bool, b: &BatchDone) {
 /// `SET key json [PX ttl] NX` (a value written meanwhile by someone else wins); a refresh
 /// overwrites it, or deletes the key when the document is gone. A failed load writes nothing,
 /// so a stale value keeps being served until it expires.
-fn apply(gil: &Gil, f: &Finished) -> bool {
+fn apply(cache: &mut impl Cache, f: &Finished) -> bool {
     let (db, key) = &f.key;
     let json = match (&f.outcome, f.kind) {
         (Ok(Some(json)), _) => json,
-        (Ok(None), Kind::Refresh) => return call(gil, *db, "DEL", &[key.as_slice()]),
+        (Ok(None), Kind::Refresh) => return cache.del(*db, &[key.as_slice()]).is_some(),
         _ => return true,
     };
     let only = (f.kind == Kind::Fill).then_some(Only::Absent);
-    set_value(gil, *db, key, json, only).is_some()
+    cache.set(*db, key, json, only).is_some()
 }
 
-/// The condition of a `SET`.
-#[derive(Clone, Copy)]
-pub enum Only {
-    /// `NX`: a value written meanwhile by someone else wins.
-    Absent,
-    /// `XX`: only where the key is cached.
-    Present,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cache::MemCache;
 
-/// `SET key json [PX ttl] [NX|XX]` with the TTL policy applied. `Some(written)` (false when
-/// the condition did not hold), `None` if the command failed.
-pub fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
-    let ttl = config::store_ttl_ms().map(|ms| ms.to_string());
-    let mut args: Vec<&[u8]> = vec![key, json.as_bytes()];
-    if let Some(ttl) = &ttl {
-        args.extend([&b"PX"[..], ttl.as_bytes()]);
-    }
-    match only {
-        Some(Only::Absent) => args.push(b"NX"),
-        Some(Only::Present) => args.push(b"XX"),
-        None => {}
-    }
-    call_read(gil, db, "SET", &args, |r| !matches!(r, CallReply::Null(_)))
-}
-
-/// Runs a write command in `db`, replicated to replicas and the AOF, refused under OOM.
-fn call(gil: &Gil, db: i32, cmd: &str, args: &[&[u8]]) -> bool {
-    call_read(gil, db, cmd, args, |_| ()).is_some()
-}
-
-/// `call`, and `read` turns the reply into a result; `None` if the command failed.
-pub fn call_read<R>(
-    gil: &Gil,
-    db: i32,
-    cmd: &str,
-    args: &[&[u8]],
-    read: impl FnOnce(&CallReply) -> R,
-) -> Option<R> {
-    if !gil.select_db(db) {
-        return None;
-    }
-    let ctx = gil.context();
-    let opts = CallOptionsBuilder::new()
-        .replicate()
-        .errors_as_replies()
-        .verify_oom()
-        .build();
-    let res: CallResult = ctx.call_ext(cmd, &opts, args);
-    match res {
-        Ok(reply) => Some(read(&reply)),
-        Err(e) => {
-            let msg = e.to_utf8_string().unwrap_or_default();
-            // In Redis Cluster, keys of slots another node serves are that node's business
-            // (change streams and warm-ups run on every master): expected, not worth a log line.
-            if !msg.contains("non local key") {
-                ctx.log_warning(&format!("readthrough: could not write ({cmd}): {msg}"));
-            }
-            None
+    fn finished(key: &str, kind: Kind, outcome: Outcome) -> Finished {
+        Finished {
+            key: (0, key.as_bytes().to_vec()),
+            kind,
+            outcome,
+            epoch: cache_state::epoch(),
         }
+    }
+
+    #[test]
+    fn a_fill_never_overwrites_and_a_refresh_overwrites_or_deletes() {
+        let mut cache = MemCache::default();
+        cache.put(0, "t:1", "mine");
+        let (_, out) = finish_one(
+            &mut cache,
+            finished("t:1", Kind::Fill, Ok(Some("db".into()))),
+        );
+        assert_eq!(
+            cache.get(0, "t:1"),
+            Some("mine"),
+            "NX: a value written meanwhile wins"
+        );
+        assert_eq!(*out, Ok(Some("db".into())), "the waiters get what was read");
+        finish_one(
+            &mut cache,
+            finished("t:1", Kind::Refresh, Ok(Some("new".into()))),
+        );
+        assert_eq!(cache.get(0, "t:1"), Some("new"));
+        finish_one(&mut cache, finished("t:1", Kind::Refresh, Ok(None)));
+        assert_eq!(
+            cache.get(0, "t:1"),
+            None,
+            "a refresh of a gone document deletes"
+        );
+        let e = Err(Error::Timeout(5));
+        cache.put(0, "t:2", "stale");
+        finish_one(&mut cache, finished("t:2", Kind::Refresh, e));
+        assert_eq!(
+            cache.get(0, "t:2"),
+            Some("stale"),
+            "a failed load writes nothing"
+        );
+    }
+
+    #[test]
+    fn nothing_is_stored_on_a_replica_or_after_a_flush_and_absence_is_remembered() {
+        let mut replica = MemCache {
+            replica: true,
+            ..Default::default()
+        };
+        finish_one(
+            &mut replica,
+            finished("r:1", Kind::Fill, Ok(Some("v".into()))),
+        );
+        assert!(replica.values.is_empty());
+        let mut cache = MemCache::default();
+        let mut old = finished("f:1", Kind::Fill, Ok(Some("v".into())));
+        old.epoch = cache_state::epoch().wrapping_sub(1);
+        finish_one(&mut cache, old);
+        assert!(
+            cache.values.is_empty(),
+            "a load from before a flush is not stored"
+        );
+        finish_one(&mut cache, finished("n:1", Kind::Fill, Ok(None)));
+        assert!(cache_state::known_absent(0, b"n:1"));
+        finish_one(
+            &mut cache,
+            finished("n:1", Kind::Fill, Ok(Some("v".into()))),
+        );
+        assert!(
+            !cache_state::known_absent(0, b"n:1"),
+            "found again: forgotten"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! corpus also runs as a regression test in `make test` (`tests/fuzz_seeds.rs`). Each panics
 //! when a property does not hold.
 
-use crate::mapping::{Mappings, ResolveError};
+use crate::core::mapping::{Mappings, ResolveError};
 use mongodb::bson::{Bson, Document};
 
 /// A `readthrough.mappings` value: parsed or refused with a message, never a panic; what
@@ -62,7 +62,7 @@ pub fn codec(data: &[u8]) {
         return;
     };
     let keys: Vec<String> = doc.keys().cloned().collect();
-    let text = crate::codec::to_json(doc);
+    let text = crate::core::codec::to_json(doc);
     let v: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not valid JSON ({e}): {text}"));
     let obj = v.as_object().expect("a JSON object");

@@ -26,7 +26,9 @@ pub fn unanswered(cause: &Cause) -> bool {
         // A server the driver never heard from shows no `Error:`; one that stopped answering
         // shows a time-out. Any other error it shows (refused, reset, TLS) is an answer.
         Cause::Selection(msg) => msg.contains("timed out") || !msg.contains("Error:"),
-        Cause::PoolCleared(msg) => msg.contains("timed out"),
+        // "... cleared because another operation failed with: I/O error: timed out", or
+        // "Connection to h:p interrupted due to server monitor timeout".
+        Cause::PoolCleared(msg) => msg.contains("timed out") || msg.contains("monitor timeout"),
         Cause::Answered => false,
     }
 }
@@ -61,6 +63,9 @@ mod tests {
         assert!(unanswered(&Cause::PoolCleared(
             "Connection pool for 127.0.0.1:27017 cleared because another operation failed \
              with: I/O error: timed out"
+        )));
+        assert!(unanswered(&Cause::PoolCleared(
+            "Connection to 127.0.0.1:46841 interrupted due to server monitor timeout"
         )));
     }
 

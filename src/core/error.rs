@@ -2,9 +2,8 @@
 //!
 //! Every reply error starts with a code word (`NOMAPPING`, `TIMEOUT`, ...) so that clients can
 //! branch on it; the rest is a sentence for humans. Messages never carry MongoDB credentials:
-//! backend errors are redacted where they are made (see `loader::redact`).
+//! backend errors are redacted where they are made (see `core/uri.rs`).
 
-use redis_module::RedisError;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +71,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl From<Error> for RedisError {
-    fn from(e: Error) -> Self {
-        RedisError::String(e.to_string())
-    }
-}
+/// What a load produced: the JSON document, `None` when MongoDB has no such document, or why
+/// it failed. Shared by every waiter of the load.
+pub type Outcome = Result<Option<String>, Error>;
 
 /// Shows a key in an error message: printable ASCII as is, other bytes as `\xNN` (error
 /// replies must stay one clean line), cut after 128 bytes so a 1 MB key does not make a 1 MB

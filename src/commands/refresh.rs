@@ -1,0 +1,20 @@
+//! `RT.REFRESH key`: reloads the key from MongoDB now.
+
+use crate::core::settings;
+use crate::engine::load::load_for_client;
+use crate::engine::store::Kind;
+use crate::redis::args::Args;
+use crate::redis::keys::selected_db;
+use redis_module::{Context, RedisError, RedisResult};
+
+/// Reloads the key from MongoDB now, stores the new value (or deletes the key if the document
+/// is gone) and replies it.
+pub fn rt_refresh(ctx: &Context, args: &Args) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let key = args.bytes(1);
+    let target = settings::resolve(key)?;
+    let db = selected_db(ctx);
+    load_for_client(ctx, db, key, target, Kind::Refresh)
+}

@@ -1,0 +1,296 @@
+//! What a MongoDB change event does to the cache (`readthrough.invalidation off|delete|refresh`).
+//! Pure: from an event's parts to a list of actions on keys; `engine/changes` applies them.
+
+use crate::core::codec;
+use crate::core::mapping::{self, Mapping};
+use mongodb::bson::{Bson, Document};
+use mongodb::change_stream::event::OperationType;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Off = 0,
+    Delete = 1,
+    Refresh = 2,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(Mode::Off),
+            "delete" => Ok(Mode::Delete),
+            "refresh" => Ok(Mode::Refresh),
+            _ => Err(format!(
+                "readthrough.invalidation must be off, delete or refresh, not '{}'",
+                crate::core::error::show_key(s.as_bytes())
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Delete => "delete",
+            Mode::Refresh => "refresh",
+        }
+    }
+
+    pub fn from_u8(n: u8) -> Mode {
+        match n {
+            0 => Mode::Off,
+            2 => Mode::Refresh,
+            _ => Mode::Delete,
+        }
+    }
+}
+
+/// What one change event does to the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete the key in every DB.
+    Delete(String),
+    /// Overwrite the key where it is cached (`SET ... XX`), in every DB.
+    Set(String, String),
+    /// Forget a negative entry (the document exists now).
+    Forget(String),
+    /// Remove every key with this prefix (the collection is gone or renamed).
+    Purge(String),
+}
+
+/// The parts of a change event `actions` looks at.
+pub struct Change<'a> {
+    pub op: &'a OperationType,
+    pub full: Option<&'a Document>,
+    pub before: Option<&'a Document>,
+    /// `documentKey._id`.
+    pub id: Option<&'a Bson>,
+}
+
+/// The key a document has under mapping `m`, if its field holds an id.
+pub fn key_of(m: &Mapping, doc: &Document) -> Option<String> {
+    mapping::field_value(doc, &m.field)
+        .and_then(mapping::id_of_value)
+        .map(|id| format!("{}{}", m.prefix, id))
+}
+
+/// The cache actions for one event on the collection of `mappings`. `known` gives the id (the
+/// mapping field's value) this node last saw for a document `_id` under a mapping. Pure.
+pub fn actions(
+    mappings: &[Arc<Mapping>],
+    ev: &Change,
+    mode: Mode,
+    known: &dyn Fn(&Mapping, &Bson) -> Option<String>,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    for m in mappings {
+        let old = || -> Option<String> {
+            if m.field == "_id" {
+                return ev
+                    .id
+                    .and_then(mapping::id_of_value)
+                    .map(|id| format!("{}{id}", m.prefix));
+            }
+            ev.before.and_then(|d| key_of(m, d)).or_else(|| {
+                ev.id
+                    .and_then(|id| known(m, id))
+                    .map(|id| format!("{}{id}", m.prefix))
+            })
+        };
+        match ev.op {
+            OperationType::Insert => {
+                if let Some(key) = ev.full.and_then(|d| key_of(m, d)) {
+                    out.push(Action::Forget(key));
+                }
+            }
+            OperationType::Update | OperationType::Replace => {
+                let new = ev.full.and_then(|d| key_of(m, d));
+                let old = old();
+                if let (Some(key), Some(doc)) = (&new, ev.full) {
+                    out.push(match mode {
+                        Mode::Refresh => Action::Set(key.clone(), codec::to_json(doc.clone())),
+                        _ => Action::Delete(key.clone()),
+                    });
+                    out.push(Action::Forget(key.clone()));
+                }
+                if let Some(old) = old.filter(|o| Some(o) != new.as_ref()) {
+                    out.push(Action::Delete(old));
+                }
+            }
+            OperationType::Delete => {
+                if let Some(old) = old() {
+                    out.push(Action::Delete(old));
+                }
+            }
+            OperationType::Drop
+            | OperationType::Rename
+            | OperationType::DropDatabase
+            | OperationType::Invalidate => out.push(Action::Purge(m.prefix.clone())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Escapes glob characters so `SCAN MATCH` takes the prefix literally.
+pub fn glob_escape(prefix: &str) -> String {
+    let mut s = String::with_capacity(prefix.len() + 2);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('*');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    fn maps(spec: &str) -> Vec<Arc<Mapping>> {
+        crate::core::mapping::Mappings::parse(spec)
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn none(_: &Mapping, _: &Bson) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn update_deletes_or_refreshes_the_key_of_the_mapping_field() {
+        let m = maps("todo:=test.todos:id");
+        let full = doc! {"_id": 7, "id": "42", "name": "n"};
+        let ev = Change {
+            op: &OperationType::Update,
+            full: Some(&full),
+            before: None,
+            id: Some(&Bson::Int32(7)),
+        };
+        assert_eq!(
+            actions(&m, &ev, Mode::Delete, &none),
+            vec![
+                Action::Delete("todo:42".into()),
+                Action::Forget("todo:42".into())
+            ]
+        );
+        let a = actions(&m, &ev, Mode::Refresh, &none);
+        assert_eq!(
+            a[0],
+            Action::Set("todo:42".into(), r#"{"_id":7,"id":"42","name":"n"}"#.into())
+        );
+    }
+
+    #[test]
+    fn an_id_change_also_deletes_the_old_key() {
+        let m = maps("todo:=test.todos:id");
+        let full = doc! {"_id": 7, "id": "43"};
+        let ev = Change {
+            op: &OperationType::Replace,
+            full: Some(&full),
+            before: None,
+            id: Some(&Bson::Int32(7)),
+        };
+        let known = |_: &Mapping, _: &Bson| Some("42".to_owned());
+        let a = actions(&m, &ev, Mode::Delete, &known);
+        assert!(a.contains(&Action::Delete("todo:43".into())));
+        assert!(a.contains(&Action::Delete("todo:42".into())));
+    }
+
+    #[test]
+    fn deletes_are_placed_by_id_pre_image_or_index() {
+        let on_id = maps("user:=app.users");
+        let oid = mongodb::bson::oid::ObjectId::parse_str("64b7f1a2c3d4e5f601234567").unwrap();
+        let id = Bson::ObjectId(oid);
+        let ev = Change {
+            op: &OperationType::Delete,
+            full: None,
+            before: None,
+            id: Some(&id),
+        };
+        assert_eq!(
+            actions(&on_id, &ev, Mode::Delete, &none),
+            vec![Action::Delete("user:64b7f1a2c3d4e5f601234567".into())]
+        );
+        let on_field = maps("todo:=test.todos:id");
+        assert!(actions(&on_field, &ev, Mode::Delete, &none).is_empty());
+        let known = |_: &Mapping, _: &Bson| Some("5".to_owned());
+        assert_eq!(
+            actions(&on_field, &ev, Mode::Delete, &known),
+            vec![Action::Delete("todo:5".into())]
+        );
+        let before = doc! {"_id": id.clone(), "id": 6};
+        let ev = Change {
+            before: Some(&before),
+            ..ev
+        };
+        assert_eq!(
+            actions(&on_field, &ev, Mode::Delete, &known),
+            vec![Action::Delete("todo:6".into())]
+        );
+    }
+
+    #[test]
+    fn insert_forgets_negative_and_drop_purges_every_prefix() {
+        let m = maps("todo:=test.todos:id t:=test.todos");
+        let full = doc! {"_id": "a", "id": "1"};
+        let ev = Change {
+            op: &OperationType::Insert,
+            full: Some(&full),
+            before: None,
+            id: Some(&Bson::String("a".into())),
+        };
+        let mut a = actions(&m, &ev, Mode::Delete, &none);
+        a.sort_by_key(|x| format!("{x:?}"));
+        assert_eq!(
+            a,
+            vec![
+                Action::Forget("t:a".into()),
+                Action::Forget("todo:1".into())
+            ]
+        );
+        for op in [
+            OperationType::Drop,
+            OperationType::Rename,
+            OperationType::DropDatabase,
+            OperationType::Invalidate,
+        ] {
+            let ev = Change {
+                op: &op,
+                full: None,
+                before: None,
+                id: None,
+            };
+            let mut a = actions(&m, &ev, Mode::Refresh, &none);
+            a.sort_by_key(|x| format!("{x:?}"));
+            assert_eq!(
+                a,
+                vec![Action::Purge("t:".into()), Action::Purge("todo:".into())]
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_without_the_field_has_no_key() {
+        let m = maps("todo:=test.todos:meta.sku");
+        assert_eq!(
+            key_of(&m[0], &doc! {"meta": {"sku": 5}}),
+            Some("todo:5".into())
+        );
+        assert_eq!(key_of(&m[0], &doc! {"meta": 1}), None);
+        assert_eq!(key_of(&m[0], &doc! {"meta": {"sku": 1.5}}), None);
+    }
+
+    #[test]
+    fn modes_parse_and_glob_escapes() {
+        assert_eq!(Mode::parse("REFRESH"), Ok(Mode::Refresh));
+        assert!(Mode::parse("sometimes")
+            .unwrap_err()
+            .contains("off, delete or refresh"));
+        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:*");
+    }
+}

@@ -1,0 +1,206 @@
+//! The settings snapshot: the one owner of every `readthrough.*` value in force. Redis's
+//! config machinery (`redis/configs.rs`) writes here once a value is accepted; everything else
+//! only reads. Pure: atomics and locks, no Redis, no I/O.
+
+use crate::core::error::{show_key, Error};
+use crate::core::invalidation::Mode;
+use crate::core::mapping::{Mappings, ResolveError, Target};
+use once_cell::sync::Lazy;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
+
+/// A numeric config: its name (without `readthrough.`), default and bounds.
+pub struct Numeric {
+    pub name: &'static str,
+    pub value: AtomicI64,
+    pub default: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Numeric {
+    const fn new(name: &'static str, default: i64, min: i64, max: i64) -> Numeric {
+        Numeric {
+            name,
+            value: AtomicI64::new(default),
+            default,
+            min,
+            max,
+        }
+    }
+
+    pub fn get(&self) -> i64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+const TEN_YEARS_S: i64 = 10 * 365 * 24 * 3600;
+
+pub static TTL: Numeric = Numeric::new("ttl", 3600, 0, TEN_YEARS_S);
+pub static TIMEOUT: Numeric = Numeric::new("timeout", 2000, 1, 3_600_000);
+pub static MAX_INFLIGHT: Numeric = Numeric::new("max-inflight", 10_000, 1, 1_000_000);
+pub static TTL_JITTER: Numeric = Numeric::new("ttl-jitter", 10, 0, 1000);
+pub static NEGATIVE_TTL: Numeric = Numeric::new("negative-ttl", 30, 0, TEN_YEARS_S);
+pub static NEGATIVE_MAX: Numeric = Numeric::new("negative-max", 100_000, 0, 10_000_000);
+pub static GRACE: Numeric = Numeric::new("grace", 0, 0, TEN_YEARS_S);
+
+/// Every numeric config, in the order they are registered.
+pub static NUMERIC: [&Numeric; 7] = [
+    &TTL,
+    &TIMEOUT,
+    &MAX_INFLIGHT,
+    &TTL_JITTER,
+    &NEGATIVE_TTL,
+    &NEGATIVE_MAX,
+    &GRACE,
+];
+
+pub static TRANSPARENT: AtomicBool = AtomicBool::new(true);
+
+pub fn transparent() -> bool {
+    TRANSPARENT.load(Ordering::Relaxed)
+}
+
+/// PX for a value loaded now (ttl, jitter and grace applied); `None` for no expiry.
+pub fn store_ttl_ms() -> Option<i64> {
+    crate::core::policy::store_ttl_ms(
+        TTL.get(),
+        TTL_JITTER.get(),
+        GRACE.get(),
+        crate::core::policy::random(),
+    )
+}
+
+pub fn grace_s() -> i64 {
+    GRACE.get()
+}
+
+pub fn negative_ttl() -> Duration {
+    Duration::from_secs(NEGATIVE_TTL.get().max(0) as u64)
+}
+
+pub fn negative_max() -> usize {
+    NEGATIVE_MAX.get() as usize
+}
+
+pub fn timeout_ms() -> i64 {
+    TIMEOUT.get()
+}
+
+pub fn max_inflight() -> usize {
+    MAX_INFLIGHT.get() as usize
+}
+
+/// Server selection and connection bound for a `readthrough.timeout`: 3/4 of it, so a refused
+/// connection is reported (`BACKEND`) before the client's deadline.
+pub fn server_selection(timeout_ms: i64) -> Duration {
+    Duration::from_millis((timeout_ms * 3 / 4).max(1) as u64)
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Delete as u8);
+
+/// `readthrough.invalidation` in force.
+pub fn mode() -> Mode {
+    Mode::from_u8(MODE.load(Ordering::Relaxed))
+}
+
+pub fn set_mode(m: Mode) {
+    MODE.store(m as u8, Ordering::Relaxed);
+}
+
+/// A string config's text as given (`CONFIG GET` shows it).
+pub struct Text(Mutex<String>);
+
+impl Text {
+    const fn new() -> Text {
+        Text(Mutex::new(String::new()))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text;
+    }
+}
+
+pub static MONGO_URI: Text = Text::new();
+pub static MAPPINGS_TEXT: Text = Text::new();
+pub static INVALIDATION_TEXT: Text = Text::new();
+pub static WARM_ON_LOAD: Text = Text::new();
+
+static MAPPINGS: Lazy<RwLock<Arc<Mappings>>> = Lazy::new(Default::default);
+
+/// The mappings in force.
+pub fn mappings() -> Arc<Mappings> {
+    Arc::clone(&MAPPINGS.read().unwrap_or_else(|p| p.into_inner()))
+}
+
+pub fn set_mappings(m: Mappings) {
+    *MAPPINGS.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+}
+
+fn resolve_error(key: &[u8], e: ResolveError) -> Error {
+    let shown = show_key(key);
+    match e {
+        ResolveError::NoMapping => Error::NoMapping(shown),
+        ResolveError::EmptyId => Error::BadKey(format!(
+            "key '{shown}' has an empty id after its mapping's prefix"
+        )),
+        ResolveError::NotUtf8 => {
+            Error::BadKey(format!("the id of key '{shown}' is not valid UTF-8"))
+        }
+    }
+}
+
+/// Fails as `resolve` would, without allocating: the hit path checks keys with this.
+pub fn check(key: &[u8]) -> Result<(), Error> {
+    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
+    parsed
+        .check(key)
+        .map(|_| ())
+        .map_err(|e| resolve_error(key, e))
+}
+
+/// The key's target, or the error the client sees.
+pub fn resolve(key: &[u8]) -> Result<Target, Error> {
+    mappings().resolve(key).map_err(|e| resolve_error(key, e))
+}
+
+/// Checks `readthrough.warm-on-load`: space-separated prefixes, or `*` for every mapping.
+/// Prefixes are matched against the mappings when the module loads (the mappings may be set
+/// after this config); unknown ones are logged there.
+pub fn check_warm_on_load(text: &str) -> Result<(), String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.contains(&"*") && words.len() > 1 {
+        return Err("readthrough.warm-on-load is either * or a list of prefixes".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_on_load_accepts_prefixes_or_a_star() {
+        assert!(check_warm_on_load("").is_ok());
+        assert!(check_warm_on_load("todo: user:").is_ok());
+        assert!(check_warm_on_load("*").is_ok());
+        assert!(check_warm_on_load("* todo:").is_err());
+    }
+
+    #[test]
+    fn defaults_lie_within_their_bounds() {
+        for n in NUMERIC {
+            assert!(n.min <= n.default && n.default <= n.max, "{}", n.name);
+            assert_eq!(n.get(), n.default, "{}", n.name);
+        }
+        assert_eq!(server_selection(2000), Duration::from_millis(1500));
+        assert_eq!(server_selection(1), Duration::from_millis(1));
+    }
+}

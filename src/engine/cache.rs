@@ -1,0 +1,84 @@
+//! The small store the engine's decisions write to: Redis under its lock in the module, a map in
+//! unit tests (in the style of redis-cell, whose rate-limit logic sees a store trait with a
+//! Redis and an in-memory implementation). Decisions about what to write, where and under which
+//! condition live in the engine and are tested without Redis.
+
+use crate::redis::gil::Gil;
+use crate::redis::keys::is_replica;
+use crate::redis::write::{self, Only};
+
+pub trait Cache {
+    /// False on a replica: the module never writes there.
+    fn writable(&self) -> bool;
+    /// `SET key json [PX ttl] [NX|XX]` in `db`: `Some(written)`, `None` if the write failed.
+    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool>;
+    /// `DEL keys` in `db`: how many existed, `None` if the write failed.
+    fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64>;
+}
+
+/// Redis itself, under its lock.
+pub struct RedisCache<'a>(pub &'a Gil);
+
+impl Cache for RedisCache<'_> {
+    fn writable(&self) -> bool {
+        !is_replica(&self.0.context())
+    }
+
+    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
+        write::set_value(self.0, db, key, json, only)
+    }
+
+    fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64> {
+        write::delete(self.0, db, keys)
+    }
+}
+
+/// An in-memory cache for the engine's unit tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemCache {
+    pub values: std::collections::HashMap<(i32, Vec<u8>), String>,
+    pub replica: bool,
+}
+
+#[cfg(test)]
+impl MemCache {
+    pub fn put(&mut self, db: i32, key: &str, json: &str) {
+        self.values.insert((db, key.into()), json.into());
+    }
+
+    pub fn get(&self, db: i32, key: &str) -> Option<&str> {
+        self.values
+            .get(&(db, key.as_bytes().to_vec()))
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+impl Cache for MemCache {
+    fn writable(&self) -> bool {
+        !self.replica
+    }
+
+    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
+        let k = (db, key.to_vec());
+        let present = self.values.contains_key(&k);
+        let write = match only {
+            Some(Only::Absent) => !present,
+            Some(Only::Present) => present,
+            None => true,
+        };
+        if write {
+            self.values.insert(k, json.to_owned());
+        }
+        Some(write)
+    }
+
+    fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64> {
+        let gone = keys
+            .iter()
+            .filter(|k| self.values.remove(&(db, k.to_vec())).is_some())
+            .count();
+        Some(gone as i64)
+    }
+}

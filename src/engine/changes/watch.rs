@@ -1,0 +1,158 @@
+//! The loop of one watcher: open the change stream (resuming from the saved token), hand each
+//! event to `apply`, reconnect with backoff when MongoDB goes away, stop when the
+//! configuration it was started for changes. A panic while handling an event is caught: the
+//! watcher logs it and opens the stream again from the last saved token.
+
+use super::{apply, current, tokens, Watcher, RESUME_FAILURES};
+use crate::core::mapping::Mapping;
+use crate::core::resume_token::{self, START_AFTER};
+use crate::mongo::client;
+use futures_util::FutureExt;
+use mongodb::bson::Document;
+use mongodb::change_stream::event::OperationType;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
+    if maps.is_empty() {
+        return;
+    }
+    let (db, coll) = (maps[0].db.clone(), maps[0].collection.clone());
+    let mut backoff = Duration::from_millis(100);
+    let mut logged = false;
+    while current(gen) {
+        w.set("connecting");
+        let client = match client::client().await {
+            Ok(c) => c,
+            Err(e) => {
+                log_once(&mut logged, &format!("watcher {}: {e}", w.ns));
+                w.set("reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        // After an invalidate event the stream can only be restarted with `startAfter`.
+        let saved = tokens::read_token(&w.ns).await;
+        let (start_after, saved) = match saved.as_deref().and_then(|s| s.strip_prefix(START_AFTER))
+        {
+            Some(rest) => (true, Some(rest.to_owned())),
+            None => (false, saved),
+        };
+        let token = saved.as_deref().and_then(resume_token::parse);
+        let c = client.database(&db).collection::<Document>(&coll);
+        let mut watch = c
+            .watch()
+            .full_document(FullDocumentType::UpdateLookup)
+            .full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
+            .max_await_time(Duration::from_millis(500));
+        watch = match (&token, start_after) {
+            (Some(t), true) => watch.start_after(t.clone()),
+            (t, _) => watch.resume_after(t.clone()),
+        };
+        let opened = watch.await;
+        let mut stream = match opened {
+            Ok(s) => s,
+            Err(e)
+                if token.is_some() && matches!(*e.kind, mongodb::error::ErrorKind::Command(_)) =>
+            {
+                // MongoDB refuses the saved token (history rolled off the oplog, a new
+                // collection): events may have been missed, so nothing cached can be trusted.
+                RESUME_FAILURES.fetch_add(1, Ordering::Relaxed);
+                log(&format!(
+                    "watcher {}: cannot resume the change stream ({}); removing the cached keys of {} and starting afresh",
+                    w.ns,
+                    client::redact_error(&e),
+                    w.prefixes
+                ));
+                for m in &maps {
+                    apply::purge(&m.prefix).await;
+                }
+                tokens::forget_token(&w.ns).await;
+                continue;
+            }
+            Err(e) => {
+                log_once(
+                    &mut logged,
+                    &format!("watcher {}: {}", w.ns, client::redact_error(&e)),
+                );
+                w.set("reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if logged {
+            log(&format!("watcher {}: connected again", w.ns));
+        }
+        logged = false;
+        backoff = Duration::from_millis(100);
+        w.set("watching");
+        while current(gen) {
+            let next = AssertUnwindSafe(stream.next_if_any()).catch_unwind().await;
+            match next {
+                Ok(Ok(Some(ev))) => {
+                    let invalidated = ev.operation_type == OperationType::Invalidate;
+                    if !current(gen) {
+                        break; // reconfigured: this event is for the next watcher
+                    }
+                    let handled = AssertUnwindSafe(apply::handle(&w, &maps, ev, gen))
+                        .catch_unwind()
+                        .await;
+                    if handled.is_err() {
+                        // The event may be lost (its token was not saved, and a stream opened
+                        // without a token starts from now): nothing cached can be trusted.
+                        log(&format!(
+                            "watcher {}: caught a panic while applying an event; removing the \
+                             cached keys of {} and opening the stream again",
+                            w.ns, w.prefixes
+                        ));
+                        w.set("reconnecting");
+                        for m in &maps {
+                            apply::purge(&m.prefix).await;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        break;
+                    }
+                    if invalidated {
+                        break; // the stream is closed; open a new one
+                    }
+                }
+                Ok(Ok(None)) if stream.is_alive() => {}
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    log_once(
+                        &mut logged,
+                        &format!(
+                            "watcher {}: change stream lost ({}); reconnecting",
+                            w.ns,
+                            client::redact_error(&e)
+                        ),
+                    );
+                    w.set("reconnecting");
+                    tokio::time::sleep(backoff).await;
+                    break;
+                }
+                Err(_) => {
+                    log(&format!("watcher {}: caught a panic; restarting", w.ns));
+                    tokio::time::sleep(backoff).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn log(msg: &str) {
+    redis_module::logging::log_warning(format!("readthrough: {msg}").as_str());
+}
+
+fn log_once(logged: &mut bool, msg: &str) {
+    if !*logged {
+        log(msg);
+        *logged = true;
+    }
+}

@@ -1,0 +1,31 @@
+//! The `INFO readthrough` section: the counters, the change-stream figures, the loads in
+//! flight, then one line per watcher and per warm-up.
+
+use crate::core::counters;
+use crate::engine::{cache_state, changes, warm};
+use crate::redis::callbacks::InfoFields;
+use std::sync::atomic::Ordering;
+
+/// Numeric fields, then text fields (see the README's INFO table).
+pub fn fields() -> InfoFields {
+    let mut numbers = counters::fields();
+    let at = numbers.len() - 2; // before the latency percentiles, as always shown
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let more = [
+        ("cdc_events", get(&changes::EVENTS)),
+        (
+            "cdc_lag_ms",
+            changes::LAG_MS.load(Ordering::Relaxed).max(0) as u64,
+        ),
+        ("cdc_purges", get(&changes::PURGES)),
+        ("cdc_unplaced_deletes", get(&changes::UNPLACED_DELETES)),
+        ("cdc_resume_failures", get(&changes::RESUME_FAILURES)),
+        ("inflight", cache_state::inflight_len() as u64),
+    ];
+    numbers.splice(at..at, more);
+    let texts = changes::info_lines()
+        .into_iter()
+        .chain(warm::info_lines())
+        .collect();
+    (numbers, texts)
+}

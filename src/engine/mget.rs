@@ -1,0 +1,97 @@
+//! The misses of one `RT.MGET`: loaded with one `$in` query per mapping, stored, and answered
+//! in key order. Batches do not join the single-flight table.
+
+use crate::core::counters;
+use crate::core::deadline::Deadline;
+use crate::core::mapping::{canonical_id, Mapping, Target};
+use crate::core::settings;
+use crate::engine::cache_state;
+use crate::engine::store::{self, BatchDone};
+use crate::mongo::{queries, runtime};
+use crate::redis::blocking::Waiter;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One key of an `RT.MGET` that missed: its position in the reply, the key, its target.
+pub struct BatchMiss {
+    pub index: usize,
+    pub key: Vec<u8>,
+    pub target: Target,
+}
+
+/// Main thread: loads the misses of one `RT.MGET` with one query per mapping, then answers
+/// `waiter` (if any) with `values` completed. Batches do not join the single-flight table.
+pub fn start_batch(
+    db: i32,
+    misses: Vec<BatchMiss>,
+    values: Vec<Option<Vec<u8>>>,
+    waiter: Option<Waiter>,
+) {
+    runtime::spawn(run_batch(db, misses, values, waiter, cache_state::epoch()));
+}
+
+async fn run_batch(
+    db: i32,
+    misses: Vec<BatchMiss>,
+    mut values: Vec<Option<Vec<u8>>>,
+    waiter: Option<Waiter>,
+    epoch: u64,
+) {
+    // Group by mapping, keeping the order of first appearance.
+    let mut groups: Vec<(Arc<Mapping>, Vec<&BatchMiss>)> = Vec::new();
+    for m in &misses {
+        match groups
+            .iter_mut()
+            .find(|(g, _)| Arc::ptr_eq(g, &m.target.mapping))
+        {
+            Some((_, v)) => v.push(m),
+            None => groups.push((Arc::clone(&m.target.mapping), vec![m])),
+        }
+    }
+    let deadline = Deadline::after_ms(settings::timeout_ms() as u64);
+    let started = Instant::now();
+    let queries = groups.iter().map(|(mapping, items)| {
+        let ids: Vec<&str> = items.iter().map(|m| m.target.id.as_str()).collect();
+        async move { queries::find_many(mapping, &ids, deadline).await }
+    });
+    let results = futures_util::future::join_all(queries).await;
+    counters::record_load_us(started.elapsed().as_micros() as u64);
+    let mut found = Vec::new();
+    let mut absent = Vec::new();
+    let mut error = None;
+    for ((_, items), result) in groups.iter().zip(results) {
+        match result {
+            Ok(docs) => {
+                for m in items {
+                    match docs.get(canonical_id(&m.target.id).as_ref()) {
+                        Some(json) => {
+                            counters::count(&counters::LOADS);
+                            values[m.index] = Some(json.clone().into_bytes());
+                            found.push((m.key.clone(), json.clone()));
+                        }
+                        None => {
+                            counters::count(&counters::NOT_FOUND);
+                            absent.push(m.key.clone());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                counters::count(&counters::LOAD_ERRORS);
+                error = Some(e);
+            }
+        }
+    }
+    let reply = match error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    };
+    store::submit_batch(BatchDone {
+        db,
+        found,
+        absent,
+        waiter,
+        reply,
+        epoch,
+    });
+}

@@ -1,0 +1,108 @@
+//! Finding documents: by one id, or by many ids of one mapping in one `$in` query. Every
+//! query is bounded by its load's deadline, and a driver error that only says MongoDB did not
+//! answer is tried again until then (see `core/unanswered.rs`). Knows nothing of Redis.
+
+use crate::core::codec;
+use crate::core::deadline::Deadline;
+use crate::core::error::Error;
+use crate::core::id_index;
+use crate::core::mapping::{self, Mapping, Target};
+use crate::core::unanswered::{unanswered, Cause};
+use crate::mongo::client::{backend_error, client};
+use futures_util::TryStreamExt;
+use mongodb::bson::Document;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// Pause between two tries of a query whose server did not answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// `limit`: `TIMEOUT` when MongoDB has not answered by then, whatever the driver was doing.
+pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<String>, Error> {
+    within(deadline, async {
+        let client = client().await?;
+        let m = &target.mapping;
+        let coll = client.database(&m.db).collection::<Document>(&m.collection);
+        let doc = until_answered(|| coll.find_one(target.filter())).await?;
+        Ok(doc.map(|d| {
+            id_index::remember(m, &d);
+            codec::to_json(d)
+        }))
+    })
+    .await
+}
+
+/// Finds the documents of many ids of one mapping with one `$in` query; the JSON of each
+/// found document by its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
+/// `find_one` is.
+pub async fn find_many(
+    mapping: &Mapping,
+    ids: &[&str],
+    deadline: Deadline,
+) -> Result<HashMap<String, String>, Error> {
+    within(deadline, async {
+        let client = client().await?;
+        let coll = client
+            .database(&mapping.db)
+            .collection::<Document>(&mapping.collection);
+        let values: Vec<_> = ids
+            .iter()
+            .flat_map(|id| mapping::id_candidates(id))
+            .collect();
+        let filter = mapping::filter_for(&mapping.field, values);
+        let mut cursor = until_answered(|| coll.find(filter.clone())).await?;
+        let mut found = HashMap::new();
+        while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+            let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
+            if let Some(id) = id {
+                id_index::remember(mapping, &doc);
+                let id = mapping::canonical_id(&id).into_owned();
+                found.entry(id).or_insert_with(|| codec::to_json(doc));
+            }
+        }
+        Ok(found)
+    })
+    .await
+}
+
+/// Runs `work` until `deadline`; `TIMEOUT` when it runs out.
+async fn within<T>(
+    deadline: Deadline,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout_at(deadline.at.into(), work)
+        .await
+        .unwrap_or_else(|_| Err(Error::Timeout(deadline.timeout_ms)))
+}
+
+/// Runs one driver operation until MongoDB answers it. A failure that only says MongoDB did
+/// not answer (a stall: server selection or a connection timed out) is tried again, so the
+/// caller's bound turns it into `TIMEOUT`, and a MongoDB that comes back in time still serves
+/// the load. An answer, even an error or a refused connection, ends it (`BACKEND`).
+async fn until_answered<T, F, Fut>(mut op: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::IntoFuture<Output = mongodb::error::Result<T>>,
+{
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if unanswered(&cause_of(&e)) => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(backend_error(&e)),
+        }
+    }
+}
+
+/// What `unanswered` needs to know of a driver error.
+fn cause_of(e: &mongodb::error::Error) -> Cause<'_> {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::Io(io) => Cause::Io(io.kind()),
+        ErrorKind::ServerSelection { message, .. } => Cause::Selection(message),
+        ErrorKind::ConnectionPoolCleared { message, .. } => Cause::PoolCleared(message),
+        _ => Cause::Answered,
+    }
+}

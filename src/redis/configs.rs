@@ -1,0 +1,165 @@
+//! The `readthrough.*` module configs as Redis sees them: settable in redis.conf after
+//! `loadmodule`, with `MODULE LOADEX ... CONFIG`, and by `CONFIG SET`. A value is checked here
+//! and refused with an error (the old value stays in force); an accepted one goes into the
+//! settings snapshot (`core/settings.rs`), and the engine is told (`callbacks`).
+
+use crate::core::invalidation::Mode;
+use crate::core::mapping::Mappings;
+use crate::core::settings::{self, Numeric, Text};
+use crate::core::{config_redaction, uri};
+use crate::redis::callbacks::{self, Changed};
+use crate::redis::events::load_configs;
+use crate::redis::panic_guard::catch;
+use redis_module::configuration::{
+    register_bool_configuration, register_i64_configuration, register_string_configuration,
+    ConfigurationContext, ConfigurationFlags, ConfigurationValue,
+};
+use redis_module::{Context, RedisError, RedisString};
+use std::sync::atomic::AtomicI64;
+
+/// A string config: where its text is kept, how a new value is checked (and turned into the
+/// text to keep), and what the engine is told once it is accepted.
+pub struct StringConfig {
+    text: &'static Text,
+    accept: fn(String) -> Result<String, String>,
+    changed: Option<fn(&str) -> Changed>,
+}
+
+impl ConfigurationValue<RedisString> for StringConfig {
+    fn get(&self, _: &ConfigurationContext) -> RedisString {
+        RedisString::create(None, self.text.get().as_str())
+    }
+
+    fn set(&self, _: &ConfigurationContext, val: RedisString) -> Result<(), RedisError> {
+        let text = val
+            .try_as_str()
+            .map_err(|_| refused("the value is not valid UTF-8".into()))?
+            .to_owned();
+        let accepted = catch("a config setter", || (self.accept)(text))
+            .unwrap_or_else(|| Err("internal error while checking the value".into()))
+            .map_err(refused)?;
+        let change = self.changed.map(|f| f(&accepted));
+        self.text.set(accepted);
+        if let Some(change) = change {
+            catch("a config change", || {
+                (callbacks::get().config_changed)(change)
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The one way a refused config value becomes a Redis error.
+fn refused(why: String) -> RedisError {
+    RedisError::String(why)
+}
+
+/// `readthrough.mongo-uri`. Marked sensitive; a value with credentials reaches the setter as a
+/// placeholder (see `core/config_redaction.rs`), so the slowlog and MONITOR never see it.
+static MONGO_URI: StringConfig = StringConfig {
+    text: &settings::MONGO_URI,
+    accept: |t| {
+        let uri = config_redaction::restore(t)?;
+        uri::validate(&uri)?;
+        Ok(uri)
+    },
+    changed: Some(|t| Changed::MongoUri(t.to_owned())),
+};
+
+/// `readthrough.mappings`: parsed here; the parsed form goes into the settings snapshot.
+static MAPPINGS: StringConfig = StringConfig {
+    text: &settings::MAPPINGS_TEXT,
+    accept: |t| {
+        settings::set_mappings(Mappings::parse(&t)?);
+        Ok(t)
+    },
+    changed: Some(|_| Changed::Mappings),
+};
+
+/// `readthrough.invalidation`: `off`, `delete` or `refresh`.
+static INVALIDATION: StringConfig = StringConfig {
+    text: &settings::INVALIDATION_TEXT,
+    accept: |t| {
+        settings::set_mode(Mode::parse(&t)?);
+        Ok(t)
+    },
+    changed: Some(|_| Changed::Invalidation),
+};
+
+/// `readthrough.warm-on-load`: prefixes to warm when the module loads (`*` = every mapping).
+static WARM_ON_LOAD: StringConfig = StringConfig {
+    text: &settings::WARM_ON_LOAD,
+    accept: |t| settings::check_warm_on_load(&t).map(|_| t),
+    changed: None,
+};
+
+fn on_timeout_changed(_: &ConfigurationContext, _: &str, v: &'static AtomicI64) {
+    let ms = v.load(std::sync::atomic::Ordering::Relaxed);
+    catch("a config change", || {
+        (callbacks::get().config_changed)(Changed::TimeoutMs(ms))
+    });
+}
+
+fn register_numeric(ctx: &Context, n: &'static Numeric) {
+    type OnChanged = Box<dyn Fn(&ConfigurationContext, &str, &'static AtomicI64)>;
+    let on_changed: Option<OnChanged> = if std::ptr::eq(n, &settings::TIMEOUT) {
+        Some(Box::new(on_timeout_changed))
+    } else {
+        None
+    };
+    register_i64_configuration(
+        ctx,
+        n.name,
+        &n.value,
+        n.default,
+        n.min,
+        n.max,
+        ConfigurationFlags::DEFAULT,
+        on_changed,
+    );
+}
+
+/// Registers every config with Redis, then applies the values given in redis.conf or
+/// `MODULE LOADEX ... CONFIG` (or the defaults). Fails if one of them is refused.
+pub fn register(ctx: &Context) -> Result<(), String> {
+    for n in settings::NUMERIC {
+        register_numeric(ctx, n);
+    }
+    register_bool_configuration(
+        ctx,
+        "transparent",
+        &settings::TRANSPARENT,
+        true,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
+    let strings: [(&str, &'static StringConfig, &str, ConfigurationFlags); 4] = [
+        (
+            "mongo-uri",
+            &MONGO_URI,
+            settings::DEFAULT_URI,
+            ConfigurationFlags::SENSITIVE,
+        ),
+        ("mappings", &MAPPINGS, "", ConfigurationFlags::DEFAULT),
+        (
+            "invalidation",
+            &INVALIDATION,
+            "delete",
+            ConfigurationFlags::DEFAULT,
+        ),
+        (
+            "warm-on-load",
+            &WARM_ON_LOAD,
+            "",
+            ConfigurationFlags::DEFAULT,
+        ),
+    ];
+    for (name, config, default, flags) in strings {
+        register_string_configuration(ctx, name, config, default, flags, None);
+    }
+    if load_configs(ctx) {
+        Ok(())
+    } else {
+        Err("a readthrough.* config given at load time was refused (see the line above)".into())
+    }
+}

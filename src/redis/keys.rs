@@ -1,0 +1,110 @@
+//! Reading the client's keys on the main thread: the cached string (replied straight from
+//! Redis's buffer on the hit path), its TTL, and the calling client's situation (DB, role,
+//! whether it may block).
+
+use crate::core::error::Error;
+use crate::redis::args::Args;
+use crate::redis::reply::reply_bulk;
+use redis_module::{raw, Context, ContextFlags};
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set (on the main thread) while the module opens a key itself: on Redis 7.0 that lookup of a
+/// missing key fires the key-miss event too, and the hook must ignore it.
+static OWN_LOOKUP: AtomicBool = AtomicBool::new(false);
+
+pub fn own_lookup() -> bool {
+    OWN_LOOKUP.load(Ordering::Relaxed)
+}
+
+/// Opens the key at argument `i` for reading and, if it holds a string, calls `f` with the
+/// string and the open key. `None` when the key does not exist; `WRONGTYPE` for other types.
+fn with_cached<R>(
+    ctx: &Context,
+    args: &Args,
+    i: usize,
+    f: impl FnOnce(&[u8], *mut raw::RedisModuleKey) -> R,
+) -> Result<Option<R>, Error> {
+    OWN_LOOKUP.store(true, Ordering::Relaxed);
+    // SAFETY: main thread, inside a command call: `ctx` and the argument are live.
+    let key = unsafe {
+        raw::RedisModule_OpenKey.unwrap()(ctx.ctx, args.raw(i), raw::REDISMODULE_READ as c_int)
+    };
+    OWN_LOOKUP.store(false, Ordering::Relaxed);
+    if key.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `key` is open until the `CloseKey` below; the string Redis lends (DMA) is read
+    // before the key is closed and nothing writes meanwhile (main thread).
+    unsafe {
+        let ty = raw::RedisModule_KeyType.unwrap()(key);
+        let res = if ty == raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            let mut len = 0;
+            let p =
+                raw::RedisModule_StringDMA.unwrap()(key, &mut len, raw::REDISMODULE_READ as c_int);
+            if p.is_null() {
+                Ok(None)
+            } else {
+                Ok(Some(f(
+                    std::slice::from_raw_parts(p.cast::<u8>(), len),
+                    key,
+                )))
+            }
+        } else if ty == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            Ok(None)
+        } else {
+            Err(Error::WrongType)
+        };
+        raw::RedisModule_CloseKey.unwrap()(key);
+        res
+    }
+}
+
+/// Replies with the string held at argument `i` if that key holds one, and returns
+/// `Some(ms left)` (-1: no expiry; also -1 unless `want_ttl`). `None` when the key does not
+/// exist; `WRONGTYPE` when it holds another type.
+pub fn reply_cached(
+    ctx: &Context,
+    args: &Args,
+    i: usize,
+    want_ttl: bool,
+) -> Result<Option<i64>, Error> {
+    with_cached(ctx, args, i, |value, key| {
+        reply_bulk(ctx, value);
+        if want_ttl {
+            // SAFETY: called inside `with_cached`, while `key` is open.
+            unsafe { raw::RedisModule_GetExpire.unwrap()(key) }
+        } else {
+            -1
+        }
+    })
+}
+
+/// A copy of the string held at argument `i`, if any.
+pub fn read_cached(ctx: &Context, args: &Args, i: usize) -> Result<Option<Vec<u8>>, Error> {
+    with_cached(ctx, args, i, |value, _| value.to_vec())
+}
+
+/// The database the calling client has selected (read on the main thread, since background
+/// contexts always start in DB 0).
+pub fn selected_db(ctx: &Context) -> i32 {
+    // SAFETY: `ctx` is the live context of the current call.
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
+}
+
+/// True on a replica (values arrive from the master; the module never writes there).
+pub fn is_replica(ctx: &Context) -> bool {
+    ctx.get_flags().contains(ContextFlags::SLAVE)
+}
+
+/// True where a command cannot block its client: inside MULTI/EXEC, Lua, or a context that
+/// denies blocking (e.g. a command run by another module).
+pub fn cannot_block(ctx: &Context) -> bool {
+    ctx.get_flags()
+        .intersects(ContextFlags::MULTI | ContextFlags::LUA | ContextFlags::DENY_BLOCKING)
+}
+
+/// True when Redis runs in cluster mode.
+pub fn is_cluster(ctx: &Context) -> bool {
+    ctx.get_flags().contains(ContextFlags::CLUSTER)
+}

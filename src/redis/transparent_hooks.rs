@@ -1,0 +1,125 @@
+//! The command filter and the key-miss hook: how plain `GET`/`MGET` read through and other
+//! reads prefetch. Both run inside Redis's own command processing, so both catch panics and
+//! never block or write.
+
+use crate::core::{config_redaction, fault, policy, rewrite, settings};
+use crate::redis::args::string_bytes;
+use crate::redis::callbacks;
+use crate::redis::keys::{is_replica, own_lookup, selected_db};
+use crate::redis::panic_guard::catch;
+use redis_module::{raw, Context};
+use std::os::raw::c_int;
+use std::ptr;
+
+/// Registers the command filter (not applied to the module's own calls) and the key-miss hook.
+pub fn register(ctx: &Context) -> bool {
+    // SAFETY: called from the module's init with its context.
+    unsafe {
+        let filter = raw::RedisModule_RegisterCommandFilter.unwrap()(
+            ctx.ctx,
+            Some(on_command),
+            raw::REDISMODULE_CMDFILTER_NOSELF as c_int,
+        );
+        let subscribed = raw::RedisModule_SubscribeToKeyspaceEvents.unwrap()(
+            ctx.ctx,
+            raw::REDISMODULE_NOTIFY_KEY_MISS,
+            Some(on_key_miss),
+        );
+        !filter.is_null() && subscribed == raw::REDISMODULE_OK as c_int
+    }
+}
+
+/// A command as the filter sees it: its arguments, readable and replaceable.
+struct Filtered(*mut raw::RedisModuleCommandFilterCtx);
+
+impl Filtered {
+    fn len(&self) -> c_int {
+        // SAFETY: the filter context is live for the whole filter call.
+        unsafe { raw::RedisModule_CommandFilterArgsCount.unwrap()(self.0) }
+    }
+
+    fn arg(&self, i: c_int) -> &[u8] {
+        // SAFETY: `i` < `len()`; the argument lives until the filter replaces it, and every
+        // borrow of it ends before `replace` is called (callers collect what they need first).
+        unsafe { string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(self.0, i)) }
+    }
+
+    fn replace(&self, i: c_int, text: &[u8]) {
+        // SAFETY: a new string owned by Redis once handed to `CommandFilterArgReplace`.
+        unsafe {
+            let s = raw::RedisModule_CreateString.unwrap()(
+                ptr::null_mut(),
+                text.as_ptr().cast(),
+                text.len(),
+            );
+            raw::RedisModule_CommandFilterArgReplace.unwrap()(self.0, i, s);
+        }
+    }
+}
+
+/// Runs before every command: rewrites GET/MGET of mapped keys (see `core/rewrite.rs`) and
+/// hides the credentials of a `CONFIG SET readthrough.mongo-uri` (see
+/// `core/config_redaction.rs`). A panic leaves the command as it was.
+// SAFETY: a callback Redis calls on its main thread with the arguments its API
+// documents; every raw call inside has its own SAFETY comment.
+unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+    catch("the command filter", || filter(&Filtered(fctx)));
+}
+
+fn filter(cmd: &Filtered) {
+    let argc = cmd.len();
+    if argc < 2 {
+        return;
+    }
+    let name = cmd.arg(0);
+    if name.eq_ignore_ascii_case(b"config") {
+        let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
+        let mut swaps = Vec::new();
+        for i in config_redaction::secret_positions(&args) {
+            // A value that is not UTF-8 is refused by the setter as it is; leave it alone.
+            if let Ok(value) = std::str::from_utf8(args[i]) {
+                let placeholder = config_redaction::set_aside(value.into(), policy::random());
+                swaps.push((i as c_int, placeholder));
+            }
+        }
+        for (i, placeholder) in swaps {
+            cmd.replace(i, placeholder.as_bytes());
+        }
+        return;
+    }
+    if !(name.len() == 3 || name.len() == 4) || !settings::transparent() {
+        return; // cheap exit for every command that cannot be GET or MGET
+    }
+    let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
+    if let rewrite::Rewrite::To(to) = rewrite::decide(&args, |k| settings::check(k).is_ok()) {
+        fault::maybe_panic("filter");
+        cmd.replace(0, to.as_bytes());
+    }
+}
+
+/// A read command missed a key: prefetch it if it is mapped. Never blocks, never writes.
+// SAFETY: a callback Redis calls on its main thread with the arguments its API
+// documents; every raw call inside has its own SAFETY comment.
+unsafe extern "C" fn on_key_miss(
+    ctx: *mut raw::RedisModuleCtx,
+    _type: c_int,
+    _event: *const std::os::raw::c_char,
+    key: *mut raw::RedisModuleString,
+) -> c_int {
+    if own_lookup() || !settings::transparent() {
+        return raw::REDISMODULE_OK as c_int;
+    }
+    // SAFETY: Redis passes the missed key, live for the duration of this call.
+    let key = unsafe { string_bytes(key) };
+    let ctx = Context::new(ctx);
+    catch("the key-miss hook", || {
+        if settings::check(key).is_ok() {
+            fault::maybe_panic("key-miss");
+        }
+        if !is_replica(&ctx) {
+            // A replica cannot store the value: prefetching there would only cost a query.
+            (callbacks::get().key_missed)(selected_db(&ctx), key);
+        }
+    });
+    raw::REDISMODULE_OK as c_int
+}

@@ -1,0 +1,218 @@
+//! MongoDB for the tests: the embedded SecantusDB or an external server, and the shared test
+//! data.
+
+use super::{free_port, port_open, root, temp_dir, unique_db, wait_until, Proc};
+use mongodb::bson::{doc, Document};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn external_mongo() -> Option<String> {
+    std::env::var("READTHROUGH_TEST_MONGO_URI")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub struct Mongo {
+    pub uri: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    /// Extra server flags for the next `start` (TLS, auth).
+    pub extra: Vec<String>,
+    proc: Option<Proc>,
+    client: OnceLock<mongodb::Client>,
+}
+
+impl Mongo {
+    /// The server shared by the tests of this binary.
+    pub fn shared() -> &'static Mongo {
+        static M: OnceLock<Mongo> = OnceLock::new();
+        M.get_or_init(|| match external_mongo() {
+            Some(uri) => Mongo {
+                uri,
+                port: 0,
+                dir: PathBuf::new(),
+                extra: Vec::new(),
+                proc: None,
+                client: OnceLock::new(),
+            },
+            None => Mongo::embedded("mongo-shared"),
+        })
+    }
+
+    /// A server of the test's own, which it may stop, stall and restart. `None` when the tests
+    /// run against an external MongoDB (those tests are then skipped).
+    pub fn dedicated(name: &str) -> Option<Mongo> {
+        if external_mongo().is_some() {
+            eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
+            return None;
+        }
+        Some(Mongo::embedded(name))
+    }
+
+    fn embedded(name: &str) -> Mongo {
+        let dir = temp_dir(name);
+        let port = free_port();
+        let mut m = Mongo {
+            uri: format!("mongodb://127.0.0.1:{port}"),
+            port,
+            dir,
+            extra: Vec::new(),
+            proc: None,
+            client: OnceLock::new(),
+        };
+        m.start();
+        m
+    }
+
+    fn secantusd() -> String {
+        std::env::var("SECANTUSD").unwrap_or_else(|_| {
+            let p = root().join(".venv/bin/secantusd-py");
+            assert!(
+                p.exists(),
+                "{} missing: run `make venv` (make test does)",
+                p.display()
+            );
+            p.to_string_lossy().into_owned()
+        })
+    }
+
+    /// Starts (or restarts) the embedded server on the same port and storage.
+    pub fn start(&mut self) {
+        let mut args = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--storage-path".into(),
+            self.dir.join("data").to_string_lossy().into_owned(),
+            "--log-level".into(),
+            "WARNING".into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        self.proc = Some(Proc::spawn(&self.dir, "mongo", &Self::secantusd(), &args));
+        let port = self.port;
+        wait_until(
+            "MongoDB to accept connections",
+            Duration::from_secs(60),
+            || port_open(port),
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(client) = self.client.take() {
+            rt().block_on(async move { client.shutdown().await });
+        }
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+        let port = self.port;
+        wait_until("MongoDB to stop", Duration::from_secs(30), || {
+            !port_open(port)
+        });
+    }
+
+    /// SIGSTOP: connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.proc.as_ref().expect("embedded").signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.proc.as_ref().expect("embedded").signal("CONT");
+    }
+
+    pub fn client(&self) -> mongodb::Client {
+        self.client
+            .get_or_init(|| {
+                rt().block_on(mongodb::Client::with_uri_str(&self.uri))
+                    .unwrap()
+            })
+            .clone()
+    }
+
+    pub fn insert(&self, db: &str, coll: &str, docs: Vec<Document>) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.insert_many(docs).await }).unwrap();
+    }
+
+    pub fn create_index(&self, db: &str, coll: &str, field: &str) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        let model = mongodb::IndexModel::builder()
+            .keys(doc! { field: 1 })
+            .build();
+        rt().block_on(async { c.create_index(model).await })
+            .unwrap();
+    }
+
+    pub fn update_one(&self, db: &str, coll: &str, filter: Document, update: Document) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        let r = rt()
+            .block_on(async { c.update_one(filter, update).await })
+            .unwrap();
+        assert_eq!(r.matched_count, 1, "update matched nothing");
+    }
+
+    pub fn delete_one(&self, db: &str, coll: &str, filter: Document) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.delete_one(filter).await }).unwrap();
+    }
+
+    pub fn command(&self, db: &str, cmd: Document) -> Document {
+        let db = self.client().database(db);
+        rt().block_on(async { db.run_command(cmd).await }).unwrap()
+    }
+
+    pub fn drop_collection(&self, db: &str, coll: &str) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        rt().block_on(async { c.drop().await }).unwrap();
+    }
+
+    /// `opcounters.query` from serverStatus.
+    pub fn query_count(&self) -> i64 {
+        let db = self.client().database("admin");
+        let st = rt()
+            .block_on(async {
+                db.run_command(mongodb::bson::doc! {"serverStatus": 1})
+                    .await
+            })
+            .unwrap();
+        let q = st.get_document("opcounters").unwrap().get("query").unwrap();
+        q.as_i64().or_else(|| q.as_i32().map(i64::from)).unwrap()
+    }
+}
+
+impl Drop for Mongo {
+    fn drop(&mut self) {
+        // Close the test's own connections first: the server may wait for them on shutdown.
+        if let Some(c) = self.client.take() {
+            rt().block_on(async move { c.shutdown().await });
+        }
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+}
+
+/// A fresh database with todos `{id: "1".."n"}` and an `items` collection keyed by `_id`.
+pub fn seed(mongo: &Mongo, name: &str, n: usize) -> String {
+    let db = unique_db(name);
+    let todos: Vec<Document> = (1..=n)
+        .map(|i| doc! { "id": i.to_string(), "name": format!("todo {i}"), "description": "d" })
+        .collect();
+    mongo.insert(&db, "todos", todos);
+    mongo.create_index(&db, "todos", "id");
+    db
+}
+
+pub fn mappings(db: &str) -> String {
+    format!("todo:={db}.todos:id item:={db}.items")
+}

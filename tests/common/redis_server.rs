@@ -1,0 +1,299 @@
+//! redis-server with the module: one per test, replicas and cluster nodes.
+
+use super::{free_port, module_path, port_open, rt_get, temp_dir, wait_until, Proc};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------- Redis
+
+pub struct Redis {
+    pub port: u16,
+    pub dir: PathBuf,
+    args: Vec<String>,
+    /// Extra environment of the server process (e.g. `READTHROUGH_TEST_PANIC_AT`).
+    env: Vec<(String, String)>,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    /// redis-server with the module loaded, MongoDB at `mongo_uri`, the given mappings, and
+    /// extra `--name value` arguments.
+    pub fn start(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
+        Redis::start_raw(Redis::args(mongo_uri, mappings, extra))
+    }
+
+    fn args(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend([
+            "--loadmodule".into(),
+            module_path().to_string_lossy().into_owned(),
+            "--readthrough.mongo-uri".into(),
+            mongo_uri.into(),
+            "--readthrough.mappings".into(),
+            mappings.into(),
+        ]);
+        args
+    }
+
+    /// `start` with extra environment variables for the server process.
+    pub fn start_with_env(
+        mongo_uri: &str,
+        mappings: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Redis {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Redis::start_raw_on(free_port(), Redis::args(mongo_uri, mappings, extra), env)
+    }
+
+    /// `start`, then waits until every change-stream watcher is watching.
+    pub fn start_watching(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
+        let r = Redis::start(mongo_uri, mappings, extra);
+        r.wait_watching();
+        r
+    }
+
+    /// redis-server with exactly these arguments (a free `--port` and `--dir` are added).
+    pub fn start_raw(args: Vec<String>) -> Redis {
+        Redis::start_raw_on(free_port(), args, Vec::new())
+    }
+
+    /// A Redis Cluster node with the module: `port + 10000` (its cluster bus) must be free too.
+    pub fn start_cluster_node(mongo_uri: &str, mappings: &str) -> Redis {
+        // Ports (and bus ports) below the ephemeral range, each handed out once per process.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let base = 10000 + (std::process::id() as usize % 50) * 100;
+        let port = std::iter::repeat_with(|| NEXT.fetch_add(1, Ordering::Relaxed))
+            .take(5000)
+            .map(|i| (base + i % 5000) as u16)
+            .find(|&p| {
+                TcpListener::bind(("127.0.0.1", p)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+            })
+            .expect("a free port pair for a cluster node");
+        let module = module_path().to_string_lossy().into_owned();
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--loadmodule",
+            &module,
+            "--readthrough.mongo-uri",
+            mongo_uri,
+            "--readthrough.mappings",
+            mappings,
+        ];
+        Redis::start_raw_on(
+            port,
+            args.iter().map(|s| s.to_string()).collect(),
+            Vec::new(),
+        )
+    }
+
+    fn start_raw_on(port: u16, args: Vec<String>, env: Vec<(String, String)>) -> Redis {
+        let mut r = Redis {
+            port,
+            dir: temp_dir("redis"),
+            args,
+            env,
+            proc: None,
+        };
+        r.launch();
+        r
+    }
+
+    /// Starts redis-server expecting it to fail; returns its log.
+    pub fn start_failing(args: Vec<String>) -> String {
+        let dir = temp_dir("redis-fail");
+        let port = free_port();
+        let mut full = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+        ];
+        full.extend(args);
+        let out = Command::new("redis-server")
+            .args(&full)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "redis-server should have refused to start"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn launch(&mut self) {
+        let mut full = vec![
+            "--port".to_string(),
+            self.port.to_string(),
+            "--dir".into(),
+            self.dir.to_string_lossy().into_owned(),
+        ];
+        full.extend(self.args.iter().cloned());
+        let p = Proc::spawn_env(&self.dir, "redis", "redis-server", &full, &self.env);
+        let port = self.port;
+        let start = Instant::now();
+        while !port_open(port) {
+            if !p.alive() || start.elapsed() > Duration::from_secs(20) {
+                panic!("redis-server did not start:\n{}", p.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.proc = Some(p);
+        // Wait until loaded (AOF) and answering.
+        wait_until("redis PING", Duration::from_secs(30), || {
+            self.try_conn()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                .is_some()
+        });
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn try_conn(&self) -> Option<redis::Connection> {
+        redis::Client::open(self.url()).ok()?.get_connection().ok()
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        let c = redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c
+    }
+
+    /// Runs redis-cli with these arguments; its stdout, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    /// Feeds `input` to redis-cli's standard input; its stdout.
+    pub fn cli_stdin(&self, input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().unwrap().pid
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
+    }
+
+    /// Stops the server (SHUTDOWN as configured) and starts it again on the same port and dir.
+    pub fn restart(&mut self) {
+        self.shutdown();
+        self.launch();
+    }
+
+    /// SHUTDOWN as configured (AOF/RDB written); `start_again` brings it back.
+    pub fn shutdown(&mut self) {
+        let _ = self.cli(&["SHUTDOWN"]);
+        if let Some(mut p) = self.proc.take() {
+            wait_until("redis to exit", Duration::from_secs(20), || !p.alive());
+            p.stop();
+        }
+    }
+
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
+    /// A text field of `INFO readthrough` (without the `readthrough_` prefix).
+    /// A second server with the module, replica of `master`, once its replication link is up.
+    pub fn start_replica(mongo_uri: &str, mappings: &str, master: &Redis) -> Redis {
+        let port = master.port.to_string();
+        let replica = Redis::start(mongo_uri, mappings, &["--replicaof", "127.0.0.1", &port]);
+        let start = Instant::now();
+        let mut last: String;
+        loop {
+            // A fresh connection each time: a sync may close clients; keep the last answer.
+            let r = replica
+                .try_conn()
+                .ok_or_else(|| "no connection".to_owned())
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                        .map_err(|e| e.to_string())
+                });
+            match r {
+                Ok(s) if s.contains("master_link_status:up") => return replica,
+                Ok(s) => last = s,
+                Err(e) => last = e,
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!(
+                    "replication link not up: {last}\nreplica log:\n{}",
+                    replica.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until exactly `n` clients are blocked (on loads).
+    /// `RT.GET key` on a connection of its own, in a thread.
+    pub fn spawn_rt_get(
+        &self,
+        key: &str,
+    ) -> std::thread::JoinHandle<redis::RedisResult<Option<String>>> {
+        let (url, key) = (self.url(), key.to_owned());
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+            rt_get(&mut c, &key)
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop();
+        }
+    }
+}
