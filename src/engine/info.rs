@@ -9,9 +9,8 @@ use std::sync::atomic::Ordering;
 /// Numeric fields, then text fields (see the README's INFO table).
 pub fn fields() -> InfoFields {
     let mut numbers = counters::fields();
-    let at = numbers.len() - 2; // before the latency percentiles, as always shown
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let more = [
+    numbers.extend([
         ("cdc_events", get(&changes::EVENTS)),
         (
             "cdc_lag_ms",
@@ -21,8 +20,8 @@ pub fn fields() -> InfoFields {
         ("cdc_unplaced_deletes", get(&changes::UNPLACED_DELETES)),
         ("cdc_resume_failures", get(&changes::RESUME_FAILURES)),
         ("inflight", cache_state::inflight_len() as u64),
-    ];
-    numbers.splice(at..at, more);
+    ]);
+    numbers.extend(counters::latency_fields());
     let texts = changes::info_lines()
         .into_iter()
         .chain(warm::info_lines())

@@ -25,6 +25,7 @@ struct Backend {
 
 static BACKEND: Mutex<Backend> = Mutex::new(Backend {
     uri: String::new(),
+    // 3/4 of the default `readthrough.timeout` (2000 ms) until the config says otherwise.
     server_selection: Duration::from_millis(1500),
     client: None,
     generation: 0,

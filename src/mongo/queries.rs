@@ -18,7 +18,8 @@ use std::time::Duration;
 /// Pause between two tries of a query whose server did not answer.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// `limit`: `TIMEOUT` when MongoDB has not answered by then, whatever the driver was doing.
+/// Finds the document a key stands for and encodes it; `None` when there is none. Bounded by
+/// `deadline`: `TIMEOUT` when MongoDB has not answered by then, whatever the driver was doing.
 pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<String>, Error> {
     within(deadline, async {
         let client = client().await?;

@@ -17,8 +17,9 @@ use redis_module::configuration::{
 use redis_module::{Context, RedisError, RedisString};
 use std::sync::atomic::AtomicI64;
 
-/// A string config: where its text is kept, how a new value is checked (and turned into the
-/// text to keep), and what the engine is told once it is accepted.
+/// A string config: where its text is kept; `accept`, which checks a new value and, if it
+/// passes, puts what it means in force (the parsed mappings, the mode) and returns the text to
+/// keep (a redacted URI's real text); and what the engine is told once it is accepted.
 pub struct StringConfig {
     text: &'static Text,
     accept: fn(String) -> Result<String, String>,
