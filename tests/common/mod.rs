@@ -29,6 +29,7 @@ pub use slow_proxy::*;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
@@ -47,12 +48,24 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// A port that is free now and that no other test of this process has been given. Linux hands a
+/// just-released port to the next `bind(0)`, so without the record two tests running at once
+/// could both get it: one server then fails to bind while its test talks to the other's (seen
+/// as a "stalled" MongoDB that still answered).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh directory under target/test-tmp.
