@@ -9,7 +9,7 @@ MONGO_URI ?=
 MONGO_PORT ?= 27017
 REDIS_PORT ?= 6379
 
-.PHONY: run test lint deps venv build bench clean node-example fuzz
+.PHONY: run test test-matrix test-redis-suite lint deps venv build bench clean node-example fuzz
 
 ## Install what is missing, decided by package state (dpkg -s), never by a file glob: a fresh
 ## machine has libclang-cpp14 (libclang-cpp.so) but not libclang-dev, which bindgen needs.
@@ -61,6 +61,18 @@ run: deps build
 ## Everything: unit tests and end-to-end tests against real servers (module built once).
 test: deps build node-example
 	cargo test --release -- --test-threads=4
+
+## The suite against each server of the matrix (Debian's Redis 7.0, and Redis 7.2, 7.4 and
+## Valkey 8 built once from ../shared/vendor into target/servers/), then a table.
+## SMOKE=1: only the smoke subset, only on the vendored servers (what CI adds to `make test`).
+MATRIX_SERVERS ?= redis-7.2.6 redis-7.4.1 valkey-8.0.1
+test-matrix: deps build node-example
+	MATRIX_SERVERS="$(MATRIX_SERVERS)" SMOKE="$(SMOKE)" scripts/test_matrix.sh
+
+## Each server's own test suite (./runtest from its vendored source) with the module loaded
+## (see scripts/redis_suite.sh for SUITE_SERVERS and SUITE_UNITS).
+test-redis-suite: deps build
+	scripts/redis_suite.sh
 
 lint:
 	cargo fmt --check

@@ -177,6 +177,9 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
                 assert!(v.is_some(), "todo:{next} exists");
                 break resumed.elapsed();
             }
+            // A read of the test client interrupted by a signal (EINTR, seen under load) says
+            // nothing of the server: go on with a fresh connection.
+            Err(e) if e.kind() == redis::ErrorKind::IoError => c = redis.conn(),
             Err(e) => {
                 let e = err_of::<()>(Err(e));
                 assert!(e.starts_with("TIMEOUT"), "while recovering: {e}");
@@ -360,19 +363,23 @@ fn at_maxmemory_the_value_is_returned_and_the_store_skipped() {
         &["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"],
     );
     let mut c = redis.conn();
-    let filler = "x".repeat(100_000);
+    // Large fillers first, then small ones: Valkey 8 refuses a large SET before the limit is
+    // reached (it counts what the command will need), while a small value still fits there.
     let mut i = 0;
-    loop {
-        let r = redis::cmd("SET")
-            .arg(format!("filler:{i}"))
-            .arg(&filler)
-            .query::<()>(&mut c);
-        if let Err(e) = r {
-            assert!(e.to_string().contains("OOM"), "{e}");
-            break;
+    for size in [100_000, 100] {
+        let filler = "x".repeat(size);
+        loop {
+            let r = redis::cmd("SET")
+                .arg(format!("filler:{i}"))
+                .arg(&filler)
+                .query::<()>(&mut c);
+            i += 1;
+            if let Err(e) = r {
+                assert!(e.to_string().contains("OOM"), "{e}");
+                break;
+            }
+            assert!(i < 100_000, "never reached maxmemory");
         }
-        i += 1;
-        assert!(i < 1000, "never reached maxmemory");
     }
     let before = redis.info()["store_skipped"];
     let v = rt_get(&mut c, "todo:5").unwrap().expect("the document");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{err_of, json, mappings, rt_get, seed, wait_until, Mongo, Redis};
+use common::{err_of, json, mappings, rt_get, seed, server_version, wait_until, Mongo, Redis};
 use mongodb::bson::{doc, oid::ObjectId};
 use redis::Value;
 use std::time::{Duration, Instant};
@@ -617,4 +617,38 @@ fn malformed_configs_are_refused_and_the_old_value_stays() {
     assert!(e.contains("ERR"), "{e}");
     let pong: String = redis::cmd("PING").query(&mut p).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// The module loads on whichever server the suite runs against (`READTHROUGH_TEST_SERVER`):
+/// Redis names itself in `INFO server` with `redis_version`, Valkey with `valkey_version`.
+#[test]
+fn the_module_loads_and_reports_on_this_server() {
+    let (name, major, minor) = server_version();
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "server", 2);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let server = redis.info_section("server");
+    let field = if name == "valkey" {
+        "valkey_version"
+    } else {
+        "redis_version"
+    };
+    let version = server
+        .get(field)
+        .unwrap_or_else(|| panic!("no {field}: {server:?}"));
+    assert!(
+        version.starts_with(&format!("{major}.{minor}.")),
+        "{version}"
+    );
+    let modules: redis::Value = redis::cmd("MODULE")
+        .arg("LIST")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(
+        format!("{modules:?}").contains("readthrough"),
+        "{modules:?}"
+    );
+    let v = rt_get(&mut redis.conn(), "todo:2").unwrap().unwrap();
+    assert_eq!(json(&v)["id"], "2");
+    assert!(redis.info().contains_key("hits"));
 }

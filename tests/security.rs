@@ -131,7 +131,19 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
         0,
         "nothing loaded for a refused key"
     );
-    for cmd in ["RT.MGET", "RT.INVALIDATE", "RT.REFRESH"] {
+    // Where the server has ACL categories for modules (7.2+, Valkey), `+@read` also grants
+    // RT.MGET (see the categories test below); on 7.0 it grants no module command.
+    let (name, major, minor) = server_version();
+    let mget = redis::cmd("RT.MGET")
+        .arg("todo:1")
+        .query::<redis::Value>(&mut reader);
+    if name == "valkey" || (major, minor) >= (7, 2) {
+        assert!(mget.is_ok(), "{mget:?}");
+    } else {
+        let e = err_of(mget);
+        assert!(e.starts_with("NOPERM"), "RT.MGET not granted: {e}");
+    }
+    for cmd in ["RT.INVALIDATE", "RT.REFRESH"] {
         let e = err_of(
             redis::cmd(cmd)
                 .arg("todo:1")
@@ -345,4 +357,63 @@ fn tls_and_authentication_to_mongodb_through_the_uri() {
         !log.contains(SECRET) && !log.contains("wrong-pw-123"),
         "{log}"
     );
+}
+
+/// ACL categories: Redis 7.2+ and Valkey have the API, so `+@read` grants the read commands
+/// (including the internal ones a transparent GET becomes) and `+@write` the writers. Redis 7.0
+/// has no such API: there a category grants none of them (grant them by name, as documented).
+#[test]
+fn acl_categories_grant_the_module_commands_where_the_server_has_the_api() {
+    let (name, major, minor) = server_version();
+    let has_api = name == "valkey" || (major, minor) >= (7, 2);
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "aclcat", 3);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut reader = user(&redis, "catreader", &["~*", "+@read"]);
+    let mut writer = user(&redis, "catwriter", &["~*", "+@write"]);
+    let denied = |r: redis::RedisResult<redis::Value>| err_of(r).starts_with("NOPERM");
+    let run = |c: &mut redis::Connection, args: &[&str]| {
+        redis::cmd(args[0]).arg(&args[1..]).query::<redis::Value>(c)
+    };
+    let reads: [&[&str]; 3] = [
+        &["RT.GET", "todo:1"],
+        &["RT.MGET", "todo:1", "todo:2"],
+        &["GET", "todo:3"],
+    ];
+    let writes: [&[&str]; 2] = [&["RT.REFRESH", "todo:1"], &["RT.INVALIDATE", "todo:1"]];
+    for args in reads {
+        if has_api {
+            assert!(run(&mut reader, args).is_ok(), "+@read grants {args:?}");
+            assert!(
+                denied(run(&mut writer, args)),
+                "+@write does not grant {args:?}"
+            );
+        } else {
+            assert!(
+                denied(run(&mut reader, args)),
+                "7.0: no categories: {args:?}"
+            );
+        }
+    }
+    for args in writes {
+        if has_api {
+            assert!(run(&mut writer, args).is_ok(), "+@write grants {args:?}");
+            assert!(
+                denied(run(&mut reader, args)),
+                "+@read does not grant {args:?}"
+            );
+        } else {
+            assert!(
+                denied(run(&mut writer, args)),
+                "7.0: no categories: {args:?}"
+            );
+        }
+    }
+    let listed: Vec<String> = redis::cmd("COMMAND")
+        .arg(&["LIST", "FILTERBY", "ACLCAT", "read"])
+        .query(&mut redis.conn())
+        .unwrap();
+    for cmd in ["rt.get", "rt.mget", "rt.tget", "rt.tmget"] {
+        assert_eq!(listed.iter().any(|c| c == cmd), has_api, "{cmd} in @read");
+    }
 }

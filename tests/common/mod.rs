@@ -29,7 +29,7 @@ pub use slow_proxy::*;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
@@ -46,6 +46,36 @@ pub fn module_path() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The server every test runs: `$READTHROUGH_TEST_SERVER` (a path to `redis-server` or
+/// `valkey-server`), else Debian's `redis-server` from the PATH. `make test-matrix` sets it.
+pub fn server_program() -> String {
+    std::env::var("READTHROUGH_TEST_SERVER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "redis-server".into())
+}
+
+/// The server's version as `(name, major, minor)`: `("redis", 7, 0)`, `("valkey", 8, 0)`.
+pub fn server_version() -> (String, u32, u32) {
+    static V: OnceLock<(String, u32, u32)> = OnceLock::new();
+    V.get_or_init(|| {
+        let out = std::process::Command::new(server_program())
+            .arg("--version")
+            .output()
+            .expect("the server's --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "Redis server v=7.0.15 sha=..." or "Valkey server v=8.0.1 sha=..."
+        let name = text.split_whitespace().next().unwrap_or("").to_lowercase();
+        let v = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("v="))
+            .unwrap_or("0.0");
+        let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+        (name, parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    })
+    .clone()
 }
 
 /// A port that is free now and that no other test of this process has been given. Linux hands a

@@ -1,6 +1,8 @@
 //! redis-server with the module: one per test, replicas and cluster nodes.
 
-use super::{free_port, module_path, port_open, rt_get, temp_dir, wait_until, Proc};
+use super::{
+    free_port, module_path, port_open, rt_get, server_program, temp_dir, wait_until, Proc,
+};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -130,7 +132,7 @@ impl Redis {
             dir.to_string_lossy().into_owned(),
         ];
         full.extend(args);
-        let out = Command::new("redis-server")
+        let out = Command::new(server_program())
             .args(&full)
             .stdin(Stdio::null())
             .output()
@@ -150,7 +152,7 @@ impl Redis {
             self.dir.to_string_lossy().into_owned(),
         ];
         full.extend(self.args.iter().cloned());
-        let p = Proc::spawn_env(&self.dir, "redis", "redis-server", &full, &self.env);
+        let p = Proc::spawn_env(&self.dir, "redis", &server_program(), &full, &self.env);
         let port = self.port;
         let start = Instant::now();
         while !port_open(port) {

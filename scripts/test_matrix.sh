@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test-matrix`: the test suite against each server of the matrix, then a table.
+#   MATRIX_SERVERS  vendored servers to build and test (see scripts/build_server.sh)
+#   SMOKE=1         the smoke subset (core, transparent, freshness, cluster, security) on the vendored
+#                   servers only: CI runs it after the full suite on the default server
+# Debian's redis-server (the default of `make test`) is tested first unless SMOKE=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+servers=${MATRIX_SERVERS:-redis-7.2.6 redis-7.4.1 valkey-8.0.1}
+smoke=${SMOKE:-}
+tests=()
+[ -n "$smoke" ] && tests=(--test read_through --test transparent --test freshness --test cluster --test security)
+logs=target/test-matrix
+mkdir -p "$logs"
+
+rows=()
+total_passed=0 total_failed=0 total_skipped=0
+run() { # label binary
+  local label=$1 bin=$2 log=$logs/$1.log
+  local version
+  version=$("$bin" --version | sed -E 's/.* v=([^ ]+).*/\1/')
+  echo "== $label ($bin, $version)${smoke:+: smoke subset}"
+  READTHROUGH_TEST_SERVER=$bin cargo test --release --no-fail-fast "${tests[@]}" \
+    -- --test-threads=4 --show-output >"$log" 2>&1
+  local passed failed skipped
+  passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+  failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+  skipped=$(grep -c '^skipped: ' "$log")
+  grep -E '^test .* FAILED$' "$log" | sed 's/^/   /'
+  rows+=("| $label | $version | $passed | $failed | $skipped |")
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  total_skipped=$((total_skipped + skipped))
+}
+
+[ -z "$smoke" ] && run debian-redis "$(command -v redis-server)"
+for name in $servers; do
+  if bin=$(scripts/build_server.sh "$name"); then
+    run "$name" "$bin"
+  else
+    rows+=("| $name | (not built: see above) | | | |")
+    total_failed=$((total_failed + 1))
+  fi
+done
+
+echo
+echo "| server | version | passed | failed | skipped (said why) |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo "logs: $logs/"
+echo
+echo "matrix: $total_passed passed, $total_failed failed, $total_skipped skipped"
+[ "$total_failed" -eq 0 ]
