@@ -1,4 +1,5 @@
-//! A slow network: a TCP proxy that delays what the client sends.
+//! A slow network: a TCP proxy that delays what the client sends; and a server that accepts
+//! connections and never answers.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -47,4 +48,26 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Durat
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
     let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// A "MongoDB" on a free port that accepts connections and never answers: every load against
+/// it waits until its deadline, deterministically.
+pub struct SilentServer {
+    pub port: u16,
+}
+
+impl SilentServer {
+    pub fn start() -> SilentServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            // Keep every connection open, read nothing, write nothing.
+            let _held: Vec<_> = listener.incoming().flatten().collect();
+        });
+        SilentServer { port }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
 }
