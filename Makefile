@@ -9,7 +9,7 @@ MONGO_URI ?=
 MONGO_PORT ?= 27017
 REDIS_PORT ?= 6379
 
-.PHONY: run test test-matrix test-redis-suite lint deps venv build bench clean node-example fuzz
+.PHONY: run test test-matrix test-redis-suite lint deps venv build rejson bench clean node-example fuzz
 
 ## Install what is missing, decided by package state (dpkg -s), never by a file glob: a fresh
 ## machine has libclang-cpp14 (libclang-cpp.so) but not libclang-dev, which bindgen needs.
@@ -51,22 +51,29 @@ node-example:
 
 build: $(MODULE)
 
+## RedisJSON for `format=json` (tests and `make run`): built once from
+## ../shared/vendor/RedisJSON-2.4.19.tar.gz into target/rejson. Without the tarball the JSON tests
+## say they are skipped; REJSON_MODULE=/path/librejson.so uses your own build (empty: a server
+## with JSON built in, such as Redis 8).
+rejson:
+	@scripts/build_rejson.sh >/dev/null || [ $$? -eq 2 ]
+
 $(MODULE): Cargo.toml $(shell find src -name '*.rs')
 	cargo build --release
 
 ## Build, start the embedded MongoDB-compatible server with the demo data, start Redis with the module.
-run: deps build
+run: deps build rejson
 	MONGO_URI="$(MONGO_URI)" MONGO_PORT=$(MONGO_PORT) REDIS_PORT=$(REDIS_PORT) scripts/run.sh
 
 ## Everything: unit tests and end-to-end tests against real servers (module built once).
-test: deps build node-example
+test: deps build rejson node-example
 	cargo test --release -- --test-threads=4
 
 ## The suite against each server of the matrix (Debian's Redis 7.0, and Redis 7.2, 7.4 and
 ## Valkey 8 built once from ../shared/vendor into target/servers/), then a table.
 ## SMOKE=1: only the smoke subset, only on the vendored servers (what CI adds to `make test`).
 MATRIX_SERVERS ?= redis-7.2.6 redis-7.4.1 valkey-8.0.1
-test-matrix: deps build node-example
+test-matrix: deps build rejson node-example
 	MATRIX_SERVERS="$(MATRIX_SERVERS)" SMOKE="$(SMOKE)" scripts/test_matrix.sh
 
 ## Each server's own test suite (./runtest from its vendored source) with the module loaded

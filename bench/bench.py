@@ -16,12 +16,16 @@ Starts its own SecantusDB (or uses MONGO_URI), loads the 200,000 demo todos
 8. memory: used_memory per cached document vs the same JSON stored by plain SET;
 9. the demo workload: random ids over the 200,000 todos from a cold cache, per second;
 10. change-stream invalidation: update in MongoDB -> new value from RT.GET, p50/p99 over 1000 updates;
-11. warm-up: RT.WARM of the 200,000 todos, documents/s and PING p99 while it runs.
+11. warm-up: RT.WARM of the 200,000 todos, documents/s and PING p99 while it runs;
+12. formats (json with RedisJSON, hash): transparent hit (JSON.GET / HGETALL of a mapped cached
+    key) vs the same command on an unmapped key, cold-miss p50 vs RT.GET of the string format,
+    and memory per document vs storing the same document by hand (JSON.SET / HSET + PEXPIRE).
 
 Every timing is a median over alternating rounds; read the ratios, not absolute numbers (the
 machine is shared and noisy). Writes bench/results/report.md and bench/results/bench.png.
 
-Usage: bench/bench.py [--rounds N] [--requests N] [--demo-seconds N] [--out-dir DIR]
+Usage: bench/bench.py [--rounds N] [--requests N] [--demo-seconds N] [--out-dir DIR] [--steps a,b]
+(--steps runs only the named steps, e.g. `formats`, and prints them without writing the report)
 """
 import argparse
 import csv
@@ -399,11 +403,95 @@ class Bench:
               f"{res['idle_p99']:.0f} us, during {res['warm_p99']:.0f} us (redis-py, {len(during):,} PINGs)")
         self.results["warm"] = res
 
-    def run(self):
+    # 12. Formats: JSON (RedisJSON) and hash, against the same commands by hand.
+    def formats(self):
+        rejson = subprocess.run([os.path.join(ROOT, "scripts/build_rejson.sh")], capture_output=True, text=True)
+        if rejson.returncode != 0:
+            print(f"12. formats: not run, RedisJSON not available ({rejson.stderr.strip()})")
+            self.results["formats"] = None
+            return
+        lib = rejson.stdout.strip()
+        port = free_port()
+        args = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp]
+        if lib:
+            args += ["--loadmodule", lib]
+        args += ["--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri, "--readthrough.timeout", "60000",
+                 "--readthrough.mappings",
+                 "todo:=test.todos:id j:=test.todos:id;format=json h:=test.todos:id;format=hash"]
+        self.spawn(args, "redis-formats.log")
+        wait_port(port, "redis-server with RedisJSON")
+        r = redis.Redis(port=port, decode_responses=True)
+        r.execute_command("RT.GET", "todo:1")  # the module's MongoDB client and pool exist now
+        ttl_ms = int(r.config_get("readthrough.ttl")["readthrough.ttl"]) * 1000
+        a, res = self.a, {}
+        # Transparent hit: the mapped cached key vs the same document stored by hand, unmapped.
+        doc = r.execute_command("JSON.GET", "j:1")
+        r.execute_command("JSON.SET", "x:1", "$", doc)
+        fields = r.hgetall("h:1")
+        r.hset("y:1", mapping=fields)
+        for name, cmd, mapped, plain in (("json", "JSON.GET", "j:1", "x:1"), ("hash", "HGETALL", "h:1", "y:1")):
+            m, p = [], []
+            for _ in range(a.rounds):
+                m.append(redis_benchmark(port, 50, a.requests, 1, cmd, mapped))
+                p.append(redis_benchmark(port, 50, a.requests, 1, cmd, plain))
+            res[name] = {"hit": med([x / y for x, y in zip(m, p)]), "hit_rps": (med(m), med(p))}
+        # Cold miss p50, one client, alternating: RT.GET (string) vs the format's transparent read.
+        n = 200
+        lat = {"string": [], "json": [], "hash": []}
+        reads = {"string": ("RT.GET", "todo:"), "json": ("JSON.GET", "j:"), "hash": ("HGETALL", "h:")}
+        for _ in range(a.rounds):
+            for name, (cmd, prefix) in reads.items():
+                start = self.ids.take(n)
+                for i in range(start, start + n):
+                    t = time.perf_counter()
+                    v = r.execute_command(cmd, f"{prefix}{i}")
+                    lat[name].append((time.perf_counter() - t) * 1e6)
+                    assert v, (cmd, prefix, i)
+        p50 = {k: med(v) for k, v in lat.items()}
+        for name in ("json", "hash"):
+            res[name]["miss_p50_us"] = p50[name]
+            res[name]["miss_ratio"] = p50[name] / p50["string"]
+        res["string_miss_p50_us"] = p50["string"]
+
+        # Memory per document: loaded by the module vs the same value stored by hand with a TTL.
+        def used():
+            time.sleep(0.5)
+            return r.info("memory")["used_memory"]
+
+        docs = 5000
+        for name, prefix, by_hand in (("json", "j", "x"), ("hash", "h", "y")):
+            start = self.ids.take(docs)
+            keys = [f"{prefix}:{i}" for i in range(start, start + docs)]
+            m0 = used()
+            for i in range(0, docs, 500):
+                r.execute_command("RT.MGET", *keys[i:i + 500])
+            m1 = used()
+            pipe = r.pipeline(transaction=False)
+            for k in keys:
+                hk = by_hand + k[1:]
+                if name == "json":
+                    pipe.execute_command("JSON.SET", hk, "$", r.execute_command("JSON.GET", k))
+                else:
+                    pipe.hset(hk, mapping=r.hgetall(k))
+                pipe.pexpire(hk, ttl_ms)
+            pipe.execute()
+            m2 = used()
+            res[name]["mem"] = ((m1 - m0) / docs, (m2 - m1) / docs)
+            res[name]["mem_ratio"] = (m1 - m0) / (m2 - m1)
+        for name in ("json", "hash"):
+            x = res[name]
+            print(f"12. format {name}: transparent hit / unmapped {x['hit']:.3f}; cold miss p50 {x['miss_p50_us']:.0f} us "
+                  f"/ RT.GET string {res['string_miss_p50_us']:.0f} us = {x['miss_ratio']:.3f}; memory "
+                  f"{x['mem'][0]:.0f} B / by hand {x['mem'][1]:.0f} B = {x['mem_ratio']:.3f}")
+        self.results["formats"] = res
+
+    STEPS = ("hit_path", "transparent", "miss_path", "cache_aside", "single_flight", "batch", "stalled_ping",
+             "memory", "demo", "change_visible", "warm", "formats")
+
+    def run(self, steps=STEPS):
         self.setup()
-        for step in (self.hit_path, self.transparent, self.miss_path, self.cache_aside, self.single_flight,
-                     self.batch, self.stalled_ping, self.memory, self.demo, self.change_visible, self.warm):
-            step()
+        for step in steps:
+            getattr(self, step)()
 
     def close(self):
         if self.mongo_proc:
@@ -536,6 +624,25 @@ def write_report(b, path, chart):
           f"| {R['warm']['loaded']:,} | {R['warm']['secs']:.1f} | {R['warm']['rate']:,.0f} | {R['warm']['idle_p99']:.0f} µs | "
           f"{R['warm']['warm_p99']:.0f} µs | {R['warm']['warm_max']:.0f} µs |", "",
           "PINGs from one redis-py client in a loop (its own overhead is in both columns).", ""]
+    F = R.get("formats")
+    L += ["## 12. Formats: RedisJSON documents and hashes", ""]
+    if F:
+        L += ["Mappings `j:=test.todos:id;format=json` and `h:=test.todos:id;format=hash` beside `todo:` on one "
+              "redis-server with RedisJSON 2.4.19 loaded before the module. Transparent hit: `redis-benchmark -c 50` "
+              "of the command on a mapped cached key vs on an unmapped key holding the same document (stored by "
+              "hand). Cold miss: one redis-py client, 200 cold ids a round per format, alternating. Memory: 5,000 "
+              "documents loaded by `RT.MGET` vs the same documents stored by hand with `JSON.SET`/`HSET` + `PEXPIRE`.",
+              "", "| format | transparent hit / unmapped (goal >= 0.95) | cold miss p50 / RT.GET string | "
+              "memory per document, module / by hand (goal <= 1.05) |", "|---|---|---|---|"]
+        for name, cmd in (("json", "JSON.GET"), ("hash", "HGETALL")):
+            x = F[name]
+            L.append(f"| {name} (`{cmd}`) | {x['hit']:.3f} ({x['hit_rps'][0]:,.0f} / {x['hit_rps'][1]:,.0f} rps) "
+                     f"{verdict(x['hit'] >= 0.95)} | {x['miss_ratio']:.3f} ({x['miss_p50_us']:.0f} / "
+                     f"{F['string_miss_p50_us']:.0f} µs) | {x['mem_ratio']:.3f} ({x['mem'][0]:.0f} / {x['mem'][1]:.0f} B) "
+                     f"{verdict(x['mem_ratio'] <= 1.05)} |")
+        L.append("")
+    else:
+        L += ["Not run: RedisJSON not available (`make rejson`).", ""]
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -581,7 +688,12 @@ def main():
     ap.add_argument("--demo-seconds", type=int, default=240)
     ap.add_argument("--updates", type=int, default=1000)
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench/results"))
+    ap.add_argument("--steps", default="", help="comma-separated steps to run alone (no report)")
     a = ap.parse_args()
+    steps = [x for x in a.steps.split(",") if x]
+    unknown = [x for x in steps if x not in Bench.STEPS]
+    if unknown:
+        sys.exit(f"unknown steps {unknown}; steps: {', '.join(Bench.STEPS)}")
     for f in (MODULE, LOADGEN):
         if not os.path.exists(f):
             sys.exit(f"{f} not found: run `make bench` (it builds the module and the load generator)")
@@ -589,9 +701,11 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     b = Bench(a, tempfile.mkdtemp(prefix="rt-bench-"))
     try:
-        b.run()
+        b.run(steps or Bench.STEPS)
     finally:
         b.close()
+    if steps:
+        return
     os.makedirs(a.out_dir, exist_ok=True)
     chart = os.path.join(a.out_dir, "bench.png")
     write_chart(b, chart)

@@ -42,8 +42,22 @@ fi
 
 .venv/bin/python scripts/demo_data.py "$MONGO_URI" 200000
 
-echo "starting redis-server on port $REDIS_PORT with the readthrough module (redis.conf)"
-redis-server redis.conf --port "$REDIS_PORT" --readthrough.mongo-uri "$MONGO_URI" &
+# RedisJSON (built by `make rejson`) goes before the module, and the original demo's mapping
+# (RedisJSON documents under bare ids, without _id) beside todo:. Without RedisJSON, redis.conf
+# as it is.
+conf=redis.conf
+if rejson=$(scripts/build_rejson.sh 2>/dev/null); then
+  conf=$STATE/redis.conf
+  {
+    [ -n "$rejson" ] && echo "loadmodule $rejson"
+    cat redis.conf
+    echo 'readthrough.mappings "todo:=test.todos:id =test.todos:id;format=json;fields=-_id"'
+  } >"$conf"
+else
+  echo "(RedisJSON not built: JSON.GET of bare ids is off; see make rejson)"
+fi
+echo "starting redis-server on port $REDIS_PORT with the readthrough module ($conf)"
+redis-server "$conf" --port "$REDIS_PORT" --readthrough.mongo-uri "$MONGO_URI" &
 pids+=($!)
 wait_port "$REDIS_PORT" redis-server
 .venv/bin/python scripts/tour.py "$REDIS_PORT" "$MONGO_URI" || echo "(the guided tour failed; Redis runs on)"

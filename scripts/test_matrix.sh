@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 servers=${MATRIX_SERVERS:-redis-7.2.6 redis-7.4.1 valkey-8.0.1}
 smoke=${SMOKE:-}
 tests=()
-[ -n "$smoke" ] && tests=(--test read_through --test transparent --test freshness --test cluster --test security)
+[ -n "$smoke" ] && tests=(--test read_through --test transparent --test formats --test freshness --test cluster --test security)
 logs=target/test-matrix
 mkdir -p "$logs"
 

@@ -45,6 +45,8 @@ Try, from another terminal:
   redis-cli -p {port} RT.GET todo:42            # read through
   redis-cli -p {port} GET todo:43               # plain GET reads through too (transparent mode)
   redis-cli -p {port} RT.MGET todo:1 todo:2 todo:999999
+  redis-cli -p {port} JSON.GET 44 '$.name'      # the original demo: a RedisJSON document under
+                                                # the bare id, without _id (when RedisJSON is built)
   redis-cli -p {port} RT.WARM todo:             # load all 200,000 todos in the background
   redis-cli -p {port} INFO readthrough          # counters, watchers, warm-up progress
   .venv/bin/python -c "import pymongo; pymongo.MongoClient('{uri}').test.todos.update_one({{'id': '42'}}, {{'\\$set': {{'name': 'changed'}}}})"

@@ -126,7 +126,7 @@ fn out_of_range_numbers_in_configs_are_refused() {
         ("max-inflight", "-1"),
         ("transparent", "maybe"),
         ("invalidation", "sometimes"),
-        ("mappings", "=db.coll"),
+        ("mappings", "=db.coll;format=bogus"),
         ("mappings", "p:=.coll"),
         ("mappings", "p:=db."),
         ("mappings", "p:=db.coll:"),

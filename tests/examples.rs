@@ -32,19 +32,32 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 #[test]
-fn the_fastapi_todo_app_serves_todos_through_rt_get() {
+fn the_original_fastapi_demo_reads_bare_ids_with_json_get_and_no_cache_code() {
     let uvicorn = root().join(".venv/bin/uvicorn");
     let has_fastapi = Command::new(root().join(".venv/bin/python"))
-        .args(["-c", "import fastapi, redis"])
+        .args(["-c", "import fastapi, redis, pydantic"])
         .status()
         .is_ok_and(|s| s.success());
     if !uvicorn.exists() || !has_fastapi {
         eprintln!("skipped: FastAPI is not in .venv (make venv installs it)");
         return;
     }
+    let rejson = match rejson_module() {
+        Ok(p) => p.map(|p| p.to_string_lossy().into_owned()),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
     let mongo = Mongo::shared();
     let db = seed(mongo, "fastapi", 20);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    // The original demo's shape: RedisJSON documents under bare ids, without _id.
+    let mapping = format!("={db}.todos:id;format=json;fields=-_id");
+    let extra: Vec<&str> = match &rejson {
+        Some(p) => vec!["--loadmodule", p.as_str()],
+        None => vec![],
+    };
+    let redis = Redis::start(&mongo.uri, &mapping, &extra);
     let port = free_port();
     let app_dir = root().join("examples/fastapi_todo");
     let dir = temp_dir("fastapi");
@@ -67,11 +80,16 @@ fn the_fastapi_todo_app_serves_todos_through_rt_get() {
     wait_until("the FastAPI app", Duration::from_secs(30), || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
+    // The first request for a cold todo: 200, validated as Todo{id, name, description}.
     let (status, body) = http_get(port, "/todos/3");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(json(&body)["name"], "todo 3");
+    assert_eq!(
+        json(&body),
+        json(r#"{"id":"3","name":"todo 3","description":"d"}"#)
+    );
     let info = redis.info();
     assert_eq!((info["misses"], info["loads"]), (1, 1), "loaded once");
+    assert_eq!(redis.cli(&["TYPE", "3"]), "ReJSON-RL");
     let (status, again) = http_get(port, "/todos/3");
     assert_eq!((status, again.as_str()), (200, body.as_str()));
     assert_eq!(
@@ -82,10 +100,16 @@ fn the_fastapi_todo_app_serves_todos_through_rt_get() {
     let (status, body) = http_get(port, "/todos/999999");
     assert_eq!(status, 404, "{body}");
     // MongoDB errors become HTTP errors with the module's message.
-    redis.cli(&["CONFIG", "SET", "readthrough.mappings", ""]);
+    let closed = free_port();
+    redis.cli(&[
+        "CONFIG",
+        "SET",
+        "readthrough.mongo-uri",
+        &format!("mongodb://127.0.0.1:{closed}"),
+    ]);
     let (status, body) = http_get(port, "/todos/4");
-    assert_eq!(status, 500, "{body}");
-    assert!(body.contains("NOMAPPING"), "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("BACKEND"), "{body}");
 }
 
 #[test]

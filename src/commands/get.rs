@@ -1,11 +1,16 @@
-//! `RT.GET key`: the cached value at once, or the document loaded from MongoDB.
+//! `RT.GET key`: the cached value at once, or the document loaded from MongoDB, answered as its
+//! format is read (string: the JSON text; json: `JSON.GET key`; hash: `HGETALL key`).
 
+use crate::core::error::Error;
+use crate::core::format::Format;
 use crate::core::{counters, policy, settings};
 use crate::engine::cache_state;
 use crate::engine::load::{self, load_for_client};
 use crate::engine::store::Kind;
+use crate::redis::answer::read_back;
 use crate::redis::args::Args;
-use crate::redis::keys::{cannot_block, is_replica, reply_cached, selected_db};
+use crate::redis::blocking::Answer;
+use crate::redis::keys::{cannot_block, is_replica, probe, reply_cached, selected_db, Held};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
@@ -23,9 +28,9 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     let key = args.bytes(1);
-    settings::check(key)?;
+    let format = settings::check_format(key)?;
     let grace = settings::grace_s();
-    if let Some(pttl) = reply_cached(ctx, args, 1, grace > 0)? {
+    if let Some(pttl) = reply_hit(ctx, args, format, grace > 0)? {
         counters::count_main(&counters::HITS);
         if policy::in_grace(pttl, grace) {
             // Served stale-while-revalidate: one background refresh per key.
@@ -47,5 +52,27 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     let target = settings::resolve(key)?;
-    load_for_client(ctx, db, key, target, Kind::Fill)
+    let answer = Answer::Value(key.to_vec());
+    load_for_client(ctx, db, key, target, Kind::Fill, answer)
+}
+
+/// Replies with the cached value if there is one and returns `Some(ms left)` (see
+/// `reply_cached`); `None` on a miss; `WRONGTYPE` when the key holds another type than the
+/// format's. A string is replied straight from Redis's buffer; a JSON document or hash by its
+/// native read.
+fn reply_hit(
+    ctx: &Context,
+    args: &Args,
+    format: Format,
+    want_ttl: bool,
+) -> Result<Option<i64>, Error> {
+    if format == Format::String {
+        return reply_cached(ctx, args, 1, want_ttl);
+    }
+    let key = args.bytes(1);
+    let (held, pttl) = probe(ctx, key, want_ttl);
+    if held == Held::Nothing {
+        return Ok(None);
+    }
+    Ok(read_back(ctx, key, format)?.then_some(pttl))
 }

@@ -6,6 +6,7 @@ mod get;
 mod invalidate;
 mod mget;
 mod refresh;
+mod transparent;
 mod warm;
 
 use crate::core::rewrite;
@@ -50,6 +51,51 @@ pub const COMMANDS: &[Spec] = &[
         key_use: KeyUse::Read,
         acl: "read string",
         summary: "Internal: what a plain MGET of mapped keys is rewritten to.",
+    },
+    Spec {
+        name: rewrite::TJGET,
+        entry: rt_tnative_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read",
+        summary: "Internal: what JSON.GET of a mapped key is rewritten to.",
+    },
+    Spec {
+        name: rewrite::TJMGET,
+        entry: rt_tnative_entry,
+        flags: "readonly",
+        keys: (1, -2, 1),
+        key_use: KeyUse::Read,
+        acl: "read",
+        summary: "Internal: what JSON.MGET of mapped keys is rewritten to.",
+    },
+    Spec {
+        name: rewrite::THGET,
+        entry: rt_tnative_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read hash",
+        summary: "Internal: what HGET of a mapped key is rewritten to.",
+    },
+    Spec {
+        name: rewrite::THMGET,
+        entry: rt_tnative_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read hash",
+        summary: "Internal: what HMGET of a mapped key is rewritten to.",
+    },
+    Spec {
+        name: rewrite::THGETALL,
+        entry: rt_tnative_entry,
+        flags: "readonly",
+        keys: (1, 1, 1),
+        key_use: KeyUse::Read,
+        acl: "read hash",
+        summary: "Internal: what HGETALL of a mapped key is rewritten to.",
     },
     Spec {
         name: "rt.refresh",
@@ -105,5 +151,6 @@ entry!(rt_mget_entry, mget::rt_mget);
 entry!(rt_tget_entry, get::rt_tget);
 entry!(rt_tmget_entry, mget::rt_tmget);
 entry!(rt_refresh_entry, refresh::rt_refresh);
+entry!(rt_tnative_entry, transparent::rt_tnative);
 entry!(rt_invalidate_entry, invalidate::rt_invalidate);
 entry!(rt_warm_entry, warm::rt_warm);

@@ -1,10 +1,13 @@
 //! `RT.REFRESH key`: reloads the key from MongoDB now.
 
+use crate::core::error::Error;
 use crate::core::settings;
 use crate::engine::load::load_for_client;
 use crate::engine::store::Kind;
 use crate::redis::args::Args;
+use crate::redis::blocking::Answer;
 use crate::redis::keys::selected_db;
+use crate::redis::keys::{probe, Held};
 use redis_module::{Context, RedisError, RedisResult};
 
 /// Reloads the key from MongoDB now, stores the new value (or deletes the key if the document
@@ -15,6 +18,12 @@ pub fn rt_refresh(ctx: &Context, args: &Args) -> RedisResult {
     }
     let key = args.bytes(1);
     let target = settings::resolve(key)?;
+    let held = probe(ctx, key, false).0;
+    if held != Held::Nothing && !held.fits(target.mapping.format) {
+        // Never overwrite a value of another type.
+        return Err(Error::WrongType.into());
+    }
     let db = selected_db(ctx);
-    load_for_client(ctx, db, key, target, Kind::Refresh)
+    let answer = Answer::Value(key.to_vec());
+    load_for_client(ctx, db, key, target, Kind::Refresh, answer)
 }

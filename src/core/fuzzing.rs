@@ -16,13 +16,22 @@ pub fn mapping_spec(data: &[u8]) {
         Ok(m) => {
             let mut text = Vec::new();
             for one in m.iter() {
-                assert!(!one.prefix.is_empty() && !one.db.is_empty());
+                // The prefix may be empty (bare ids); nothing else may.
+                assert!(!one.db.is_empty());
                 assert!(!one.collection.is_empty() && !one.field.is_empty());
                 assert!(!one.db.contains('.'), "db {:?}", one.db);
-                text.push(format!(
-                    "{}={}.{}:{}",
-                    one.prefix, one.db, one.collection, one.field
-                ));
+                let mut item = format!(
+                    "{}={}.{}:{};format={}",
+                    one.prefix,
+                    one.db,
+                    one.collection,
+                    one.field,
+                    one.format.name()
+                );
+                if !one.fields.is_all() {
+                    item.push_str(&format!(";fields={}", one.fields.text()));
+                }
+                text.push(item);
             }
             let again = Mappings::parse(&text.join(" ")).expect("its own text parses");
             assert_eq!(again, m, "round trip of {spec:?}");

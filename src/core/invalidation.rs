@@ -1,7 +1,7 @@
 //! What a MongoDB change event does to the cache (`readthrough.invalidation off|delete|refresh`).
 //! Pure: from an event's parts to a list of actions on keys; `engine/changes` applies them.
 
-use crate::core::codec;
+use crate::core::format::Value;
 use crate::core::mapping::{self, Mapping};
 use mongodb::bson::{Bson, Document};
 use mongodb::change_stream::event::OperationType;
@@ -49,8 +49,9 @@ impl Mode {
 pub enum Action {
     /// Delete the key in every DB.
     Delete(String),
-    /// Overwrite the key where it is cached (`SET ... XX`), in every DB.
-    Set(String, String),
+    /// Overwrite the key where it is cached (`SET ... XX` or its format's equivalent), in every
+    /// DB: the document with the mapping's projection, in its format.
+    Set(String, Value),
     /// Forget a negative entry (the document exists now).
     Forget(String),
     /// Remove every key with this prefix (the collection is gone or renamed).
@@ -107,7 +108,7 @@ pub fn actions(
                 let old = old();
                 if let (Some(key), Some(doc)) = (&new, ev.full) {
                     out.push(match mode {
-                        Mode::Refresh => Action::Set(key.clone(), codec::to_json(doc.clone())),
+                        Mode::Refresh => Action::Set(key.clone(), m.encode(doc.clone())),
                         _ => Action::Delete(key.clone()),
                     });
                     out.push(Action::Forget(key.clone()));
@@ -181,7 +182,19 @@ mod tests {
         let a = actions(&m, &ev, Mode::Refresh, &none);
         assert_eq!(
             a[0],
-            Action::Set("todo:42".into(), r#"{"_id":7,"id":"42","name":"n"}"#.into())
+            Action::Set(
+                "todo:42".into(),
+                Value::String(r#"{"_id":7,"id":"42","name":"n"}"#.into())
+            )
+        );
+        let hashed = maps("todo:=test.todos:id;format=hash;fields=-_id,-id");
+        assert_eq!(
+            actions(&hashed, &ev, Mode::Refresh, &none)[0],
+            Action::Set(
+                "todo:42".into(),
+                Value::Hash(vec![("name".into(), "n".into())])
+            ),
+            "refresh writes the mapping's format and projection"
         );
     }
 

@@ -1,24 +1,34 @@
 //! Key -> MongoDB document address. Pure: no Redis, no I/O.
 //!
-//! A mapping spec is `PREFIX=DATABASE.COLLECTION[:FIELD]`; `readthrough.mappings` holds several,
-//! separated by spaces. The database name ends at the first `.`, the field starts after the
-//! last `:` of the right-hand side and defaults to `_id`. A key belongs to the mapping with the
-//! longest matching prefix; the rest of the key is the id.
+//! A mapping spec is `PREFIX=DATABASE.COLLECTION[:FIELD][;format=string|json|hash][;fields=LIST]`;
+//! `readthrough.mappings` holds several, separated by spaces. The database name ends at the
+//! first `.`, the field starts after the last `:` of the right-hand side and defaults to `_id`.
+//! A key belongs to the mapping with the longest matching prefix; the rest of the key is the id.
+//! The prefix may be empty: that mapping takes every key no other prefix matches (the original
+//! demo's bare ids), except the module's own keys (`RESERVED_PREFIX`).
 //!
 //! The id is always matched literally, never parsed as a query. Because applications store ids
 //! as strings, numbers or ObjectIds, an id that is a canonical integer also matches the number
 //! and a 24-hex id also matches the ObjectId: `todo:42` finds `{id: "42"}` or `{id: 42}`.
 
+use crate::core::format::{self, Format, Value};
+use crate::core::projection::Projection;
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::Arc;
 
-/// One `PREFIX=DATABASE.COLLECTION[:FIELD]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Keys the module keeps for itself (change-stream resume tokens): never mapped, not even by
+/// an empty prefix.
+pub const RESERVED_PREFIX: &str = "__readthrough__:";
+
+/// One `PREFIX=DATABASE.COLLECTION[:FIELD][;format=...][;fields=...]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Mapping {
     pub prefix: String,
     pub db: String,
     pub collection: String,
     pub field: String,
+    pub format: Format,
+    pub fields: Projection,
 }
 
 /// All mappings, longest prefix first so the first match is the most specific one.
@@ -79,9 +89,19 @@ impl Mappings {
 
     /// The mapping with the longest prefix of `key`, if any.
     pub fn find(&self, key: &[u8]) -> Option<&Arc<Mapping>> {
-        self.list
+        let m = self
+            .list
             .iter()
-            .find(|m| key.starts_with(m.prefix.as_bytes()))
+            .find(|m| key.starts_with(m.prefix.as_bytes()))?;
+        if m.prefix.is_empty() && key.starts_with(RESERVED_PREFIX.as_bytes()) {
+            return None;
+        }
+        Some(m)
+    }
+
+    /// True when some mapping stores `format` (the module then needs that format's commands).
+    pub fn uses(&self, format: Format) -> bool {
+        self.list.iter().any(|m| m.format == format)
     }
 
     /// The mapping of `key` and its id, without allocating (the hit path uses this).
@@ -105,49 +125,79 @@ impl Mappings {
     }
 }
 
+const EXPECTED: &str =
+    "expected PREFIX=DATABASE.COLLECTION[:FIELD][;format=string|json|hash][;fields=LIST]";
+
 fn parse_one(item: &str) -> Result<Mapping, String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "mapping '{item}': {why} (expected PREFIX=DATABASE.COLLECTION[:FIELD])"
-        ))
+    let bad = |why: &str| format!("mapping '{item}': {why} ({EXPECTED})");
+    let mut parts = item.split(';');
+    let address = parts.next().unwrap_or_default();
+    let Some((prefix, rhs)) = address.split_once('=') else {
+        return Err(bad("no '='"));
     };
-    let Some((prefix, rhs)) = item.split_once('=') else {
-        return bad("no '='");
-    };
-    if prefix.is_empty() {
-        return bad("empty prefix");
+    let mut format = None;
+    let mut fields = None;
+    for option in parts {
+        match option.split_once('=') {
+            Some(("format", f)) if format.is_none() => {
+                format = Some(Format::parse(f).map_err(|e| bad(&e))?);
+            }
+            Some(("fields", f)) if fields.is_none() => {
+                fields = Some(Projection::parse(f).map_err(|e| bad(&e))?);
+            }
+            Some(("format" | "fields", _)) => return Err(bad(&format!("'{option}' given twice"))),
+            _ => {
+                return Err(bad(&format!(
+                    "unknown option '{option}' (format=, fields=)"
+                )))
+            }
+        }
     }
     let Some((db, rest)) = rhs.split_once('.') else {
-        return bad("no '.' between database and collection");
+        return Err(bad("no '.' between database and collection"));
     };
     let (collection, field) = match rest.rsplit_once(':') {
         Some((c, f)) => (c, f),
         None => (rest, "_id"),
     };
     if db.is_empty() {
-        return bad("empty database name");
+        return Err(bad("empty database name"));
     }
     if db.len() > 63 || db.contains(DB_FORBIDDEN) {
-        return bad("invalid database name");
+        return Err(bad("invalid database name"));
     }
     if collection.is_empty() {
-        return bad("empty collection name");
+        return Err(bad("empty collection name"));
     }
     if collection.contains(['$', '\0']) || collection.starts_with("system.") {
-        return bad("invalid collection name");
+        return Err(bad("invalid collection name"));
     }
     if field.is_empty() {
-        return bad("empty field after ':'");
+        return Err(bad("empty field after ':'"));
     }
     if field.starts_with('$') || field.contains('\0') || field.split('.').any(str::is_empty) {
-        return bad("invalid field name");
+        return Err(bad("invalid field name"));
     }
     Ok(Mapping {
         prefix: prefix.to_owned(),
         db: db.to_owned(),
         collection: collection.to_owned(),
         field: field.to_owned(),
+        format: format.unwrap_or_default(),
+        fields: fields.unwrap_or_default(),
     })
+}
+
+impl Mapping {
+    /// A document as this mapping caches it: the `fields=` projection applied, in its format.
+    pub fn encode(&self, doc: Document) -> Value {
+        format::encode(self.fields.apply(doc), self.format)
+    }
+
+    /// The projection to send to MongoDB (see `core/projection.rs`).
+    pub fn projection(&self) -> Option<Document> {
+        self.fields.for_query(&self.field)
+    }
 }
 
 impl Target {
@@ -239,7 +289,8 @@ mod tests {
                 prefix: "todo:".into(),
                 db: "test".into(),
                 collection: "todos".into(),
-                field: "id".into()
+                field: "id".into(),
+                ..Default::default()
             }
         );
     }
@@ -277,7 +328,11 @@ mod tests {
     fn malformed_specs_are_refused_with_the_reason() {
         for (spec, why) in [
             ("todo:", "no '='"),
-            ("=test.todos", "empty prefix"),
+            ("t=test.todos;format=xml", "string, json or hash"),
+            ("t=test.todos;fields=a,-b", "not both"),
+            ("t=test.todos;format=json;format=hash", "given twice"),
+            ("t=test.todos;ttl=5", "unknown option"),
+            ("t=test.todos;", "unknown option"),
             ("t=test", "no '.'"),
             ("t=.todos", "empty database"),
             ("t=test.", "empty collection"),
@@ -296,6 +351,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn options_and_the_empty_prefix() {
+        let m = one("=test.todos:id;format=json;fields=-_id");
+        assert_eq!(m.prefix, "");
+        assert_eq!((m.format, m.fields.text().as_str()), (Format::Json, "-_id"));
+        let m = one("h:=d.c;fields=name,done;format=hash");
+        assert_eq!((m.format, m.field.as_str()), (Format::Hash, "_id"));
+        assert_eq!(m.fields.text(), "name,done");
+        let all = Mappings::parse("=test.todos:id todo:=test.todos:id;format=hash").unwrap();
+        assert_eq!(all.resolve(b"42").unwrap().mapping.prefix, "");
+        assert_eq!(all.resolve(b"42").unwrap().id, "42");
+        assert_eq!(all.resolve(b"todo:7").unwrap().mapping.prefix, "todo:");
+        assert_eq!(all.resolve(b"todo:").unwrap_err(), ResolveError::EmptyId);
+        assert_eq!(
+            all.resolve(b"__readthrough__:resume:test.todos"),
+            Err(ResolveError::NoMapping),
+            "the module's own keys are never mapped"
+        );
+        assert_eq!(all.resolve(b""), Err(ResolveError::EmptyId));
+        assert!(all.uses(Format::Hash) && !all.uses(Format::Json));
     }
 
     #[test]

@@ -166,6 +166,15 @@ pub fn check(key: &[u8]) -> Result<(), Error> {
         .map_err(|e| resolve_error(key, e))
 }
 
+/// The format of the key's mapping, or the error `check` gives; without allocating.
+pub fn check_format(key: &[u8]) -> Result<crate::core::format::Format, Error> {
+    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
+    parsed
+        .check(key)
+        .map(|(m, _)| m.format)
+        .map_err(|e| resolve_error(key, e))
+}
+
 /// The key's target, or the error the client sees.
 pub fn resolve(key: &[u8]) -> Result<Target, Error> {
     mappings().resolve(key).map_err(|e| resolve_error(key, e))

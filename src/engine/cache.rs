@@ -3,6 +3,7 @@
 //! Redis and an in-memory implementation). Decisions about what to write, where and under which
 //! condition live in the engine and are tested without Redis.
 
+use crate::core::format::Value;
 use crate::redis::gil::Gil;
 use crate::redis::keys::is_replica;
 use crate::redis::write::{self, Only};
@@ -10,8 +11,9 @@ use crate::redis::write::{self, Only};
 pub trait Cache {
     /// False on a replica: the module never writes there.
     fn writable(&self) -> bool;
-    /// `SET key json [PX ttl] [NX|XX]` in `db`: `Some(written)`, `None` if the write failed.
-    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool>;
+    /// Stores `value` in its format in `db` with the TTL policy, if `only` holds and the key
+    /// holds no other type: `Some(written)`, `None` if the write failed.
+    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool>;
     /// `DEL keys` in `db`: how many existed, `None` if the write failed.
     fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64>;
 }
@@ -24,8 +26,8 @@ impl Cache for RedisCache<'_> {
         !is_replica(&self.0.context())
     }
 
-    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
-        write::set_value(self.0, db, key, json, only)
+    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool> {
+        write::store_value(self.0, db, key, value, only)
     }
 
     fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64> {
@@ -37,20 +39,23 @@ impl Cache for RedisCache<'_> {
 #[cfg(test)]
 #[derive(Default)]
 pub struct MemCache {
-    pub values: std::collections::HashMap<(i32, Vec<u8>), String>,
+    pub values: std::collections::HashMap<(i32, Vec<u8>), Value>,
     pub replica: bool,
 }
 
 #[cfg(test)]
 impl MemCache {
     pub fn put(&mut self, db: i32, key: &str, json: &str) {
-        self.values.insert((db, key.into()), json.into());
+        self.values
+            .insert((db, key.into()), Value::String(json.into()));
     }
 
+    /// The text of a string or JSON value.
     pub fn get(&self, db: i32, key: &str) -> Option<&str> {
-        self.values
-            .get(&(db, key.as_bytes().to_vec()))
-            .map(String::as_str)
+        match self.values.get(&(db, key.as_bytes().to_vec()))? {
+            Value::String(t) | Value::Json(t) => Some(t),
+            Value::Hash(_) => Some("<hash>"),
+        }
     }
 }
 
@@ -60,16 +65,17 @@ impl Cache for MemCache {
         !self.replica
     }
 
-    fn set(&mut self, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
+    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool> {
         let k = (db, key.to_vec());
-        let present = self.values.contains_key(&k);
-        let write = match only {
-            Some(Only::Absent) => !present,
-            Some(Only::Present) => present,
-            None => true,
+        let held = self.values.get(&k).map(Value::format);
+        let write = match (only, held) {
+            (Some(Only::Absent), held) => held.is_none(),
+            (_, Some(f)) => f == value.format(),
+            (Some(Only::Present), None) => false,
+            (None, None) => true,
         };
         if write {
-            self.values.insert(k, json.to_owned());
+            self.values.insert(k, value.clone());
         }
         Some(write)
     }

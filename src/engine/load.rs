@@ -14,7 +14,7 @@ use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
 use crate::engine::store::{self, Kind};
 use crate::mongo::{runtime, shared_queries};
-use crate::redis::blocking::{Waiter, TIMEOUT_SAFETY_MS};
+use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
 use crate::redis::keys::cannot_block;
 use redis_module::{Context, RedisResult, RedisValue};
 use std::sync::Arc;
@@ -75,21 +75,22 @@ async fn run(key: LoadKey, target: Target, kind: Kind, epoch: u64) {
     completion.finish(outcome);
 }
 
-/// Blocks the client on a load of `key` (joining one in flight), or, where it cannot block,
-/// starts the load in the background and replies `NOBLOCK`.
+/// Blocks the client on a load of `key` (joining one in flight) to be answered as `answer`
+/// says, or, where it cannot block, starts the load in the background and replies `NOBLOCK`.
 pub fn load_for_client(
     ctx: &Context,
     db: i32,
     key: &[u8],
     target: Target,
     kind: Kind,
+    answer: Answer,
 ) -> RedisResult {
     if cannot_block(ctx) {
         counters::count(&counters::PREFETCHES);
         start(db, key, target, None, kind);
         return Err(Error::NoBlock.into());
     }
-    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS);
+    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer);
     start(db, key, target, Some(waiter), kind);
     Ok(RedisValue::NoReply)
 }

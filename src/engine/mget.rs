@@ -3,6 +3,7 @@
 
 use crate::core::counters;
 use crate::core::deadline::Deadline;
+use crate::core::format::Slot;
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::core::settings;
 use crate::engine::cache_state;
@@ -21,19 +22,14 @@ pub struct BatchMiss {
 
 /// Main thread: loads the misses of one `RT.MGET` with one query per mapping, then answers
 /// `waiter` (if any) with `values` completed. Batches do not join the single-flight table.
-pub fn start_batch(
-    db: i32,
-    misses: Vec<BatchMiss>,
-    values: Vec<Option<Vec<u8>>>,
-    waiter: Option<Waiter>,
-) {
+pub fn start_batch(db: i32, misses: Vec<BatchMiss>, values: Vec<Slot>, waiter: Option<Waiter>) {
     runtime::spawn(run_batch(db, misses, values, waiter, cache_state::epoch()));
 }
 
 async fn run_batch(
     db: i32,
     misses: Vec<BatchMiss>,
-    mut values: Vec<Option<Vec<u8>>>,
+    mut values: Vec<Slot>,
     waiter: Option<Waiter>,
     epoch: u64,
 ) {
@@ -64,10 +60,10 @@ async fn run_batch(
             Ok(docs) => {
                 for m in items {
                     match docs.get(canonical_id(&m.target.id).as_ref()) {
-                        Some(json) => {
+                        Some(value) => {
                             counters::count(&counters::LOADS);
-                            values[m.index] = Some(json.clone().into_bytes());
-                            found.push((m.key.clone(), json.clone()));
+                            values[m.index] = Slot::Loaded(value.clone());
+                            found.push((m.key.clone(), value.clone()));
                         }
                         None => {
                             counters::count(&counters::NOT_FOUND);

@@ -9,6 +9,7 @@
 
 use crate::core::counters;
 use crate::core::error::{Error, Outcome};
+use crate::core::format::{Slot, Value};
 use crate::engine::cache::{Cache, RedisCache};
 use crate::engine::cache_state::{self, LoadKey};
 use crate::redis::blocking::Waiter;
@@ -40,12 +41,12 @@ struct Finished {
 /// The result of one `RT.MGET`'s loads.
 pub struct BatchDone {
     pub db: i32,
-    /// Keys found, with their JSON.
-    pub found: Vec<(Vec<u8>, String)>,
+    /// Keys found, with their values.
+    pub found: Vec<(Vec<u8>, Value)>,
     /// Keys MongoDB has no document for.
     pub absent: Vec<Vec<u8>>,
     pub waiter: Option<Waiter>,
-    pub reply: Result<Vec<Option<Vec<u8>>>, Error>,
+    pub reply: Result<Vec<Slot>, Error>,
     /// `cache_state::epoch()` when the batch started.
     pub epoch: u64,
 }
@@ -55,7 +56,7 @@ type Job = Box<dyn FnOnce(&Gil) + Send>;
 
 enum Msg {
     One(Finished),
-    Batch(BatchDone),
+    Batch(Box<BatchDone>),
     Job(Job),
 }
 
@@ -100,7 +101,7 @@ pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
 
 /// Hands a finished `RT.MGET` to the store thread.
 pub fn submit_batch(done: BatchDone) {
-    let msg = Msg::Batch(done);
+    let msg = Msg::Batch(Box::new(done));
     if let Some(tx) = SENDER.get() {
         // If the thread is gone the message, and with it the waiter, is dropped: the waiter
         // then replies an internal error.
@@ -219,8 +220,8 @@ fn finish_batch(cache: &mut impl Cache, b: &BatchDone) {
         return;
     }
     let writable = cache.writable();
-    for (key, json) in &b.found {
-        let ok = writable && cache.set(b.db, key, json, Some(Only::Absent)).is_some();
+    for (key, value) in &b.found {
+        let ok = writable && cache.set(b.db, key, value, Some(Only::Absent)) == Some(true);
         counters::count(if ok {
             &counters::STORES
         } else {
@@ -234,24 +235,29 @@ fn finish_batch(cache: &mut impl Cache, b: &BatchDone) {
 }
 
 /// Writes the result of one load in its key's DB: a fill stores the document with
-/// `SET key json [PX ttl] NX` (a value written meanwhile by someone else wins); a refresh
-/// overwrites it, or deletes the key when the document is gone. A failed load writes nothing,
-/// so a stale value keeps being served until it expires.
+/// `SET key json [PX ttl] NX` or its format's equivalent (a value written meanwhile by someone
+/// else wins); a refresh overwrites it (unless the key holds another type), or deletes the key
+/// when the document is gone. A failed load writes nothing, so a stale value keeps being served
+/// until it expires.
 fn apply(cache: &mut impl Cache, f: &Finished) -> bool {
     let (db, key) = &f.key;
-    let json = match (&f.outcome, f.kind) {
-        (Ok(Some(json)), _) => json,
+    let value = match (&f.outcome, f.kind) {
+        (Ok(Some(value)), _) => value,
         (Ok(None), Kind::Refresh) => return cache.del(*db, &[key.as_slice()]).is_some(),
         _ => return true,
     };
     let only = (f.kind == Kind::Fill).then_some(Only::Absent);
-    cache.set(*db, key, json, only).is_some()
+    cache.set(*db, key, value, only) == Some(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::cache::MemCache;
+
+    fn s(text: &str) -> Option<Value> {
+        Some(Value::String(text.into()))
+    }
 
     fn finished(key: &str, kind: Kind, outcome: Outcome) -> Finished {
         Finished {
@@ -266,20 +272,14 @@ mod tests {
     fn a_fill_never_overwrites_and_a_refresh_overwrites_or_deletes() {
         let mut cache = MemCache::default();
         cache.put(0, "t:1", "mine");
-        let (_, out) = finish_one(
-            &mut cache,
-            finished("t:1", Kind::Fill, Ok(Some("db".into()))),
-        );
+        let (_, out) = finish_one(&mut cache, finished("t:1", Kind::Fill, Ok(s("db"))));
         assert_eq!(
             cache.get(0, "t:1"),
             Some("mine"),
             "NX: a value written meanwhile wins"
         );
-        assert_eq!(*out, Ok(Some("db".into())), "the waiters get what was read");
-        finish_one(
-            &mut cache,
-            finished("t:1", Kind::Refresh, Ok(Some("new".into()))),
-        );
+        assert_eq!(*out, Ok(s("db")), "the waiters get what was read");
+        finish_one(&mut cache, finished("t:1", Kind::Refresh, Ok(s("new"))));
         assert_eq!(cache.get(0, "t:1"), Some("new"));
         finish_one(&mut cache, finished("t:1", Kind::Refresh, Ok(None)));
         assert_eq!(
@@ -303,13 +303,10 @@ mod tests {
             replica: true,
             ..Default::default()
         };
-        finish_one(
-            &mut replica,
-            finished("r:1", Kind::Fill, Ok(Some("v".into()))),
-        );
+        finish_one(&mut replica, finished("r:1", Kind::Fill, Ok(s("v"))));
         assert!(replica.values.is_empty());
         let mut cache = MemCache::default();
-        let mut old = finished("f:1", Kind::Fill, Ok(Some("v".into())));
+        let mut old = finished("f:1", Kind::Fill, Ok(s("v")));
         old.epoch = cache_state::epoch().wrapping_sub(1);
         finish_one(&mut cache, old);
         assert!(
@@ -318,13 +315,31 @@ mod tests {
         );
         finish_one(&mut cache, finished("n:1", Kind::Fill, Ok(None)));
         assert!(cache_state::known_absent(0, b"n:1"));
-        finish_one(
-            &mut cache,
-            finished("n:1", Kind::Fill, Ok(Some("v".into()))),
-        );
+        finish_one(&mut cache, finished("n:1", Kind::Fill, Ok(s("v"))));
         assert!(
             !cache_state::known_absent(0, b"n:1"),
             "found again: forgotten"
         );
+    }
+
+    #[test]
+    fn a_key_of_another_type_is_never_overwritten() {
+        let mut cache = MemCache::default();
+        cache.put(0, "h:1", "a string");
+        let hash = Value::Hash(vec![("a".into(), "b".into())]);
+        finish_one(
+            &mut cache,
+            finished("h:1", Kind::Refresh, Ok(Some(hash.clone()))),
+        );
+        finish_one(
+            &mut cache,
+            finished("h:1", Kind::Fill, Ok(Some(hash.clone()))),
+        );
+        assert_eq!(cache.get(0, "h:1"), Some("a string"));
+        finish_one(
+            &mut cache,
+            finished("h:2", Kind::Fill, Ok(Some(hash.clone()))),
+        );
+        assert_eq!(cache.values.get(&(0, b"h:2".to_vec())), Some(&hash));
     }
 }

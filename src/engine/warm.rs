@@ -6,7 +6,6 @@
 //! previous one is written, so MongoDB's pace sets the rate and Redis never queues work.
 //! Progress is in `INFO readthrough` (`warm_N:` lines).
 
-use crate::core::codec;
 use crate::core::error::{show_key, Error};
 use crate::core::invalidation::key_of;
 use crate::core::mapping::Mapping;
@@ -18,6 +17,7 @@ use crate::mongo::runtime;
 use crate::redis::gil::Gil;
 use crate::redis::write::Only;
 use futures_util::{FutureExt, TryStreamExt};
+use mongodb::action::Action;
 use mongodb::bson::{doc, Document};
 use once_cell::sync::Lazy;
 use std::panic::AssertUnwindSafe;
@@ -119,7 +119,10 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
         .map_err(|e| Error::Backend(redact_error(&e)))?;
     w.total
         .store(limit.map_or(count, |l| l.min(count)), Ordering::Relaxed);
-    let mut find = coll.find(doc! {}).batch_size(1000);
+    let mut find = coll
+        .find(doc! {})
+        .batch_size(1000)
+        .optional(m.projection(), |f, p| f.projection(p));
     if let Some(l) = limit {
         find = find.limit(l.min(i64::MAX as u64) as i64);
     }
@@ -136,7 +139,7 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
             match key_of(m, &doc) {
                 Some(key) => {
                     id_index::remember(m, &doc);
-                    chunk.push((key, codec::to_json(doc)));
+                    chunk.push((key, m.encode(doc)));
                 }
                 None => {
                     w.skipped.fetch_add(1, Ordering::Relaxed);
@@ -156,9 +159,9 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
                     return Err("stopped by FLUSHALL/FLUSHDB");
                 }
                 let mut stored = 0;
-                for (key, json) in &batch {
+                for (key, value) in &batch {
                     let only = Some(Only::Absent);
-                    stored += u64::from(cache.set(db, key.as_bytes(), json, only) == Some(true));
+                    stored += u64::from(cache.set(db, key.as_bytes(), value, only) == Some(true));
                 }
                 Ok(stored)
             })

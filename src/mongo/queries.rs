@@ -2,14 +2,15 @@
 //! query is bounded by its load's deadline, and a driver error that only says MongoDB did not
 //! answer is tried again until then (see `core/unanswered.rs`). Knows nothing of Redis.
 
-use crate::core::codec;
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
+use crate::core::format::Value;
 use crate::core::id_index;
 use crate::core::mapping::{self, Mapping, Target};
 use crate::core::unanswered::{unanswered, Cause};
 use crate::mongo::client::{backend_error, client};
 use futures_util::TryStreamExt;
+use mongodb::action::Action;
 use mongodb::bson::Document;
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,30 +19,36 @@ use std::time::Duration;
 /// Pause between two tries of a query whose server did not answer.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// Finds the document a key stands for and encodes it; `None` when there is none. Bounded by
-/// `deadline`: `TIMEOUT` when MongoDB has not answered by then, whatever the driver was doing.
-pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<String>, Error> {
+/// Finds the document a key stands for (with the mapping's projection) and encodes it in the
+/// mapping's format; `None` when there is none. Bounded by `deadline`: `TIMEOUT` when MongoDB
+/// has not answered by then, whatever the driver was doing.
+pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Value>, Error> {
     within(deadline, async {
         let client = client().await?;
         let m = &target.mapping;
         let coll = client.database(&m.db).collection::<Document>(&m.collection);
-        let doc = until_answered(|| coll.find_one(target.filter())).await?;
+        let projection = m.projection();
+        let doc = until_answered(|| {
+            coll.find_one(target.filter())
+                .optional(projection.clone(), |f, p| f.projection(p))
+        })
+        .await?;
         Ok(doc.map(|d| {
             id_index::remember(m, &d);
-            codec::to_json(d)
+            m.encode(d)
         }))
     })
     .await
 }
 
-/// Finds the documents of many ids of one mapping with one `$in` query; the JSON of each
-/// found document by its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
+/// Finds the documents of many ids of one mapping with one `$in` query; each found document in
+/// the mapping's format by its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
 /// `find_one` is.
 pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
     deadline: Deadline,
-) -> Result<HashMap<String, String>, Error> {
+) -> Result<HashMap<String, Value>, Error> {
     within(deadline, async {
         let client = client().await?;
         let coll = client
@@ -52,14 +59,19 @@ pub async fn find_many(
             .flat_map(|id| mapping::id_candidates(id))
             .collect();
         let filter = mapping::filter_for(&mapping.field, values);
-        let mut cursor = until_answered(|| coll.find(filter.clone())).await?;
+        let projection = mapping.projection();
+        let mut cursor = until_answered(|| {
+            coll.find(filter.clone())
+                .optional(projection.clone(), |f, p| f.projection(p))
+        })
+        .await?;
         let mut found = HashMap::new();
         while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
             let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
             if let Some(id) = id {
                 id_index::remember(mapping, &doc);
                 let id = mapping::canonical_id(&id).into_owned();
-                found.entry(id).or_insert_with(|| codec::to_json(doc));
+                found.entry(id).or_insert_with(|| mapping.encode(doc));
             }
         }
         Ok(found)

@@ -11,6 +11,7 @@
 use crate::core::counters;
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
+use crate::core::format::Value;
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::mongo::{queries, runtime};
 use futures_util::FutureExt;
@@ -25,7 +26,7 @@ pub const MAX_QUERIES: usize = 4;
 /// Most ids in one shared query.
 pub const MAX_BATCH: usize = 500;
 
-type Found = Result<Option<String>, Error>;
+type Found = Result<Option<Value>, Error>;
 type Waiting = (String, Deadline, oneshot::Sender<Found>);
 
 #[derive(Default)]

@@ -3,20 +3,34 @@
 
 use crate::core::counters;
 use crate::core::error::{Error, Outcome};
+use crate::core::format::{Format, Slot, Value};
 use crate::core::{fault, settings};
+use crate::redis::answer::{reply_native, reply_outcome, reply_slots};
 use crate::redis::panic_guard::catch;
-use crate::redis::reply::{reply_error, reply_outcome, reply_values};
+use crate::redis::reply::reply_error;
 use redis_module::{raw, Context};
 use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
 
 /// What a blocked client is answered with.
-pub enum Reply {
+enum Reply {
     /// `RT.GET`, `RT.REFRESH`: one load's outcome, shared by its waiters.
     One(Arc<Outcome>),
     /// `RT.MGET`: one value or nil per key, in order.
-    Many(Result<Vec<Option<Vec<u8>>>, Error>),
+    Many(Result<Vec<Slot>, Error>),
+}
+
+/// How a blocked client is answered once its load ended, decided when it blocked.
+pub enum Answer {
+    /// The value of `key` (`RT.GET`, `RT.REFRESH`, a transparent `GET`), in its format.
+    Value(Vec<u8>),
+    /// `RT.MGET`: the keys and their formats.
+    Values(Vec<Vec<u8>>, Vec<Format>),
+    /// A transparent native read (`JSON.GET key $.name`, `HGET key f`, ...): run as the client
+    /// once the keys are loaded, its reply forwarded. The command (name first) and the keys it
+    /// waits for (in the order of a batch's slots).
+    Native(Vec<Vec<u8>>, Vec<Vec<u8>>),
 }
 
 /// Redis's own timeout on a blocked client is only a safety net, this long after
@@ -32,6 +46,7 @@ pub const TIMEOUT_SAFETY_MS: i64 = 5000;
 /// timed the client out or it disconnected, Redis drops the reply and frees the outcome.
 pub struct Waiter {
     bc: *mut raw::RedisModuleBlockedClient,
+    answer: Option<Answer>,
 }
 
 // SAFETY: the blocked-client handle is meant to be passed to other threads; `UnblockClient`
@@ -39,8 +54,9 @@ pub struct Waiter {
 unsafe impl Send for Waiter {}
 
 impl Waiter {
-    /// Blocks the client running the current command for at most `timeout_ms`.
-    pub fn block(ctx: &Context, timeout_ms: i64) -> Waiter {
+    /// Blocks the client running the current command for at most `timeout_ms`; it will be
+    /// answered as `answer` says.
+    pub fn block(ctx: &Context, timeout_ms: i64, answer: Answer) -> Waiter {
         // SAFETY: main thread, inside a command call that may block (checked by the caller).
         let bc = unsafe {
             raw::RedisModule_BlockClient.unwrap()(
@@ -51,14 +67,17 @@ impl Waiter {
                 timeout_ms,
             )
         };
-        Waiter { bc }
+        Waiter {
+            bc,
+            answer: Some(answer),
+        }
     }
 
     pub fn finish(mut self, outcome: Arc<Outcome>) {
         self.unblock(Reply::One(outcome));
     }
 
-    pub fn finish_many(mut self, values: Result<Vec<Option<Vec<u8>>>, Error>) {
+    pub fn finish_many(mut self, values: Result<Vec<Slot>, Error>) {
         self.unblock(Reply::Many(values));
     }
 
@@ -66,7 +85,8 @@ impl Waiter {
         if self.bc.is_null() {
             return;
         }
-        let data = Box::into_raw(Box::new(reply)).cast::<c_void>();
+        let answer = self.answer.take();
+        let data = Box::into_raw(Box::new((reply, answer))).cast::<c_void>();
         // SAFETY: `bc` is a live blocked client, unblocked exactly once; Redis hands `data` to
         // `on_reply` and then to `free_reply`, which takes the box back.
         unsafe { raw::RedisModule_UnblockClient.unwrap()(self.bc, data) };
@@ -81,21 +101,48 @@ impl Drop for Waiter {
     }
 }
 
+/// What Redis hands to the reply callback: the result and how to answer it.
+type Unblocked = (Reply, Option<Answer>);
+
 /// Main thread: answers an unblocked client (`timeouts` counts the clients answered `TIMEOUT`,
 /// whichever command they sent).
-fn send_reply(ctx: &Context, reply: &Reply) {
+fn send_reply(ctx: &Context, (reply, answer): &Unblocked) {
     fault::maybe_panic("reply");
-    let timed_out = match reply {
-        Reply::One(outcome) => matches!(**outcome, Err(Error::Timeout(_))),
-        Reply::Many(values) => matches!(values, Err(Error::Timeout(_))),
+    let error = match reply {
+        Reply::One(outcome) => outcome.as_ref().as_ref().err(),
+        Reply::Many(values) => values.as_ref().err(),
     };
-    if timed_out {
+    if matches!(error, Some(Error::Timeout(_))) {
         counters::count(&counters::TIMEOUTS);
     }
-    match reply {
-        Reply::One(outcome) => reply_outcome(ctx, outcome),
-        Reply::Many(Ok(values)) => reply_values(ctx, values),
-        Reply::Many(Err(e)) => reply_error(ctx, e),
+    match (reply, answer) {
+        (_, Some(Answer::Native(cmd, keys))) => match error {
+            Some(e) => reply_error(ctx, e),
+            None => {
+                let loaded: Vec<Option<&Value>> = match reply {
+                    Reply::One(outcome) => {
+                        vec![outcome.as_ref().as_ref().ok().and_then(Option::as_ref)]
+                    }
+                    Reply::Many(Ok(slots)) => slots
+                        .iter()
+                        .map(|s| match s {
+                            Slot::Loaded(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect(),
+                    Reply::Many(Err(_)) => Vec::new(),
+                };
+                reply_native(ctx, cmd, keys, &loaded);
+            }
+        },
+        (Reply::One(outcome), Some(Answer::Value(key))) => reply_outcome(ctx, key, outcome),
+        (Reply::Many(Ok(slots)), Some(Answer::Values(keys, formats))) => {
+            reply_slots(ctx, keys, formats, slots)
+        }
+        (_, _) => match error {
+            Some(e) => reply_error(ctx, e),
+            None => reply_error(ctx, &Error::Internal("a reply of the wrong shape".into())),
+        },
     }
 }
 
@@ -108,11 +155,11 @@ unsafe extern "C" fn on_reply(
     _argc: c_int,
 ) -> c_int {
     // SAFETY: Redis calls this with the blocked client's context; the private data is the
-    // `Reply` boxed by `unblock`, alive until `free_reply`.
+    // `Unblocked` boxed by `unblock`, alive until `free_reply`.
     let data = unsafe { raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) };
     let ctx = Context::new(ctx);
     // SAFETY: see above; a null pointer reads as `None`.
-    let reply = unsafe { data.cast::<Reply>().as_ref() };
+    let reply = unsafe { data.cast::<Unblocked>().as_ref() };
     let sent = catch("a blocked client's reply", || match reply {
         Some(reply) => send_reply(&ctx, reply),
         None => reply_error(
@@ -151,8 +198,8 @@ unsafe extern "C" fn on_timeout(
 // documents; every raw call inside has its own SAFETY comment.
 unsafe extern "C" fn free_reply(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     if !data.is_null() {
-        // SAFETY: `data` is the box made by `unblock`; Redis frees it exactly once. Dropping a
-        // `Reply` runs no code of ours that could panic (strings and errors only).
-        drop(unsafe { Box::from_raw(data.cast::<Reply>()) });
+        // SAFETY: `data` is the box made by `unblock`; Redis frees it exactly once. Dropping an
+        // `Unblocked` runs no code of ours that could panic (strings and errors only).
+        drop(unsafe { Box::from_raw(data.cast::<Unblocked>()) });
     }
 }

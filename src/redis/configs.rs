@@ -3,6 +3,7 @@
 //! and refused with an error (the old value stays in force); an accepted one goes into the
 //! settings snapshot (`core/settings.rs`), and the engine is told (`callbacks`).
 
+use crate::core::format::Format;
 use crate::core::invalidation::Mode;
 use crate::core::mapping::Mappings;
 use crate::core::settings::{self, Numeric, Text};
@@ -10,6 +11,7 @@ use crate::core::{config_redaction, uri};
 use crate::redis::callbacks::{self, Changed};
 use crate::redis::events::load_configs;
 use crate::redis::panic_guard::catch;
+use crate::redis::server_commands;
 use redis_module::configuration::{
     register_bool_configuration, register_i64_configuration, register_string_configuration,
     ConfigurationContext, ConfigurationFlags, ConfigurationValue,
@@ -71,7 +73,15 @@ static MONGO_URI: StringConfig = StringConfig {
 static MAPPINGS: StringConfig = StringConfig {
     text: &settings::MAPPINGS_TEXT,
     accept: |t| {
-        settings::set_mappings(Mappings::parse(&t)?);
+        let parsed = Mappings::parse(&t)?;
+        if parsed.uses(Format::Json) && !server_commands::exists("json.set") {
+            let why = "a mapping with format=json needs the JSON.SET command, which this server \
+                       does not have: load RedisJSON (or Valkey's JSON module) before readthrough, \
+                       or use Redis 8";
+            redis_module::logging::log_warning(format!("readthrough: {why}").as_str());
+            return Err(why.into());
+        }
+        settings::set_mappings(parsed);
         Ok(t)
     },
     changed: Some(|_| Changed::Mappings),

@@ -3,6 +3,7 @@
 //! whether it may block).
 
 use crate::core::error::Error;
+use crate::core::format::Format;
 use crate::redis::args::Args;
 use crate::redis::reply::reply_bulk;
 use redis_module::{raw, Context, ContextFlags};
@@ -15,6 +16,75 @@ static OWN_LOOKUP: AtomicBool = AtomicBool::new(false);
 
 pub fn own_lookup() -> bool {
     OWN_LOOKUP.load(Ordering::Relaxed)
+}
+
+/// Runs `f` (a lookup or a native read the module makes itself) with the key-miss hook told to
+/// ignore what it sees. Main thread or under the GIL.
+pub fn as_own_lookup<R>(f: impl FnOnce() -> R) -> R {
+    let before = OWN_LOOKUP.swap(true, Ordering::Relaxed);
+    let r = f();
+    OWN_LOOKUP.store(before, Ordering::Relaxed);
+    r
+}
+
+/// What a key holds, as far as the module's formats care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Nothing,
+    String,
+    Hash,
+    /// A module type: a RedisJSON document when the mapping is `format=json` (the native read
+    /// says `WRONGTYPE` for any other module's type).
+    Module,
+    Other,
+}
+
+impl Held {
+    /// True when the key holds the type `format` stores.
+    pub fn fits(self, format: Format) -> bool {
+        matches!(
+            (self, format),
+            (Held::String, Format::String)
+                | (Held::Hash, Format::Hash)
+                | (Held::Module, Format::Json)
+        )
+    }
+}
+
+/// What `key` holds in `ctx`'s selected DB, and its TTL in ms (-1: none, or not asked for).
+/// Main thread, or a thread holding the GIL.
+pub fn probe(ctx: &Context, key: &[u8], want_ttl: bool) -> (Held, i64) {
+    // SAFETY: `ctx` is live and the caller runs on the main thread or holds the GIL; the string
+    // made here is freed before returning, the key is closed before returning.
+    unsafe {
+        let name = raw::RedisModule_CreateString.unwrap()(ctx.ctx, key.as_ptr().cast(), key.len());
+        let k = as_own_lookup(|| {
+            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name, raw::REDISMODULE_READ as c_int)
+        });
+        let found = if k.is_null() {
+            (Held::Nothing, -1)
+        } else {
+            let ty = raw::RedisModule_KeyType.unwrap()(k);
+            let held = [
+                (raw::REDISMODULE_KEYTYPE_EMPTY as c_int, Held::Nothing),
+                (raw::REDISMODULE_KEYTYPE_STRING as c_int, Held::String),
+                (raw::REDISMODULE_KEYTYPE_HASH as c_int, Held::Hash),
+                (raw::REDISMODULE_KEYTYPE_MODULE as c_int, Held::Module),
+            ]
+            .into_iter()
+            .find_map(|(t, h)| (t == ty).then_some(h))
+            .unwrap_or(Held::Other);
+            let ttl = if want_ttl && held != Held::Nothing {
+                raw::RedisModule_GetExpire.unwrap()(k)
+            } else {
+                -1
+            };
+            raw::RedisModule_CloseKey.unwrap()(k);
+            (held, ttl)
+        };
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, name);
+        found
+    }
 }
 
 /// Opens the key at argument `i` for reading and, if it holds a string, calls `f` with the

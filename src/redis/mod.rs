@@ -4,6 +4,7 @@
 //! from Redis into Rust catches panics (`panic_guard`). It never names the engine: it calls
 //! what `callbacks` was given.
 
+pub mod answer;
 pub mod args;
 pub mod blocking;
 pub mod callbacks;
@@ -14,5 +15,6 @@ pub mod gil;
 pub mod keys;
 pub mod panic_guard;
 pub mod reply;
+pub mod server_commands;
 pub mod transparent_hooks;
 pub mod write;

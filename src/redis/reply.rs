@@ -1,7 +1,7 @@
 //! Replies to the calling client, and the one conversion of the module's errors into Redis
 //! error replies.
 
-use crate::core::error::{Error, Outcome};
+use crate::core::error::Error;
 use redis_module::{raw, Context, RedisError};
 use std::ffi::CString;
 
@@ -26,26 +26,12 @@ pub fn reply_null(ctx: &Context) {
 }
 
 pub fn reply_error(ctx: &Context, e: &Error) {
-    let text = CString::new(e.to_string().replace('\0', " ")).expect("no NUL left");
+    reply_error_text(ctx, &e.to_string());
+}
+
+/// An error reply; `text` starts with its code word.
+pub fn reply_error_text(ctx: &Context, text: &str) {
+    let text = CString::new(text.replace('\0', " ")).expect("no NUL left");
     // SAFETY: `ctx` is live; the text is a NUL-terminated string Redis copies.
     unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx.ctx, text.as_ptr()) };
-}
-
-pub fn reply_outcome(ctx: &Context, outcome: &Outcome) {
-    match outcome {
-        Ok(Some(json)) => reply_bulk(ctx, json.as_bytes()),
-        Ok(None) => reply_null(ctx),
-        Err(e) => reply_error(ctx, e),
-    }
-}
-
-pub fn reply_values(ctx: &Context, values: &[Option<Vec<u8>>]) {
-    // SAFETY: `ctx` is the live context of the call being answered.
-    unsafe { raw::RedisModule_ReplyWithArray.unwrap()(ctx.ctx, values.len() as _) };
-    for v in values {
-        match v {
-            Some(bytes) => reply_bulk(ctx, bytes),
-            None => reply_null(ctx),
-        }
-    }
 }

@@ -57,7 +57,7 @@ impl Filtered {
     }
 }
 
-/// Runs before every command: rewrites GET/MGET of mapped keys (see `core/rewrite.rs`) and
+/// Runs before every command: rewrites reads of mapped keys (see `core/rewrite.rs`) and
 /// hides the credentials of a `CONFIG SET readthrough.mongo-uri` (see
 /// `core/config_redaction.rs`). A panic leaves the command as it was.
 // SAFETY: a callback Redis calls on its main thread with the arguments its API
@@ -87,11 +87,16 @@ fn filter(cmd: &Filtered) {
         }
         return;
     }
-    if !(name.len() == 3 || name.len() == 4) || !settings::transparent() {
-        return; // cheap exit for every command that cannot be GET or MGET
+    // The cheap exit for every command that cannot be a rewritten read.
+    let Some(native) = rewrite::native_named(name) else {
+        return;
+    };
+    if !settings::transparent() {
+        return;
     }
     let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
-    if let rewrite::Rewrite::To(to) = rewrite::decide(&args, |k| settings::check(k).is_ok()) {
+    let format_of = |k: &[u8]| settings::check_format(k).ok();
+    if let rewrite::Rewrite::To(to) = rewrite::decide_for(native, &args, format_of) {
         fault::maybe_panic("filter");
         cmd.replace(0, to.as_bytes());
     }

@@ -1,8 +1,10 @@
 //! Writes from a background thread under the Redis lock: the one way the module changes data.
 //! Every write is replicated to replicas and the AOF, and refused under OOM.
 
+use crate::core::format::{Format, Value};
 use crate::core::settings;
 use crate::redis::gil::Gil;
+use crate::redis::keys::{probe, Held};
 use redis_module::{CallOptionsBuilder, CallReply, CallResult};
 
 /// The condition of a `SET`.
@@ -14,12 +16,92 @@ pub enum Only {
     Present,
 }
 
-/// `SET key json [PX ttl] [NX|XX]` with the TTL policy applied. `Some(written)` (false when
-/// the condition did not hold), `None` if the command failed.
-pub fn set_value(gil: &Gil, db: i32, key: &[u8], json: &str, only: Option<Only>) -> Option<bool> {
+/// Stores a value in its format with the TTL policy applied, under the condition `only`
+/// (`None`: overwrite). `Some(written)`: false when the condition did not hold or the key holds
+/// another type (never overwritten); `None` if a command failed. All the commands of one value
+/// run in one hold of the lock, so replicas and the AOF get them as one `MULTI`/`EXEC` unit.
+pub fn store_value(
+    gil: &Gil,
+    db: i32,
+    key: &[u8],
+    value: &Value,
+    only: Option<Only>,
+) -> Option<bool> {
+    if !gil.select_db(db) {
+        return None;
+    }
+    let format = value.format();
+    if only != Some(Only::Absent) || format == Format::Hash {
+        // Overwriting: never over another type. A fill of a hash: HSET has no NX.
+        let (held, _) = probe(&gil.context(), key, false);
+        let ok = match only {
+            Some(Only::Absent) => held == Held::Nothing,
+            Some(Only::Present) => held.fits(format),
+            None => held == Held::Nothing || held.fits(format),
+        };
+        if !ok {
+            return Some(false);
+        }
+    }
     let ttl = settings::store_ttl_ms().map(|ms| ms.to_string());
+    match value {
+        Value::String(json) => set_string(gil, db, key, json, ttl.as_deref(), only),
+        Value::Json(json) => {
+            let mut args: Vec<&[u8]> = vec![key, b"$", json.as_bytes()];
+            match only {
+                Some(Only::Absent) => args.push(b"NX"),
+                Some(Only::Present) => args.push(b"XX"),
+                None => {}
+            }
+            let written = call_read(gil, db, "JSON.SET", &args, |r| {
+                !matches!(r, CallReply::Null(_))
+            })?;
+            if written {
+                expire(gil, db, key, ttl.as_deref())?;
+            }
+            Some(written)
+        }
+        Value::Hash(fields) => {
+            // The document's fields replace the hash's: a field gone from the document goes.
+            if only != Some(Only::Absent) {
+                delete(gil, db, &[key])?;
+            }
+            if fields.is_empty() {
+                return Some(false); // Redis has no empty hash
+            }
+            let mut args: Vec<&[u8]> = Vec::with_capacity(1 + 2 * fields.len());
+            args.push(key);
+            for (f, v) in fields {
+                args.extend([f.as_bytes(), v.as_bytes()]);
+            }
+            call_read(gil, db, "HSET", &args, |_| ())?;
+            expire(gil, db, key, ttl.as_deref())?;
+            Some(true)
+        }
+    }
+}
+
+/// `PEXPIRE key ttl`, or `PERSIST key` when values do not expire (an overwritten JSON document
+/// would otherwise keep its old TTL).
+fn expire(gil: &Gil, db: i32, key: &[u8], ttl: Option<&str>) -> Option<()> {
+    match ttl {
+        Some(ms) => call_read(gil, db, "PEXPIRE", &[key, ms.as_bytes()], |_| ()),
+        None => call_read(gil, db, "PERSIST", &[key], |_| ()),
+    }
+}
+
+/// `SET key json [PX ttl] [NX|XX]`. `Some(written)` (false when the condition did not hold),
+/// `None` if the command failed.
+fn set_string(
+    gil: &Gil,
+    db: i32,
+    key: &[u8],
+    json: &str,
+    ttl: Option<&str>,
+    only: Option<Only>,
+) -> Option<bool> {
     let mut args: Vec<&[u8]> = vec![key, json.as_bytes()];
-    if let Some(ttl) = &ttl {
+    if let Some(ttl) = ttl {
         args.extend([&b"PX"[..], ttl.as_bytes()]);
     }
     match only {

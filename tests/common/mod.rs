@@ -48,6 +48,24 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// RedisJSON for the `format=json` tests: `$REJSON_MODULE` (a path; empty when the server has
+/// JSON built in, as Redis 8 does), else the build of `make rejson` in `target/rejson`. `None`
+/// (with the reason) when neither is there: those tests say they are skipped.
+pub fn rejson_module() -> Result<Option<PathBuf>, String> {
+    if let Some(p) = std::env::var_os("REJSON_MODULE") {
+        return Ok((!p.is_empty()).then(|| PathBuf::from(p)));
+    }
+    let p = root().join("target/rejson/librejson.so");
+    if p.exists() {
+        Ok(Some(p))
+    } else {
+        Err(format!(
+            "{} not built (`make rejson` builds it from ../shared/vendor/RedisJSON-2.4.19.tar.gz)",
+            p.display()
+        ))
+    }
+}
+
 /// The server every test runs: `$READTHROUGH_TEST_SERVER` (a path to `redis-server` or
 /// `valkey-server`), else Debian's `redis-server` from the PATH. `make test-matrix` sets it.
 pub fn server_program() -> String {

@@ -100,9 +100,9 @@ pub fn apply_actions(cache: &mut impl Cache, dbs: i32, acts: &[Action]) -> u64 {
                     cache_state::mark_stale((db, key.as_bytes().to_vec()));
                     changed += cache.del(db, &[key.as_bytes()]).unwrap_or(0) as u64;
                 }
-                Action::Set(key, json) => {
+                Action::Set(key, value) => {
                     cache_state::mark_stale((db, key.as_bytes().to_vec()));
-                    let written = cache.set(db, key.as_bytes(), json, Some(Only::Present));
+                    let written = cache.set(db, key.as_bytes(), value, Some(Only::Present));
                     changed += u64::from(written == Some(true));
                 }
                 Action::Forget(key) => {
@@ -124,8 +124,8 @@ pub async fn purge(prefix: &str) {
     for db in 0..databases() {
         let mut cursor = "0".to_owned();
         loop {
-            let (pat, cur) = (pattern.clone(), cursor.clone());
-            let step = store::with_gil(move |gil: &Gil| scan_step(gil, db, &cur, &pat)).await;
+            let (pat, cur, pre) = (pattern.clone(), cursor.clone(), prefix.to_owned());
+            let step = store::with_gil(move |gil: &Gil| scan_step(gil, db, &cur, &pre, &pat)).await;
             match step.flatten() {
                 Some(next) if next != "0" => cursor = next,
                 _ => break,
@@ -135,7 +135,7 @@ pub async fn purge(prefix: &str) {
 }
 
 /// One `SCAN` step in `db`; deletes what it found; the next cursor.
-fn scan_step(gil: &Gil, db: i32, cursor: &str, pattern: &str) -> Option<String> {
+fn scan_step(gil: &Gil, db: i32, cursor: &str, prefix: &str, pattern: &str) -> Option<String> {
     let args: [&[u8]; 5] = [
         cursor.as_bytes(),
         b"MATCH",
@@ -143,7 +143,7 @@ fn scan_step(gil: &Gil, db: i32, cursor: &str, pattern: &str) -> Option<String> 
         b"COUNT",
         b"500",
     ];
-    let (next, keys) = write::call_read(gil, db, "SCAN", &args, |r| {
+    let (next, mut keys) = write::call_read(gil, db, "SCAN", &args, |r| {
         let CallReply::Array(a) = r else {
             return None;
         };
@@ -162,6 +162,10 @@ fn scan_step(gil: &Gil, db: i32, cursor: &str, pattern: &str) -> Option<String> 
         Some((next, keys))
     })
     .flatten()?;
+    // Only the keys of this prefix's own mapping: not those a longer prefix maps elsewhere, and,
+    // for the empty prefix, not the module's own keys.
+    let mappings = settings::mappings();
+    keys.retain(|k| mappings.find(k).is_some_and(|m| m.prefix == prefix));
     if !keys.is_empty() {
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let n = RedisCache(gil).del(db, &refs);
@@ -173,6 +177,7 @@ fn scan_step(gil: &Gil, db: i32, cursor: &str, pattern: &str) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::format::Value;
     use crate::engine::cache::MemCache;
 
     #[test]
@@ -183,8 +188,8 @@ mod tests {
         cache.put(1, "todo:2", "old");
         let acts = [
             Action::Delete("todo:1".into()),
-            Action::Set("todo:2".into(), "new".into()),
-            Action::Set("todo:3".into(), "never cached".into()),
+            Action::Set("todo:2".into(), Value::String("new".into())),
+            Action::Set("todo:3".into(), Value::String("never cached".into())),
         ];
         assert_eq!(apply_actions(&mut cache, 3, &acts), 3);
         assert_eq!(cache.get(0, "todo:1"), None);
