@@ -7,10 +7,10 @@ use crate::core::{counters, policy, settings};
 use crate::engine::cache_state;
 use crate::engine::load::{self, load_for_client};
 use crate::engine::store::Kind;
-use crate::redis::answer::read_back;
+use crate::redis::answer::{forward_raw, native_read};
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
-use crate::redis::keys::{cannot_block, is_replica, probe, reply_cached, selected_db, Held};
+use crate::redis::keys::{cannot_block, is_replica, probe_raw, reply_cached, selected_db, Held};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
@@ -69,10 +69,12 @@ fn reply_hit(
     if format == Format::String {
         return reply_cached(ctx, args, 1, want_ttl);
     }
-    let key = args.bytes(1);
-    let (held, pttl) = probe(ctx, key, want_ttl);
-    if held == Held::Nothing {
-        return Ok(None);
+    match probe_raw(ctx, args.raw(1), want_ttl) {
+        (Held::Nothing, _) => Ok(None),
+        (held, pttl) if held.fits(format) => {
+            forward_raw(ctx, native_read(format), &args.raw_from(1)[..1], false);
+            Ok(Some(pttl))
+        }
+        _ => Err(Error::WrongType),
     }
-    Ok(read_back(ctx, key, format)?.then_some(pttl))
 }

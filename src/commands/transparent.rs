@@ -4,45 +4,78 @@
 //! command gives once the keys exist (paths, fields and options applied, RESP2 or RESP3).
 
 use crate::core::format::Slot;
-use crate::core::rewrite::native_of;
+use crate::core::rewrite::{native_of, Native};
 use crate::core::{counters, settings};
 use crate::engine::cache_state;
 use crate::engine::load;
 use crate::engine::mget::{start_batch, BatchMiss};
-use crate::redis::answer::forward;
+use crate::engine::store::Kind;
+use crate::redis::answer::forward_raw;
 use crate::redis::args::Args;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
-use crate::redis::keys::{cannot_block, is_replica, probe, selected_db, Held};
+use crate::redis::keys::{cannot_block, is_replica, probe_raw, selected_db, Held};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
-    let name = String::from_utf8_lossy(args.bytes(0)).to_ascii_lowercase();
-    let Some(native) = native_of(&name) else {
+    let Some(native) = native_of(args.bytes(0)) else {
         return Err(RedisError::Str("ERR not a transparent read"));
     };
-    let mut cmd: Vec<&[u8]> = Vec::with_capacity(args.len());
-    cmd.push(native.name.as_bytes());
-    cmd.extend((1..args.len()).map(|i| args.bytes(i)));
+    // The native command with the client's own arguments: no copy on the hit path.
+    let run_native = || {
+        forward_raw(ctx, native.call_name, args.raw_from(1), true);
+        Ok(RedisValue::NoReply)
+    };
     // A replica cannot store what it would load: it answers as without the module.
-    if is_replica(ctx) || cmd.len() < native.min_args {
-        forward(ctx, &cmd, true);
-        return Ok(RedisValue::NoReply);
+    if args.len() < native.min_args || is_replica(ctx) {
+        return run_native();
     }
     let db = selected_db(ctx);
-    let mut misses = Vec::new();
-    for i in native.keys(cmd.len()) {
-        let key = cmd[i];
+    let misses = misses(ctx, args, native, db);
+    if misses.is_empty() {
+        return run_native();
+    }
+    if cannot_block(ctx) {
+        // Inside MULTI/EXEC or a script: answer what the native command answers now, load in
+        // the background.
+        for m in &misses {
+            load::prefetch(db, &m.key);
+        }
+        return run_native();
+    }
+    let mut cmd = vec![native.name.as_bytes().to_vec()];
+    cmd.extend((1..args.len()).map(|i| args.bytes(i).to_vec()));
+    let waited = misses.iter().map(|m| m.key.clone()).collect();
+    let answer = Answer::Native(cmd, waited);
+    let mut misses = misses;
+    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer);
+    if misses.len() == 1 {
+        // One key: join or lead its single-flight load.
+        let m = misses.pop().expect("one miss");
+        load::start(db, &m.key, m.target, Some(waiter), Kind::Fill);
+    } else {
+        let slots = vec![Slot::Nil; misses.len()];
+        start_batch(db, misses, slots, Some(waiter));
+    }
+    Ok(RedisValue::NoReply)
+}
+
+/// The keys of the command that are mapped with its format, missing, and not known to be
+/// absent: the ones to load (each once). Counts hits, negative hits and misses.
+fn misses(ctx: &Context, args: &Args, native: &Native, db: i32) -> Vec<BatchMiss> {
+    let mut misses: Vec<BatchMiss> = Vec::new();
+    for i in native.keys(args.len()) {
+        let key = args.bytes(i);
         // Mapped with this format when rewritten; the mappings may have changed since.
         if settings::check_format(key) != Ok(native.format) {
             continue;
         }
-        if probe(ctx, key, false).0 != Held::Nothing {
+        if probe_raw(ctx, args.raw(i), false).0 != Held::Nothing {
             counters::count_main(&counters::HITS);
         } else if cache_state::known_absent(db, key) {
             counters::count(&counters::NEGATIVE_HITS);
         } else if let Ok(target) = settings::resolve(key) {
             counters::count(&counters::MISSES);
-            if !misses.iter().any(|m: &BatchMiss| m.key == key) {
+            if !misses.iter().any(|m| m.key == key) {
                 misses.push(BatchMiss {
                     index: misses.len(),
                     key: key.to_vec(),
@@ -51,35 +84,5 @@ pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
             }
         }
     }
-    if misses.is_empty() {
-        forward(ctx, &cmd, true);
-        return Ok(RedisValue::NoReply);
-    }
-    if cannot_block(ctx) {
-        // Inside MULTI/EXEC or a script: answer what the native command answers now, load in
-        // the background.
-        for m in &misses {
-            load::prefetch(db, &m.key);
-        }
-        forward(ctx, &cmd, true);
-        return Ok(RedisValue::NoReply);
-    }
-    let waited = misses.iter().map(|m| m.key.clone()).collect();
-    let answer = Answer::Native(cmd.iter().map(|a| a.to_vec()).collect(), waited);
-    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer);
-    if misses.len() == 1 {
-        // One key: join or lead its single-flight load.
-        let m = misses.pop().expect("one miss");
-        load::start(
-            db,
-            &m.key,
-            m.target,
-            Some(waiter),
-            crate::engine::store::Kind::Fill,
-        );
-    } else {
-        let slots = vec![Slot::Nil; misses.len()];
-        start_batch(db, misses, slots, Some(waiter));
-    }
-    Ok(RedisValue::NoReply)
+    misses
 }

@@ -31,6 +31,8 @@ pub const THGETALL: &str = "rt.thgetall";
 /// A native read the filter may rewrite.
 pub struct Native {
     pub name: &'static str,
+    /// The name as the module calls it.
+    pub call_name: &'static std::ffi::CStr,
     pub internal: &'static str,
     pub format: Format,
     /// Smallest argument count, name included (fewer: left to the native arity error).
@@ -46,6 +48,7 @@ pub struct Native {
 pub const NATIVES: &[Native] = &[
     Native {
         name: "get",
+        call_name: c"GET",
         internal: TGET,
         format: Format::String,
         min_args: 2,
@@ -55,6 +58,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "mget",
+        call_name: c"MGET",
         internal: TMGET,
         format: Format::String,
         min_args: 2,
@@ -64,6 +68,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "json.get",
+        call_name: c"JSON.GET",
         internal: TJGET,
         format: Format::Json,
         min_args: 2,
@@ -73,6 +78,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "json.mget",
+        call_name: c"JSON.MGET",
         internal: TJMGET,
         format: Format::Json,
         min_args: 3,
@@ -82,6 +88,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "hget",
+        call_name: c"HGET",
         internal: THGET,
         format: Format::Hash,
         min_args: 3,
@@ -91,6 +98,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "hmget",
+        call_name: c"HMGET",
         internal: THMGET,
         format: Format::Hash,
         min_args: 3,
@@ -100,6 +108,7 @@ pub const NATIVES: &[Native] = &[
     },
     Native {
         name: "hgetall",
+        call_name: c"HGETALL",
         internal: THGETALL,
         format: Format::Hash,
         min_args: 2,
@@ -120,9 +129,11 @@ impl Native {
     }
 }
 
-/// The native read an internal command stands for.
-pub fn native_of(internal: &str) -> Option<&'static Native> {
-    NATIVES.iter().find(|n| n.internal == internal)
+/// The native read an internal command stands for (its name in any case).
+pub fn native_of(internal: &[u8]) -> Option<&'static Native> {
+    NATIVES
+        .iter()
+        .find(|n| internal.eq_ignore_ascii_case(n.internal.as_bytes()))
 }
 
 /// The native read named `name` (any case), if the filter may rewrite it: the filter's cheap
@@ -254,7 +265,7 @@ mod tests {
             Rewrite::Keep
         );
         assert!(native_named(b"HGETALL").is_some() && native_named(b"HSET").is_none());
-        assert_eq!(native_of(TJMGET).unwrap().keys(5), 1..4);
-        assert_eq!(native_of(THMGET).unwrap().keys(5), 1..2);
+        assert_eq!(native_of(TJMGET.as_bytes()).unwrap().keys(5), 1..4);
+        assert_eq!(native_of(THMGET.as_bytes()).unwrap().keys(5), 1..2);
     }
 }

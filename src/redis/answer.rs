@@ -8,14 +8,16 @@ use crate::core::error::{Error, Outcome};
 use crate::core::format::{Format, Slot, Value};
 use crate::redis::keys::{as_own_lookup, probe, Held};
 use crate::redis::reply::{reply_bulk, reply_error, reply_error_text, reply_null};
-use redis_module::{raw, CallOptionResp, CallOptionsBuilder, CallResult, Context, ErrorReply};
+use redis_module::{raw, Context};
+use std::ffi::{CStr, CString};
+use std::os::raw::c_int;
 
 /// The native read of a whole value of each format.
-pub fn native_read(format: Format) -> &'static str {
+pub fn native_read(format: Format) -> &'static CStr {
     match format {
-        Format::String => "GET",
-        Format::Json => "JSON.GET",
-        Format::Hash => "HGETALL",
+        Format::String => c"GET",
+        Format::Json => c"JSON.GET",
+        Format::Hash => c"HGETALL",
     }
 }
 
@@ -26,43 +28,67 @@ pub fn forward(ctx: &Context, args: &[&[u8]], as_user: bool) {
     let Some((name, rest)) = args.split_first() else {
         return reply_error(ctx, &Error::Internal("an empty native command".into()));
     };
-    let name = String::from_utf8_lossy(name);
-    let mut opts = CallOptionsBuilder::new()
-        .resp(CallOptionResp::Auto)
-        .errors_as_replies();
-    if as_user {
-        opts = opts.verify_acl();
+    let Ok(name) = CString::new(name.to_vec()) else {
+        return reply_error(ctx, &Error::Internal("a command name with NUL".into()));
+    };
+    // SAFETY: `ctx` is live; the strings made here are freed below, after the call.
+    unsafe {
+        let strings: Vec<*mut raw::RedisModuleString> = rest
+            .iter()
+            .map(|a| raw::RedisModule_CreateString.unwrap()(ctx.ctx, a.as_ptr().cast(), a.len()))
+            .collect();
+        forward_raw(ctx, &name, &strings, as_user);
+        for s in strings {
+            raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+        }
     }
-    let opts = opts.build();
-    let res: CallResult = as_own_lookup(|| ctx.call_ext(&name, &opts, rest));
-    let raw_reply = match &res {
-        Ok(r) => r.get_raw(),
-        Err(e) => {
-            let text = e.to_utf8_string().unwrap_or_default();
-            if text.contains("acl verification failed") {
+}
+
+/// `forward` with the arguments as Redis strings (the client's own, on the hit path: no copy).
+pub fn forward_raw(
+    ctx: &Context,
+    name: &CStr,
+    args: &[*mut raw::RedisModuleString],
+    as_user: bool,
+) {
+    // `v`: the arguments as a vector; `0`: the reply in the client's protocol (RESP2 or 3);
+    // `C`: with the client's ACL rights; `E`: errors as replies.
+    let fmt = if as_user { c"v0CE" } else { c"v0E" };
+    // SAFETY: `ctx` is the live context of the call being answered, on the main thread; `args`
+    // are live Redis strings; the reply is freed after Redis copied it to the client.
+    unsafe {
+        let reply = as_own_lookup(|| {
+            raw::RedisModule_Call.unwrap()(
+                ctx.ctx,
+                name.as_ptr(),
+                fmt.as_ptr(),
+                args.as_ptr(),
+                args.len(),
+            )
+        });
+        if reply.is_null() {
+            let what = name.to_string_lossy();
+            return reply_error(
+                ctx,
+                &Error::Internal(format!("'{what}' could not be run for the client")),
+            );
+        }
+        if raw::RedisModule_CallReplyType.unwrap()(reply) == raw::REDISMODULE_REPLY_ERROR as c_int {
+            let mut len = 0;
+            let p = raw::RedisModule_CallReplyStringPtr.unwrap()(reply, &mut len);
+            let text = std::slice::from_raw_parts(p.cast::<u8>(), len);
+            if text.windows(23).any(|w| w == b"acl verification failed") {
                 let why = format!(
                     "NOPERM this user has no permissions to run the '{}' command or to access \
                      one of its keys",
-                    name.to_ascii_lowercase()
+                    name.to_string_lossy().to_ascii_lowercase()
                 );
+                raw::RedisModule_FreeCallReply.unwrap()(reply);
                 return reply_error_text(ctx, &why);
             }
-            match e {
-                ErrorReply::RedisError(r) => Some(r.get_raw()),
-                ErrorReply::Message(m) => return reply_error_text(ctx, m),
-            }
         }
-    };
-    match raw_reply {
-        // SAFETY: `ctx` is the live context of the call being answered; the reply is alive
-        // until `res` drops, after this call copied it.
-        Some(r) if !r.is_null() => unsafe {
-            raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.ctx, r);
-        },
-        _ => reply_error(
-            ctx,
-            &Error::Internal(format!("'{name}' could not be run for the client")),
-        ),
+        raw::RedisModule_ReplyWithCallReply.unwrap()(ctx.ctx, reply);
+        raw::RedisModule_FreeCallReply.unwrap()(reply);
     }
 }
 
@@ -72,7 +98,7 @@ pub fn read_back(ctx: &Context, key: &[u8], format: Format) -> Result<bool, Erro
     match probe(ctx, key, false).0 {
         Held::Nothing => Ok(false),
         held if held.fits(format) => {
-            forward(ctx, &[native_read(format).as_bytes(), key], false);
+            forward(ctx, &[native_read(format).to_bytes(), key], false);
             Ok(true)
         }
         _ => Err(Error::WrongType),

@@ -34,6 +34,11 @@ impl<'a> Args<'a> {
     pub fn raw(&self, i: usize) -> *mut raw::RedisModuleString {
         self.argv[i]
     }
+
+    /// The raw strings from `i` on, for a call that takes a vector of them (`RM_Call` "v").
+    pub fn raw_from(&self, i: usize) -> &'a [*mut raw::RedisModuleString] {
+        &self.argv[i..]
+    }
 }
 
 /// The bytes of a Redis string.

@@ -55,35 +55,42 @@ impl Held {
 /// Main thread, or a thread holding the GIL.
 pub fn probe(ctx: &Context, key: &[u8], want_ttl: bool) -> (Held, i64) {
     // SAFETY: `ctx` is live and the caller runs on the main thread or holds the GIL; the string
-    // made here is freed before returning, the key is closed before returning.
+    // made here is freed before returning.
     unsafe {
         let name = raw::RedisModule_CreateString.unwrap()(ctx.ctx, key.as_ptr().cast(), key.len());
+        let found = probe_raw(ctx, name, want_ttl);
+        raw::RedisModule_FreeString.unwrap()(ctx.ctx, name);
+        found
+    }
+}
+
+/// `probe` of a key given as a Redis string (a command's own argument: no copy).
+pub fn probe_raw(ctx: &Context, name: *mut raw::RedisModuleString, want_ttl: bool) -> (Held, i64) {
+    // SAFETY: as in `probe`; `name` is a live Redis string; the key is closed before returning.
+    unsafe {
         let k = as_own_lookup(|| {
             raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name, raw::REDISMODULE_READ as c_int)
         });
-        let found = if k.is_null() {
-            (Held::Nothing, -1)
+        if k.is_null() {
+            return (Held::Nothing, -1);
+        }
+        let ty = raw::RedisModule_KeyType.unwrap()(k);
+        let held = [
+            (raw::REDISMODULE_KEYTYPE_EMPTY as c_int, Held::Nothing),
+            (raw::REDISMODULE_KEYTYPE_STRING as c_int, Held::String),
+            (raw::REDISMODULE_KEYTYPE_HASH as c_int, Held::Hash),
+            (raw::REDISMODULE_KEYTYPE_MODULE as c_int, Held::Module),
+        ]
+        .into_iter()
+        .find_map(|(t, h)| (t == ty).then_some(h))
+        .unwrap_or(Held::Other);
+        let ttl = if want_ttl && held != Held::Nothing {
+            raw::RedisModule_GetExpire.unwrap()(k)
         } else {
-            let ty = raw::RedisModule_KeyType.unwrap()(k);
-            let held = [
-                (raw::REDISMODULE_KEYTYPE_EMPTY as c_int, Held::Nothing),
-                (raw::REDISMODULE_KEYTYPE_STRING as c_int, Held::String),
-                (raw::REDISMODULE_KEYTYPE_HASH as c_int, Held::Hash),
-                (raw::REDISMODULE_KEYTYPE_MODULE as c_int, Held::Module),
-            ]
-            .into_iter()
-            .find_map(|(t, h)| (t == ty).then_some(h))
-            .unwrap_or(Held::Other);
-            let ttl = if want_ttl && held != Held::Nothing {
-                raw::RedisModule_GetExpire.unwrap()(k)
-            } else {
-                -1
-            };
-            raw::RedisModule_CloseKey.unwrap()(k);
-            (held, ttl)
+            -1
         };
-        raw::RedisModule_FreeString.unwrap()(ctx.ctx, name);
-        found
+        raw::RedisModule_CloseKey.unwrap()(k);
+        (held, ttl)
     }
 }
 
