@@ -66,13 +66,40 @@ def wait_port(port, what, timeout=60):
     sys.exit(f"{what} did not start on port {port}")
 
 
+# Hit-path numbers swung by ±20% between runs (the pipelined RT.GET/GET ratio from 0.77 to 1.14)
+# when the server and redis-benchmark, each nearly one core's worth of work, were moved between
+# the two cores by the scheduler. Measured pinned: the server on CPU 0 and redis-benchmark on
+# CPU 1 (see `pinned`).
+PIN = (os.cpu_count() or 1) >= 2
+
+
 def redis_benchmark(port, clients, requests, pipeline, *command):
+    pin = ["taskset", "-c", "1"] if PIN else []
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests),
+        [*pin, "redis-benchmark", "-p", str(port), "-c", str(clients), "-n", str(requests),
          "-P", str(pipeline), "--csv", *command],
         capture_output=True, text=True, check=True,
     ).stdout
     return float(list(csv.DictReader(io.StringIO(out)))[-1]["rps"])
+
+
+class pinned:
+    """Pins the given servers (every thread) to CPU 0 while hit paths are measured; the
+    load generator runs on CPU 1 (`redis_benchmark`). Undone on exit."""
+
+    def __init__(self, *procs):
+        self.pids = [p.pid for p in procs]
+
+    def _set(self, cpus):
+        if PIN:
+            for pid in self.pids:
+                subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
+
+    def __enter__(self):
+        self._set("0")
+
+    def __exit__(self, *exc):
+        self._set(f"0-{(os.cpu_count() or 1) - 1}")
 
 
 class Ids:
@@ -139,7 +166,7 @@ class Bench:
         self.mongo_version = build.get("version", "?")
         self.mongo_name = "SecantusDB (embedded)" if self.mongo_proc else f"external MongoDB ({self.uri.split('@')[-1]})"
         self.rport = free_port()
-        self.spawn(["redis-server", "--port", str(self.rport), "--save", "", "--appendonly", "no",
+        self.redis_proc = self.spawn(["redis-server", "--port", str(self.rport), "--save", "", "--appendonly", "no",
                     "--dir", self.tmp, "--maxclients", "12000",
                     "--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri,
                     "--readthrough.mappings", "todo:=test.todos:id", "--readthrough.timeout", "60000",
@@ -155,9 +182,10 @@ class Bench:
         for pipeline in (1, 16):
             n = a.requests * (5 if pipeline > 1 else 1)
             get, rtget = [], []
-            for _ in range(a.rounds):  # alternate so drift hits both alike
-                get.append(redis_benchmark(self.rport, 50, n, pipeline, "GET", "todo:1"))
-                rtget.append(redis_benchmark(self.rport, 50, n, pipeline, "RT.GET", "todo:1"))
+            with pinned(self.redis_proc):
+                for _ in range(a.rounds):  # alternate so drift hits both alike
+                    get.append(redis_benchmark(self.rport, 50, n, pipeline, "GET", "todo:1"))
+                    rtget.append(redis_benchmark(self.rport, 50, n, pipeline, "RT.GET", "todo:1"))
             # The ratio is the median of per-round ratios: each pair ran back to back, so slow
             # drift of a shared machine cancels out.
             g, r = med(get), med(rtget)
@@ -170,15 +198,16 @@ class Bench:
         a = self.a
         self.r.set("plain:1", self.value)
         bport = free_port()
-        self.spawn(["redis-server", "--port", str(bport), "--save", "", "--appendonly", "no", "--dir", self.tmp],
-                   "redis-bare.log")
+        bare_proc = self.spawn(["redis-server", "--port", str(bport), "--save", "", "--appendonly", "no",
+                                "--dir", self.tmp], "redis-bare.log")
         wait_port(bport, "redis-server without the module")
         redis.Redis(port=bport).set("plain:1", self.value)
         tget, plain, bare = [], [], []
-        for _ in range(a.rounds):
-            tget.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "todo:1"))
-            plain.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "plain:1"))
-            bare.append(redis_benchmark(bport, 50, a.requests, 1, "GET", "plain:1"))
+        with pinned(self.redis_proc, bare_proc):
+            for _ in range(a.rounds):
+                tget.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "todo:1"))
+                plain.append(redis_benchmark(self.rport, 50, a.requests, 1, "GET", "plain:1"))
+                bare.append(redis_benchmark(bport, 50, a.requests, 1, "GET", "plain:1"))
         tg, pl, ba = med(tget), med(plain), med(bare)
         mapped = med([x / y for x, y in zip(tget, plain)])
         module = med([x / y for x, y in zip(plain, bare)])
@@ -418,7 +447,7 @@ class Bench:
         args += ["--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri, "--readthrough.timeout", "60000",
                  "--readthrough.mappings",
                  "todo:=test.todos:id j:=test.todos:id;format=json h:=test.todos:id;format=hash"]
-        self.spawn(args, "redis-formats.log")
+        formats_proc = self.spawn(args, "redis-formats.log")
         wait_port(port, "redis-server with RedisJSON")
         r = redis.Redis(port=port, decode_responses=True)
         r.execute_command("RT.GET", "todo:1")  # the module's MongoDB client and pool exist now
@@ -431,9 +460,10 @@ class Bench:
         r.hset("y:1", mapping=fields)
         for name, cmd, mapped, plain in (("json", "JSON.GET", "j:1", "x:1"), ("hash", "HGETALL", "h:1", "y:1")):
             m, p = [], []
-            for _ in range(a.rounds):
-                m.append(redis_benchmark(port, 50, a.requests, 1, cmd, mapped))
-                p.append(redis_benchmark(port, 50, a.requests, 1, cmd, plain))
+            with pinned(formats_proc):
+                for _ in range(a.rounds):
+                    m.append(redis_benchmark(port, 50, a.requests, 1, cmd, mapped))
+                    p.append(redis_benchmark(port, 50, a.requests, 1, cmd, plain))
             res[name] = {"hit": med([x / y for x, y in zip(m, p)]), "hit_rps": (med(m), med(p))}
         # Cold miss p50, one client, alternating: RT.GET (string) vs the format's transparent read.
         n = 200

@@ -16,6 +16,11 @@ use std::time::Duration;
 /// How often the driver checks a server unless the URI says otherwise (`heartbeatFrequencyMS`).
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
+/// Connections the driver keeps open even when idle, unless the URI says otherwise
+/// (`minPoolSize`): a miss after a quiet spell never waits for a connection to be made, and a
+/// burst of misses finds as many ready as the shared-query slots of a mapping can use.
+const MIN_POOL: u32 = 4;
+
 struct Backend {
     uri: String,
     server_selection: Duration,
@@ -77,6 +82,7 @@ pub async fn client() -> Result<Client, Error> {
     opts.server_selection_timeout.get_or_insert(selection);
     opts.connect_timeout.get_or_insert(selection);
     opts.heartbeat_freq.get_or_insert(HEARTBEAT);
+    opts.min_pool_size.get_or_insert(MIN_POOL);
     opts.app_name
         .get_or_insert_with(|| "redis-readthrough".to_owned());
     let client =
