@@ -601,8 +601,18 @@ def write_report(b, path, chart):
           f"| 10 | change to visible (MongoDB update -> RT.GET), p50 / p99 | within 2 s | "
           f"{R['cdc']['p50_ms']:.1f} / {R['cdc']['p99_ms']:.1f} ms | {verdict(R['cdc']['p99_ms'] < 2000)} |",
           f"| 11 | warm-up rate; PING p99 during it / idle | PING answers throughout | {R['warm']['rate']:,.0f} docs/s; "
-          f"{R['warm']['warm_p99'] / R['warm']['idle_p99']:.2f}x | |",
-          ""]
+          f"{R['warm']['warm_p99'] / R['warm']['idle_p99']:.2f}x | |"]
+    F = R.get("formats")
+    if F:
+        for name, cmd in (("json", "JSON.GET"), ("hash", "HGETALL")):
+            x = F[name]
+            L += [f"| 12 | {name}: transparent {cmd} of a mapped cached key / of an unmapped key | >= 0.95 | "
+                  f"{x['hit']:.3f} | {verdict(x['hit'] >= 0.95)} |",
+                  f"| 12 | {name}: memory per document (MEMORY USAGE) / stored by hand with a TTL | <= 1.05x | "
+                  f"{x['usage_ratio']:.3f}x | {verdict(x['usage_ratio'] <= 1.05)} |"]
+    else:
+        L.append("| 12 | formats (json, hash) | | not run: RedisJSON not available | |")
+    L.append("")
 
     L += ["## 1. Hit path: RT.GET hit vs plain GET (same server, same key)", "",
           "| pipeline | GET rps | RT.GET hit rps | ratio |", "|---|---|---|---|"]
@@ -666,7 +676,6 @@ def write_report(b, path, chart):
           f"| {R['warm']['loaded']:,} | {R['warm']['secs']:.1f} | {R['warm']['rate']:,.0f} | {R['warm']['idle_p99']:.0f} µs | "
           f"{R['warm']['warm_p99']:.0f} µs | {R['warm']['warm_max']:.0f} µs |", "",
           "PINGs from one redis-py client in a loop (its own overhead is in both columns).", ""]
-    F = R.get("formats")
     L += ["## 12. Formats: RedisJSON documents and hashes", ""]
     if F:
         L += ["Mappings `j:=test.todos:id;format=json` and `h:=test.todos:id;format=hash` beside `todo:` on one "

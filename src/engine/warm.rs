@@ -129,6 +129,8 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
     let mut cursor = find.await.map_err(|e| Error::Backend(redact_error(&e)))?;
     let mut chunk = Vec::with_capacity(CHUNK);
     let epoch = cache_state::epoch();
+    // The chunk before this one, encoding and being stored while this one is read.
+    let mut pending: Option<tokio::task::JoinHandle<Result<(u64, u64), Error>>> = None;
     loop {
         let doc = cursor
             .try_next()
@@ -139,7 +141,7 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
             match key_of(m, &doc) {
                 Some(key) => {
                     id_index::remember(m, &doc);
-                    chunk.push((key, m.encode(doc)));
+                    chunk.push((key, doc));
                 }
                 None => {
                     w.skipped.fetch_add(1, Ordering::Relaxed);
@@ -147,37 +149,70 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
             }
         }
         if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
-            let db = w.db;
-            let batch = std::mem::take(&mut chunk);
-            let n = batch.len() as u64;
-            let written = store::with_gil(move |gil: &Gil| {
-                let mut cache = RedisCache(gil);
-                if !cache.writable() {
-                    return Err("this node became a replica");
-                }
-                if cache_state::epoch() != epoch {
-                    return Err("stopped by FLUSHALL/FLUSHDB");
-                }
-                let mut stored = 0;
-                for (key, value) in &batch {
-                    let only = Some(Only::Absent);
-                    stored += u64::from(cache.set(db, key.as_bytes(), value, only) == Some(true));
-                }
-                Ok(stored)
-            })
-            .await;
-            match written {
-                Some(Ok(stored)) => {
-                    w.stored.fetch_add(stored, Ordering::Relaxed);
-                    w.loaded.fetch_add(n, Ordering::Relaxed)
-                }
-                Some(Err(why)) => return Err(Error::Stopped(why.into())),
-                None => return Err(Error::Internal("the store thread stopped".into())),
-            };
+            if let Some(previous) = pending.take() {
+                count_stored(w, previous.await)?;
+            }
+            let docs = std::mem::take(&mut chunk);
+            let job = encode_and_store(m.clone(), docs, w.db, epoch);
+            pending = Some(runtime::handle().spawn(job));
         }
         if end {
+            if let Some(previous) = pending.take() {
+                count_stored(w, previous.await)?;
+            }
             return Ok(());
         }
+    }
+}
+
+/// Adds a stored chunk to the warm-up's progress, or ends the warm-up with its error.
+fn count_stored(
+    w: &Warm,
+    done: Result<Result<(u64, u64), Error>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    let (stored, n) = done.map_err(|_| Error::Internal("a warm-up chunk stopped".into()))??;
+    w.stored.fetch_add(stored, Ordering::Relaxed);
+    w.loaded.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Encodes a chunk in the mapping's format on a blocking thread (CPU work, off the loader
+/// thread that serves misses), then stores what is absent in one hold of the Redis lock.
+/// `(stored, documents)`.
+async fn encode_and_store(
+    m: Mapping,
+    docs: Vec<(String, Document)>,
+    db: i32,
+    epoch: u64,
+) -> Result<(u64, u64), Error> {
+    let n = docs.len() as u64;
+    let batch = tokio::task::spawn_blocking(move || {
+        docs.into_iter()
+            .map(|(key, doc)| (key, m.encode(doc)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| Error::Internal("a panic while encoding a warm-up chunk".into()))?;
+    let written = store::with_gil(move |gil: &Gil| {
+        let mut cache = RedisCache(gil);
+        if !cache.writable() {
+            return Err("this node became a replica");
+        }
+        if cache_state::epoch() != epoch {
+            return Err("stopped by FLUSHALL/FLUSHDB");
+        }
+        let mut stored = 0;
+        for (key, value) in &batch {
+            let only = Some(Only::Absent);
+            stored += u64::from(cache.set(db, key.as_bytes(), value, only) == Some(true));
+        }
+        Ok(stored)
+    })
+    .await;
+    match written {
+        Some(Ok(stored)) => Ok((stored, n)),
+        Some(Err(why)) => Err(Error::Stopped(why.into())),
+        None => Err(Error::Internal("the store thread stopped".into())),
     }
 }
 

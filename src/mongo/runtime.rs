@@ -35,6 +35,11 @@ pub fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
     RUNTIME.get().expect("runtime started in init").spawn(f);
 }
 
+/// The runtime's handle, for a task that spawns others and awaits them.
+pub fn handle() -> &'static Handle {
+    RUNTIME.get().expect("runtime started in init")
+}
+
 /// The runtime, once started (for dropping driver objects inside it).
 pub fn get() -> Option<&'static Handle> {
     RUNTIME.get()
