@@ -48,6 +48,20 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// Aborts the test binary if it runs longer than 15 minutes (every binary takes under two
+/// here): a test waiting for a reply that never comes fails instead of hanging CI. Started by
+/// the first connection.
+pub fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(15 * 60));
+            eprintln!("watchdog: this test binary ran for 15 minutes; aborting (a hang)");
+            std::process::abort();
+        });
+    });
+}
+
 /// RedisJSON for the `format=json` tests: `$REJSON_MODULE` (a path; empty when the server has
 /// JSON built in, as Redis 8 does), else the build of `make rejson` in `target/rejson`. `None`
 /// (with the reason) when neither is there: those tests say they are skipped.
