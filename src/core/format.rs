@@ -59,18 +59,6 @@ impl Value {
             Value::Hash(_) => Format::Hash,
         }
     }
-
-    /// Approximate size, for tests and logs.
-    pub fn len(&self) -> usize {
-        match self {
-            Value::String(t) | Value::Json(t) => t.len(),
-            Value::Hash(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One key of an `RT.MGET` reply, as known before replying.
