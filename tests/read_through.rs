@@ -257,6 +257,45 @@ fn two_hundred_concurrent_distinct_misses_are_all_answered_correctly() {
     assert_eq!(keys.len(), 200);
 }
 
+/// CPU time (utime + stime, clock ticks) of the module's loader thread of server `pid`.
+fn loader_cpu_ticks(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    for task in tasks {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ...`: the fields after the closing parenthesis, utime and stime are
+        // the 12th and 13th of them.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if head.ends_with("(readthrough-loa") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        }
+    }
+    panic!("no readthrough-loader thread in /proc/{pid}/task");
+}
+
+#[test]
+fn the_loader_thread_sleeps_when_no_load_is_in_flight() {
+    // At low load the loader thread polls for a moment around each load instead of sleeping
+    // (src/mongo/runtime.rs); once the loads are done it must go to sleep, not spin on.
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "idle_cpu", 30);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    for i in 1..=30 {
+        assert!(rt_get(&mut c, &format!("todo:{i}")).unwrap().is_some());
+    }
+    let before = loader_cpu_ticks(redis.pid());
+    // The measuring window itself: a thread left spinning would use all of it (~200 ticks).
+    std::thread::sleep(Duration::from_secs(2));
+    let used = loader_cpu_ticks(redis.pid()) - before;
+    assert!(
+        used <= 10,
+        "the idle loader thread used {used} clock ticks in 2 s"
+    );
+}
+
 #[test]
 fn mongodb_down_gives_an_error_in_time_and_recovers_without_a_redis_restart() {
     let Some(mut mongo) = Mongo::dedicated("mongo-down") else {

@@ -59,6 +59,7 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
 
 async fn run(key: LoadKey, target: Target, kind: Kind, epoch: u64) {
     let completion = Completion(Some((key, kind, epoch)));
+    let _busy = runtime::Busy::start();
     let deadline = Deadline::after_ms(settings::timeout_ms() as u64);
     let started = Instant::now();
     // The deadline bounds a miss queued for a shared query too, not only the query itself.
