@@ -93,7 +93,7 @@ clean:
 ## Needs the bench extras in the venv (redis-py, matplotlib) and the Rust load generator.
 bench: deps build
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q matplotlib
-	cargo build --release --example loadgen
+	cargo build --release --example loadgen --example mongo_standin
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
 ## Fuzzing (nightly Rust + cargo-fuzz, installed if missing): each target runs FUZZ_SECONDS,

@@ -19,7 +19,10 @@ Starts its own SecantusDB (or uses MONGO_URI), loads the 200,000 demo todos
 11. warm-up: RT.WARM of the 200,000 todos, documents/s and PING p99 while it runs;
 12. formats (json with RedisJSON, hash): transparent hit (JSON.GET / HGETALL of a mapped cached
     key) vs the same command on an unmapped key, cold-miss p50 vs RT.GET of the string format,
-    and memory per document vs storing the same document by hand (JSON.SET / HSET + PEXPIRE).
+    and memory per document vs storing the same document by hand (JSON.SET / HSET + PEXPIRE);
+13. the module's own cost of a miss, without MongoDB's noise: against a stand-in MongoDB that
+    answers every find at once (`examples/mongo_standin.rs`), RT.GET miss p50 minus direct
+    find_one p50, next to PING p50, and RT.GET vs cache-aside at one client.
 
 Every timing is a median over alternating rounds; read the ratios, not absolute numbers (the
 machine is shared and noisy). Writes bench/results/report.md and bench/results/bench.png.
@@ -46,6 +49,7 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.environ.get("READTHROUGH_MODULE", os.path.join(ROOT, "target/release/libreadthrough.so"))
 LOADGEN = os.path.join(ROOT, "target/release/examples/loadgen")
+STANDIN = os.path.join(ROOT, "target/release/examples/mongo_standin")
 DOCS = 200_000
 
 
@@ -218,30 +222,37 @@ class Bench:
     def miss_path(self):
         n = 300
         rt, direct = [], []
-        for _ in range(self.a.rounds):
-            rt.append(self.loadgen("rtget", start=self.ids.take(n), count=n, concurrency=1))
-            direct.append(self.loadgen("direct", start=self.ids.take(n), count=n, concurrency=1))
-        res = {k: (med([x[k] for x in rt]), med([x[k] for x in direct])) for k in ("p50_us", "p99_us")}
+        for i in range(self.a.rounds):
+            # Alternate which goes first: MongoDB's own speed drifts within a round too.
+            runs = [("rtget", rt), ("direct", direct)]
+            for mode, out in runs if i % 2 == 0 else reversed(runs):
+                out.append(self.loadgen(mode, start=self.ids.take(n), count=n, concurrency=1))
+        res = {k: (med([x[k] for x in rt]), med([x[k] for x in direct]),
+                   med([x[k] / y[k] for x, y in zip(rt, direct)])) for k in ("p50_us", "p99_us")}
         print(f"3. miss path: RT.GET cold p50 {res['p50_us'][0]} us / find_one {res['p50_us'][1]} us "
-              f"= {res['p50_us'][0] / res['p50_us'][1]:.3f}; p99 {res['p99_us'][0] / res['p99_us'][1]:.3f}")
+              f"= {res['p50_us'][2]:.3f}; p99 {res['p99_us'][2]:.3f}")
         self.results["miss"] = res
 
     # 4. Cache-aside vs the module, cold misses.
     def cache_aside(self):
         rows = []
         for c in (1, 16, 64):
-            n = 1000 if c == 1 else 3000
+            n = 500 if c == 1 else 2000
             rt, aside = [], []
-            for _ in range(3):
-                rt.append(self.loadgen("rtget", start=self.ids.take(n), count=n, concurrency=c))
-                aside.append(self.loadgen("aside", start=self.ids.take(n), count=n, concurrency=c))
+            for i in range(self.a.rounds):
+                runs = [("rtget", rt), ("aside", aside)]
+                for mode, out in runs if i % 2 == 0 else reversed(runs):
+                    out.append(self.loadgen(mode, start=self.ids.take(n), count=n, concurrency=c))
             row = {"c": c}
             for name, xs in (("rt", rt), ("aside", aside)):
                 for k in ("rps", "p50_us", "p99_us"):
                     row[f"{name}_{k}"] = med([x[k] for x in xs])
+            row["rps_ratio"] = med([x["rps"] / y["rps"] for x, y in zip(rt, aside)])
+            row["p50_ratio"] = med([x["p50_us"] / y["p50_us"] for x, y in zip(rt, aside)])
             rows.append(row)
             print(f"4. cache-aside, {c:>2} clients: RT.GET {row['rt_rps']:,.0f} rps p50 {row['rt_p50_us']} us; "
-                  f"cache-aside {row['aside_rps']:,.0f} rps p50 {row['aside_p50_us']} us")
+                  f"cache-aside {row['aside_rps']:,.0f} rps p50 {row['aside_p50_us']} us; "
+                  f"ratios rps {row['rps_ratio']:.2f}x, p50 {row['p50_ratio']:.2f}")
         self.results["aside"] = rows
 
     # 5. Single-flight.
@@ -527,8 +538,56 @@ class Bench:
                   f"MEMORY USAGE {x['usage'][0]:.0f} B / {x['usage'][1]:.0f} B = {x['usage_ratio']:.3f}")
         self.results["formats"] = res
 
-    STEPS = ("hit_path", "transparent", "miss_path", "cache_aside", "single_flight", "batch", "stalled_ping",
-             "memory", "demo", "change_visible", "warm", "formats")
+    # 13. The module's own cost of a miss, against a MongoDB stand-in that answers at once.
+    def overhead(self):
+        sport, rport = free_port(), free_port()
+        uri = f"mongodb://127.0.0.1:{sport}/?directConnection=true"
+        standin = self.spawn([STANDIN, "--port", str(sport)], "standin.log")
+        wait_port(sport, "the MongoDB stand-in")
+        # No change streams: the stand-in has none.
+        server = self.spawn(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
+                             "--dir", self.tmp, "--loadmodule", MODULE, "--readthrough.mongo-uri", uri,
+                             "--readthrough.mappings", "todo:=test.todos:id", "--readthrough.invalidation", "off",
+                             "--readthrough.timeout", "60000"], "redis-standin.log")
+        wait_port(rport, "redis-server on the stand-in")
+        n, start = 2000, 1
+        runs = {"direct": [], "rtget": [], "aside": [], "ping": []}
+
+        def lg(mode, **kw):
+            args = [LOADGEN, mode, "--redis", f"redis://127.0.0.1:{rport}/", "--mongo", uri,
+                    "--mapping", "test.todos:id", "--prefix", "todo:"]
+            for k, v in kw.items():
+                args += [f"--{k}", str(v)]
+            out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+            return json.loads(out.strip().splitlines()[-1])
+
+        for i in range(self.a.rounds):
+            order = ["direct", "rtget", "aside", "ping"]
+            for mode in order if i % 2 == 0 else reversed(order):
+                if mode == "ping":
+                    runs[mode].append(lg("ping", count=n))
+                else:  # the stand-in makes up any id: every round reads new ones, all cold
+                    runs[mode].append(lg(mode, start=start, count=n, concurrency=1))
+                    start += n
+        for p in (server, standin):
+            p.terminate()
+            p.wait(10)
+        p50 = {k: med([x["p50_us"] for x in v]) for k, v in runs.items()}
+        overhead = med([r["p50_us"] - d["p50_us"] for r, d in zip(runs["rtget"], runs["direct"])])
+        res = {"p50": p50, "overhead_us": overhead, "ping_p50_us": p50["ping"],
+               "overhead_ratio": overhead / p50["ping"],
+               "p99": {k: med([x["p99_us"] for x in v]) for k, v in runs.items()},
+               "rps_ratio": med([r["rps"] / a["rps"] for r, a in zip(runs["rtget"], runs["aside"])]),
+               "p50_ratio": med([r["p50_us"] / a["p50_us"] for r, a in zip(runs["rtget"], runs["aside"])])}
+        print(f"13. stand-in: find_one p50 {p50['direct']} us, RT.GET miss p50 {p50['rtget']} us, "
+              f"cache-aside p50 {p50['aside']} us, PING p50 {p50['ping']} us; module's cost {overhead} us "
+              f"= {res['overhead_ratio']:.2f} PING; RT.GET / cache-aside rps {res['rps_ratio']:.2f}x")
+        self.results["overhead"] = res
+
+    # `overhead` (13) runs first: the later steps leave servers behind whose background work (change
+    # streams on SecantusDB, five redis-servers) doubled the module's measured cost in one run.
+    STEPS = ("overhead", "hit_path", "transparent", "miss_path", "cache_aside", "single_flight", "batch",
+             "stalled_ping", "memory", "demo", "change_visible", "warm", "formats")
 
     def run(self, steps=STEPS):
         self.setup()
@@ -571,8 +630,8 @@ def write_report(b, path, chart):
     hit = R["hit"]
     tg, pl, ba, mapped, module = R["transparent"]
     miss = R["miss"]
-    m50, m99 = miss["p50_us"][0] / miss["p50_us"][1], miss["p99_us"][0] / miss["p99_us"][1]
-    wins = all(r["rt_rps"] > r["aside_rps"] and r["rt_p50_us"] < r["aside_p50_us"] for r in R["aside"])
+    m50, m99 = miss["p50_us"][2], miss["p99_us"][2]
+    wins = all(r["rps_ratio"] > 1 and r["p50_ratio"] < 1 for r in R["aside"])
     mget, seq, server = R["batch"]
     st, mem = R["stall"], R["memory"]
     L += [f"| 1 | RT.GET hit / GET, no pipelining | >= 0.95 | {hit[0][3]:.3f} | {verdict(hit[0][3] >= 0.95)} |",
@@ -582,11 +641,17 @@ def write_report(b, path, chart):
           f"| 3 | RT.GET cold miss / direct find_one, p50 | <= 1.15 | {m50:.3f} | {verdict(m50 <= 1.15)} |",
           f"| 3 | RT.GET cold miss / direct find_one, p99 | <= 1.15 | {m99:.3f} | {verdict(m99 <= 1.15)} |",
           f"| 4 | RT.GET vs app cache-aside at 1/16/64 clients: rps ratio (p50 latency ratio) | module wins at every level | "
-          + ", ".join(f"{r['c']}: {r['rt_rps'] / r['aside_rps']:.2f}x ({r['rt_p50_us'] / r['aside_p50_us']:.2f})"
+          + ", ".join(f"{r['c']}: {r['rps_ratio']:.2f}x ({r['p50_ratio']:.2f})"
                       for r in R["aside"]) + f" | {verdict(wins)} |",
           f"| 5 | MongoDB queries for 1000 concurrent misses on one key | exactly 1 | {R['single_flight'][1]} | "
           f"{verdict(R['single_flight'][1] == 1)} |",
           f"| 6 | 100 sequential RT.GET / one RT.MGET of 100 | >= 10x | {seq / mget:.1f}x | {verdict(seq / mget >= 10)} |"]
+    O = R.get("overhead")
+    if O:
+        L += [f"| 13 | stand-in MongoDB: module's cost of a miss (RT.GET p50 - find_one p50) / PING p50 | <= 1 | "
+              f"{O['overhead_us']} / {O['ping_p50_us']} us = {O['overhead_ratio']:.2f} | {verdict(O['overhead_ratio'] <= 1)} |",
+              f"| 13 | stand-in MongoDB: RT.GET vs cache-aside, 1 client: rps ratio (p50 latency ratio) | module wins | "
+              f"{O['rps_ratio']:.2f}x ({O['p50_ratio']:.2f}) | {verdict(O['rps_ratio'] > 1 and O['p50_ratio'] < 1)} |"]
     if st:
         ratio = st["stalled_p99"] / st["idle_p99"]
         L.append(f"| 7 | PING p99 with {st['blocked']:,} loads on a stalled MongoDB / idle | <= 2x | {ratio:.2f}x | "
@@ -625,13 +690,13 @@ def write_report(b, path, chart):
           "| | p50 µs | p99 µs |", "|---|---|---|",
           f"| RT.GET cold miss (client → Redis → module → MongoDB → store → reply) | {miss['p50_us'][0]} | {miss['p99_us'][0]} |",
           f"| direct find_one from the same Rust client, same filter | {miss['p50_us'][1]} | {miss['p99_us'][1]} |",
-          f"| ratio | {m50:.3f} | {m99:.3f} |", "",
-          "## 4. Against application cache-aside (cold misses; median of 3 rounds)", "",
+          f"| ratio (median of per-round ratios) | {m50:.3f} | {m99:.3f} |", "",
+          "## 4. Against application cache-aside (cold misses; 500 reads a round at 1 client, 2000 at 16 and 64)", "",
           "Cache-aside is what apps do today: `GET`; on nil `find_one`, encode JSON, `SET ... EX`, from the client.", "",
-          "| clients | RT.GET rps | cache-aside rps | RT.GET p50 / p99 µs | cache-aside p50 / p99 µs |",
-          "|---|---|---|---|---|"]
-    L += [f"| {r['c']} | {r['rt_rps']:,.0f} | {r['aside_rps']:,.0f} | {r['rt_p50_us']} / {r['rt_p99_us']} | "
-          f"{r['aside_p50_us']} / {r['aside_p99_us']} |" for r in R["aside"]]
+          "| clients | RT.GET rps | cache-aside rps | rps ratio | RT.GET p50 / p99 µs | cache-aside p50 / p99 µs | p50 ratio |",
+          "|---|---|---|---|---|---|---|"]
+    L += [f"| {r['c']} | {r['rt_rps']:,.0f} | {r['aside_rps']:,.0f} | {r['rps_ratio']:.2f}x | {r['rt_p50_us']} / {r['rt_p99_us']} | "
+          f"{r['aside_p50_us']} / {r['aside_p99_us']} | {r['p50_ratio']:.2f} |" for r in R["aside"]]
     L += ["", "## 5. Single-flight", "",
           f"`redis-benchmark -c 1000 -n 1000 RT.GET {R['single_flight'][0]}` on a cold key: **{R['single_flight'][1]}** "
           "MongoDB query (serverStatus `opcounters.query` before and after).", "",
@@ -700,6 +765,23 @@ def write_report(b, path, chart):
               "for both formats the module's step pays the keyspace tables' growth.", ""]
     else:
         L += ["Not run: RedisJSON not available (`make rejson`).", ""]
+    if O:
+        q, q99 = O["p50"], O["p99"]
+        L += ["## 13. The module's own cost of a miss (stand-in MongoDB)", "",
+              "SecantusDB takes 0.5-1 ms per `find` and its speed drifts by a few hundred µs between runs, which "
+              "hides what the module itself adds. Here the MongoDB side is `examples/mongo_standin.rs`, which "
+              "answers every `find` at once with a made-up todo; a second redis-server with the module reads "
+              f"through to it. One client, {2000:,} cold reads per mode a round, modes alternating. This step runs first, "
+              "before the other steps leave servers running.", "",
+              "| | p50 µs | p99 µs |", "|---|---|---|",
+              f"| direct find_one (Rust driver, same filter as the module) | {q['direct']} | {q99['direct']} |",
+              f"| RT.GET cold miss | {q['rtget']} | {q99['rtget']} |",
+              f"| cache-aside (GET, find_one, SET from the client) | {q['aside']} | {q99['aside']} |",
+              f"| PING (one Redis round trip) | {q['ping']} | {q99['ping']} |", "",
+              f"The module's cost of a miss (RT.GET p50 minus find_one p50, median of per-round differences): "
+              f"**{O['overhead_us']} µs**, {O['overhead_ratio']:.2f}x a PING round trip. The physical limit of a "
+              "miss is one client-Redis round trip plus one Redis-MongoDB round trip, so a ratio of 1 is the limit. "
+              f"RT.GET / cache-aside: {O['rps_ratio']:.2f}x the requests per second, {O['p50_ratio']:.2f}x the p50.", ""]
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -723,7 +805,7 @@ def write_chart(b, path):
     hit, (tg, pl, ba, mapped, module), miss = R["hit"], R["transparent"], R["miss"]
     bars = [("RT.GET hit/GET", hit[0][3], 0.95, True), ("RT.GET hit/GET P16", hit[1][3], 0.95, True),
             ("mapped GET/GET", mapped, 0.95, True), ("GET w/ module/w/o", module, 0.98, True),
-            ("miss p50/find_one", miss["p50_us"][0] / miss["p50_us"][1], 1.15, False),
+            ("miss p50/find_one", miss["p50_us"][2], 1.15, False),
             ("memory/SET PX", R["memory"]["module"] / R["memory"]["set_px"], 1.05, False)]
     if R["stall"]:
         bars.append(("PING p99 stalled/idle", R["stall"]["stalled_p99"] / R["stall"]["idle_p99"], 2.0, False))
