@@ -276,7 +276,15 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
     let redis = Redis::start(
         &mongo.uri,
         &format!("h:={db}.todos:id;format=hash;fields=-_id"),
-        &["--readthrough.timeout", "20000"],
+        // No change streams: the update below would otherwise race RT.REFRESH, and when its
+        // event came second it deleted the refreshed key before RT.INVALIDATE (seen once on
+        // Redis 7.4.1). Change events on hashes are tested below.
+        &[
+            "--readthrough.timeout",
+            "20000",
+            "--readthrough.invalidation",
+            "off",
+        ],
     );
     // Single flight: 50 cold HGETALLs of one key, one load.
     mongo.pause();
