@@ -142,8 +142,9 @@ class Bench:
         self.procs.append(p)
         return p
 
-    def loadgen(self, mode, **kw):
-        args = [LOADGEN, mode, "--redis", f"redis://127.0.0.1:{self.rport}/", "--mongo", self.uri,
+    def loadgen(self, mode, rport=None, uri=None, **kw):
+        """Runs the load generator against the bench's servers, or the given Redis port and URI."""
+        args = [LOADGEN, mode, "--redis", f"redis://127.0.0.1:{rport or self.rport}/", "--mongo", uri or self.uri,
                 "--mapping", "test.todos:id", "--prefix", "todo:"]
         for k, v in kw.items():
             args += [f"--{k}", str(v)]
@@ -553,21 +554,13 @@ class Bench:
         n, start = 2000, 1
         runs = {"direct": [], "rtget": [], "aside": [], "ping": []}
 
-        def lg(mode, **kw):
-            args = [LOADGEN, mode, "--redis", f"redis://127.0.0.1:{rport}/", "--mongo", uri,
-                    "--mapping", "test.todos:id", "--prefix", "todo:"]
-            for k, v in kw.items():
-                args += [f"--{k}", str(v)]
-            out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-            return json.loads(out.strip().splitlines()[-1])
-
         for i in range(self.a.rounds):
             order = ["direct", "rtget", "aside", "ping"]
             for mode in order if i % 2 == 0 else reversed(order):
                 if mode == "ping":
-                    runs[mode].append(lg("ping", count=n))
+                    runs[mode].append(self.loadgen("ping", rport, uri, count=n))
                 else:  # the stand-in makes up any id: every round reads new ones, all cold
-                    runs[mode].append(lg(mode, start=start, count=n, concurrency=1))
+                    runs[mode].append(self.loadgen(mode, rport, uri, start=start, count=n, concurrency=1))
                     start += n
         for p in (server, standin):
             p.terminate()
