@@ -1,4 +1,10 @@
 //! A server process under a watchdog shell, stopped on drop.
+//!
+//! Signals go to a pid only while it is still the process started here (same start time in
+//! /proc): pids wrap at 32,768 on these machines and tests start thousands of threads, so the
+//! pid of a server that already exited (a Redis told to SHUTDOWN) can belong to another test's
+//! server by the time it is dropped. Signalling it by number once resumed and then killed
+//! another test's SIGSTOPped MongoDB in the middle of its stall.
 
 use super::wait_until;
 use std::path::{Path, PathBuf};
@@ -10,18 +16,30 @@ pub struct Proc {
     shell: Child,
     pub pid: u32,
     pub log: PathBuf,
+    started: Option<String>,
 }
 
 const WATCHDOG: &str = r#"parent=$1; pidfile=$2; shift 2
 "$@" & c=$!; echo $c > "$pidfile"
+st() { s=$(cat /proc/$1/stat 2>/dev/null) || return 0; s=${s##*) }; set -- $s; shift 19; echo $1; }
+start=$(st $c)
+mine() { [ -n "$start" ] && [ "$(st $c)" = "$start" ]; }
 finish() {
-  kill -CONT $c 2>/dev/null; kill $c 2>/dev/null
-  for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $c 2>/dev/null || exit 0; sleep 1; done
-  kill -9 $c 2>/dev/null; exit 0
+  if mine; then kill -CONT $c 2>/dev/null; kill $c 2>/dev/null; fi
+  for i in 1 2 3 4 5 6 7 8 9 10; do mine || exit 0; sleep 1; done
+  if mine; then kill -9 $c 2>/dev/null; fi; exit 0
 }
 trap finish TERM INT
-while kill -0 "$parent" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.3; done
+while kill -0 "$parent" 2>/dev/null && mine; do sleep 0.3; done
 finish"#;
+
+/// A process's start time (field 22 of /proc/PID/stat): it tells the process apart from a
+/// later one given the same pid.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19).map(str::to_owned)
+}
 
 impl Proc {
     pub fn spawn(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
@@ -67,10 +85,22 @@ impl Proc {
                 .unwrap_or(0);
             pid != 0
         });
-        Proc { shell, pid, log }
+        let started = start_time(pid);
+        Proc {
+            shell,
+            pid,
+            log,
+            started,
+        }
+    }
+
+    /// Whether `pid` is still the process started here.
+    fn ours(&self) -> bool {
+        self.started.is_some() && start_time(self.pid) == self.started
     }
 
     pub fn signal(&self, sig: &str) {
+        assert!(self.ours(), "kill -{sig} {}: the process is gone", self.pid);
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid.to_string())
@@ -80,12 +110,7 @@ impl Proc {
     }
 
     pub fn alive(&self) -> bool {
-        Command::new("kill")
-            .arg("-0")
-            .arg(self.pid.to_string())
-            .status()
-            .unwrap()
-            .success()
+        self.ours()
     }
 
     /// Stops the server: SIGTERM, then SIGKILL if it has not exited within 10 s (a server that
@@ -100,13 +125,17 @@ impl Proc {
                 .map(|s| s.success())
                 .unwrap_or(false)
         };
-        kill(&["-CONT", &pid]);
-        kill(&["-TERM", &pid]);
+        if self.ours() {
+            kill(&["-CONT", &pid]);
+            kill(&["-TERM", &pid]);
+        }
         let start = Instant::now();
-        while kill(&["-0", &pid]) && start.elapsed() < Duration::from_secs(10) {
+        while self.ours() && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        kill(&["-KILL", &pid]);
+        if self.ours() {
+            kill(&["-KILL", &pid]);
+        }
         kill(&[&self.shell.id().to_string()]);
         let _ = self.shell.wait();
     }
