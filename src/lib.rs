@@ -39,6 +39,12 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
     }
+    if !redis::event_loop::init(ctx) {
+        ctx.log_notice(
+            "readthrough: this server has no event-loop API for modules: inline loads off",
+        );
+    }
+    engine::inline::connect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
     let steps: [Step; 5] = [

@@ -21,6 +21,8 @@ pub static STORES: AtomicU64 = AtomicU64::new(0);
 /// Misses answered by a query shared with misses of other keys (`mongo/shared_queries.rs`).
 pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
+/// Loads whose query Redis's main thread sent and read itself (`engine/inline.rs`).
+pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
 
 pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -98,6 +100,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("batched", get(&BATCHED)),
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
+        ("inline_loads", get(&INLINE_LOADS)),
     ]
 }
 

@@ -23,3 +23,4 @@ pub mod settings;
 pub mod single_flight;
 pub mod unanswered;
 pub mod uri;
+pub mod wire;

@@ -64,6 +64,13 @@ pub fn transparent() -> bool {
     TRANSPARENT.load(Ordering::Relaxed)
 }
 
+pub static INLINE_LOADS: AtomicBool = AtomicBool::new(true);
+
+/// `readthrough.inline-loads`: at low load Redis's main thread sends and reads a miss's query.
+pub fn inline_loads() -> bool {
+    INLINE_LOADS.load(Ordering::Relaxed)
+}
+
 /// PX for a value loaded now (ttl, jitter and grace applied); `None` for no expiry.
 pub fn store_ttl_ms() -> Option<i64> {
     crate::core::policy::store_ttl_ms(

@@ -1,19 +1,17 @@
-//! One load: join the single-flight table on the main thread, run the MongoDB query on the
-//! background runtime, hand the outcome to the store step.
-//!
-//! A load always ends: the query is bounded by `readthrough.timeout`, and a task that dies
-//! before it has an outcome (a panic) still completes its key with an internal error through
-//! `Completion`'s drop, so no waiter is left blocked and no key stays "in flight" for ever.
+//! One load: join the single-flight table on the main thread, then run the MongoDB query
+//! inline (`inline.rs`: the main thread sends and reads it, at low load) or on the loader
+//! thread (`loader_task.rs`), bounded by `readthrough.timeout` either way.
 
 use crate::core::counters;
 use crate::core::deadline::Deadline;
-use crate::core::error::{Error, Outcome};
+use crate::core::error::Error;
 use crate::core::mapping::Target;
 use crate::core::settings;
 use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
-use crate::engine::store::{self, Kind};
-use crate::mongo::{runtime, shared_queries};
+use crate::engine::inline;
+use crate::engine::loader_task::{self, Load};
+use crate::engine::store::Kind;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
 use crate::redis::keys::cannot_block;
 use redis_module::{Context, RedisResult, RedisValue};
@@ -43,7 +41,19 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
     let waits = waiter.is_some();
     let joined = cache_state::join(lkey.clone(), waiter, max);
     match joined {
-        Join::Leader => runtime::spawn(run(lkey, target, kind, cache_state::epoch())),
+        Join::Leader => {
+            let load = Load {
+                key: lkey,
+                target,
+                kind,
+                epoch: cache_state::epoch(),
+                deadline: Deadline::after_ms(settings::timeout_ms() as u64),
+                started: Instant::now(),
+            };
+            if let Err(load) = inline::try_start(load) {
+                loader_task::spawn(load);
+            }
+        }
         Join::Follower if waits => counters::count(&counters::COALESCED),
         Join::Follower => {}
         Join::Full(waiter) => {
@@ -55,25 +65,6 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
         }
     }
     true
-}
-
-async fn run(key: LoadKey, target: Target, kind: Kind, epoch: u64) {
-    let completion = Completion(Some((key, kind, epoch)));
-    let _busy = runtime::Busy::start();
-    let deadline = Deadline::after_ms(settings::timeout_ms() as u64);
-    let started = Instant::now();
-    // The deadline bounds a miss queued for a shared query too, not only the query itself.
-    let outcome =
-        tokio::time::timeout_at(deadline.at.into(), shared_queries::load(target, deadline))
-            .await
-            .unwrap_or(Err(Error::Timeout(deadline.timeout_ms)));
-    counters::record_load_us(started.elapsed().as_micros() as u64);
-    match &outcome {
-        Ok(Some(_)) => counters::count(&counters::LOADS),
-        Ok(None) => counters::count(&counters::NOT_FOUND),
-        Err(_) => counters::count(&counters::LOAD_ERRORS),
-    }
-    completion.finish(outcome);
 }
 
 /// Blocks the client on a load of `key` (joining one in flight) to be answered as `answer`
@@ -94,24 +85,4 @@ pub fn load_for_client(
     let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer);
     start(db, key, target, Some(waiter), kind);
     Ok(RedisValue::NoReply)
-}
-
-/// Guarantees that a started load reaches the store thread exactly once.
-struct Completion(Option<(LoadKey, Kind, u64)>);
-
-impl Completion {
-    fn finish(mut self, outcome: Outcome) {
-        if let Some((key, kind, epoch)) = self.0.take() {
-            store::submit(key, kind, outcome, epoch);
-        }
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        if let Some((key, kind, epoch)) = self.0.take() {
-            let e = Error::Internal("the load task stopped".into());
-            store::submit(key, kind, Err(e), epoch);
-        }
-    }
 }

@@ -16,6 +16,7 @@ use crate::redis::blocking::Waiter;
 use crate::redis::gil::Gil;
 use crate::redis::write::Only;
 use once_cell::sync::OnceCell;
+use redis_module::Context;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -97,6 +98,18 @@ pub fn submit(key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
             w.finish(Arc::clone(&err));
         }
     }
+}
+
+/// Main thread, inside a callback Redis gave `ctx` (an inline load's timer): writes one load's
+/// result and answers its waiters there, with no thread hop.
+pub fn finish_here(ctx: &Context, key: LoadKey, kind: Kind, outcome: Outcome, epoch: u64) {
+    let msg = Msg::One(Finished {
+        key,
+        kind,
+        outcome,
+        epoch,
+    });
+    process(Gil::held_by(ctx), vec![msg]);
 }
 
 /// Hands a finished `RT.MGET` to the store thread.

@@ -59,6 +59,12 @@ pub fn configure(uri: Option<&str>, server_selection: Option<Duration>) {
     }
 }
 
+/// The URI in force, the bound on connecting, and a number that changes whenever either does.
+pub fn settings() -> (String, Duration, u64) {
+    let b = backend();
+    (b.uri.clone(), b.server_selection, b.generation)
+}
+
 /// The current URI with the password replaced by `***` (for logs).
 pub fn uri_for_display() -> String {
     crate::core::uri::for_display(&backend().uri)

@@ -1,7 +1,9 @@
-//! The MongoDB side: the background runtime, the shared client, finds, and shared queries.
+//! The MongoDB side: the background runtime, the shared client, finds, shared queries, and the
+//! inline loads' own connection.
 //! Knows nothing of Redis.
 
 pub mod client;
+pub mod inline_conn;
 pub mod queries;
 pub mod runtime;
 pub mod shared_queries;

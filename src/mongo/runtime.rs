@@ -6,6 +6,10 @@
 //! multi-threaded runtime may hand the answer from the thread that polled the socket to another
 //! one: one more wake-up on every miss).
 //!
+//! With `readthrough.inline-loads` on (the default) a lone miss does not come here at all: Redis's
+//! main thread sends its query itself (`engine/inline.rs`). The spin below serves the loads that
+//! do: a second miss while one is inline, and every load with inline loads off or unfit.
+//!
 //! When at most `SPIN_MAX_LOADS` loads are in flight, the thread does not go to sleep for
 //! `SPIN` after a load starts or ends: it keeps polling its sockets. Waking a sleeping thread
 //! costs tens of microseconds on this kind of machine, which at low load is most of the
@@ -85,6 +89,11 @@ impl Drop for Busy {
         LOADS.fetch_sub(1, Ordering::Relaxed);
         changed();
     }
+}
+
+/// Loads in flight on the loader thread.
+pub fn loads() -> u64 {
+    LOADS.load(Ordering::Relaxed)
 }
 
 fn now_ns() -> u64 {

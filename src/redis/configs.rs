@@ -144,6 +144,14 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         ConfigurationFlags::DEFAULT,
         None,
     );
+    register_bool_configuration(
+        ctx,
+        "inline-loads",
+        &settings::INLINE_LOADS,
+        true,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
     let strings: [(&str, &'static StringConfig, &str, ConfigurationFlags); 4] = [
         (
             "mongo-uri",

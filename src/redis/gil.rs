@@ -1,6 +1,7 @@
 //! The Redis lock (GIL) held from a background thread, with one thread-safe context for the
 //! whole hold. Only the engine's store step takes it, never on the main thread, never across
-//! an `.await`.
+//! an `.await`. On the main thread (an inline load's timer) the store step runs under the
+//! context Redis gave the callback, which already holds the lock.
 
 use redis_module::{raw, Context};
 use std::os::raw::c_int;
@@ -9,6 +10,8 @@ use std::ptr;
 /// Released on drop, also when unwinding.
 pub struct Gil {
     ctx: *mut raw::RedisModuleCtx,
+    /// Taken by this value (and so released on drop), or the main thread's own hold.
+    owned: bool,
 }
 
 impl Gil {
@@ -17,7 +20,7 @@ impl Gil {
         unsafe {
             let ctx = raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut());
             raw::RedisModule_ThreadSafeContextLock.unwrap()(ctx);
-            Gil { ctx }
+            Gil { ctx, owned: true }
         }
     }
 
@@ -29,11 +32,20 @@ impl Gil {
             if raw::RedisModule_ThreadSafeContextTryLock.unwrap()(ctx)
                 == raw::REDISMODULE_OK as c_int
             {
-                Some(Gil { ctx })
+                Some(Gil { ctx, owned: true })
             } else {
                 raw::RedisModule_FreeThreadSafeContext.unwrap()(ctx);
                 None
             }
+        }
+    }
+
+    /// The main thread's hold, inside a callback Redis gave `ctx` to (a timer): nothing is
+    /// taken or released.
+    pub fn held_by(ctx: &Context) -> Gil {
+        Gil {
+            ctx: ctx.ctx,
+            owned: false,
         }
     }
 
@@ -50,6 +62,9 @@ impl Gil {
 
 impl Drop for Gil {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // SAFETY: `ctx` was locked by this value and is unlocked and freed exactly once.
         unsafe {
             raw::RedisModule_ThreadSafeContextUnlock.unwrap()(self.ctx);

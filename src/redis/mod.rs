@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod callbacks;
 pub mod command_table;
 pub mod configs;
+pub mod event_loop;
 pub mod events;
 pub mod gil;
 pub mod keys;

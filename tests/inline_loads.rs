@@ -1,0 +1,165 @@
+//! Inline loads (README, Design): at low load Redis's main thread sends a miss's query on its
+//! own connection and reads the answer itself. A real redis-server with the module, a real
+//! MongoDB-compatible server, real clients: what a client sees must not depend on the path.
+
+mod common;
+
+use common::{err_of, mappings, rt_get, seed, wait_until, Mongo, Redis};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn inline(redis: &Redis) -> i64 {
+    redis.info()["inline_loads"]
+}
+
+/// Reads new keys (`todo:<n>`, n from `next`) until one was loaded inline: the connection is
+/// opened at load, in the background.
+fn until_inline(redis: &Redis, c: &mut redis::Connection, next: &mut impl Iterator<Item = u32>) {
+    wait_until("a miss loaded inline", Duration::from_secs(30), || {
+        let key = format!("todo:{}", next.next().expect("keys left"));
+        assert!(rt_get(c, &key).unwrap().is_some(), "{key} found");
+        inline(redis) >= 1
+    });
+}
+
+#[test]
+fn misses_at_low_load_go_inline_and_answer_and_store_what_the_loader_thread_does() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "inline", 40);
+    let maps = format!(
+        "{} p:={db}.todos:id;fields=name h:={db}.todos:id;format=hash",
+        mappings(&db)
+    );
+    let on = Redis::start(&mongo.uri, &maps, &[]);
+    let off = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "no"]);
+    let (mut a, mut b) = (on.conn(), off.conn());
+    let mut next = 1..=20;
+    until_inline(&on, &mut a, &mut next);
+
+    for id in 21..=30 {
+        let before = inline(&on);
+        for key in [format!("todo:{id}"), format!("p:{id}")] {
+            let got = rt_get(&mut a, &key).unwrap();
+            assert!(got.is_some(), "{key}");
+            assert_eq!(got, rt_get(&mut b, &key).unwrap(), "{key}: the same answer");
+            let stored: Option<String> = redis::cmd("GET").arg(&key).query(&mut a).unwrap();
+            assert_eq!(stored, got, "{key}: stored as answered");
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut a).unwrap();
+            assert!(ttl > 0, "{key}: stored with a TTL ({ttl})");
+        }
+        let h = format!("h:{id}");
+        let replied: BTreeMap<String, String> = redis::cmd("RT.GET").arg(&h).query(&mut a).unwrap();
+        let other: BTreeMap<String, String> = redis::cmd("RT.GET").arg(&h).query(&mut b).unwrap();
+        assert_eq!(replied, other, "{h}");
+        assert_eq!(
+            replied.get("name").map(String::as_str),
+            Some(format!("todo {id}").as_str())
+        );
+        assert_eq!(inline(&on), before + 3, "each miss went inline");
+    }
+    assert_eq!(
+        rt_get(&mut a, "todo:999").unwrap(),
+        None,
+        "no such document"
+    );
+    assert_eq!(rt_get(&mut a, "todo:999").unwrap(), None);
+    let info = on.info();
+    assert_eq!(info["negative_hits"], 1, "the absence was remembered");
+    assert_eq!(info["load_errors"], 0);
+    assert_eq!(inline(&off), 0, "readthrough.inline-loads no");
+    assert!(off.info()["loads"] >= 30);
+}
+
+#[test]
+fn a_stall_during_an_inline_query_is_timeout_and_inline_loads_come_back() {
+    let Some(mongo) = Mongo::dedicated("mongo-inline-stall") else {
+        return;
+    };
+    let db = seed(&mongo, "istall", 400);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.timeout", "500"],
+    );
+    let mut c = redis.conn();
+    let mut next = 1..=40;
+    until_inline(&redis, &mut c, &mut next);
+    let before = inline(&redis);
+
+    mongo.pause();
+    let start = Instant::now();
+    let e = err_of(rt_get(&mut c, "todo:399"));
+    let took = start.elapsed();
+    mongo.resume();
+    assert!(e.starts_with("TIMEOUT") && e.contains("500 ms"), "{e}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert!(
+        redis
+            .log()
+            .contains("inline loads: connection dropped (MongoDB did not answer in time)"),
+        "the stalled query was the inline one"
+    );
+    assert_eq!(redis.info()["timeouts"], 1);
+    assert_eq!(inline(&redis), before, "a timeout is not an inline load");
+    let mut later = 41..=398;
+    wait_until("inline loads again", Duration::from_secs(30), || {
+        let key = format!("todo:{}", later.next().expect("keys left"));
+        assert!(rt_get(&mut c, &key).unwrap().is_some(), "{key} loads");
+        inline(&redis) > before
+    });
+    assert_eq!(redis.info()["inflight"], 0);
+}
+
+#[test]
+fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_fits() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "iuri", 300);
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let mut c = redis.conn();
+    let mut next = 1..=20;
+    until_inline(&redis, &mut c, &mut next);
+    let set_uri = |c: &mut redis::Connection, uri: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("readthrough.mongo-uri")
+            .arg(uri)
+            .query::<()>(c)
+            .unwrap()
+    };
+
+    // A read preference is for the driver's server selection: no inline connection.
+    let sep = if mongo.uri.contains('?') { '&' } else { '?' };
+    set_uri(
+        &mut c,
+        &format!("{}{sep}readPreference=primaryPreferred", mongo.uri),
+    );
+    let before = inline(&redis);
+    for id in 21..=30 {
+        assert!(rt_get(&mut c, &format!("todo:{id}")).unwrap().is_some());
+    }
+    assert_eq!(
+        inline(&redis),
+        before,
+        "no inline load with a read preference"
+    );
+    assert!(redis
+        .log()
+        .contains("inline loads: connection dropped (the MongoDB settings changed)"));
+    wait_until("the log to say why", Duration::from_secs(10), || {
+        redis
+            .log()
+            .contains("inline loads off for this MongoDB URI (a read preference or read concern)")
+    });
+
+    // Back to a plain URI: inline again.
+    set_uri(&mut c, &format!("{}{sep}appName=inline-test", mongo.uri));
+    let mut later = 31..=300;
+    wait_until("inline loads again", Duration::from_secs(30), || {
+        let key = format!("todo:{}", later.next().expect("keys left"));
+        assert!(rt_get(&mut c, &key).unwrap().is_some(), "{key} loads");
+        inline(&redis) > before
+    });
+}
