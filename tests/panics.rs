@@ -197,3 +197,42 @@ fn a_panic_in_a_warm_up_ends_it_and_the_prefix_can_be_warmed_again() {
     });
     still_serving(&redis, "todo:7", "7");
 }
+
+/// A panic while the main thread handles an inline load's answer: the socket callback catches
+/// it, the load's guard answers its waiter with an internal error (no client left blocked, the
+/// key not left in flight), and the next misses load inline again.
+#[test]
+fn a_panic_in_an_inline_answer_answers_the_waiter_and_inline_loads_go_on() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "ipanic", 200);
+    let redis = Redis::start_with_env(
+        &mongo.uri,
+        &mappings(&db),
+        &[],
+        &[("READTHROUGH_TEST_PANIC_AT", "inline-answer")],
+    );
+    let mut c = redis.conn();
+    let mut ids = 1..=150;
+    // Misses load through the loader thread until the inline connection is up; the first inline
+    // answer panics.
+    let failed = loop {
+        let id = ids.next().expect("an inline load within 150 misses");
+        match rt_get(&mut c, &format!("todo:{id}")) {
+            Ok(v) => assert!(v.is_some()),
+            Err(e) => break (id, err_of::<()>(Err(e))),
+        }
+    };
+    assert!(failed.1.starts_with("ERR internal error"), "{failed:?}");
+    caught(&redis, "a MongoDB socket's callback");
+    wait_until("the load to end", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 0
+    });
+    let before = redis.info()["inline_loads"];
+    for id in ids.take(5) {
+        assert!(rt_get(&mut c, &format!("todo:{id}")).unwrap().is_some());
+    }
+    assert!(redis.info()["inline_loads"] > before, "inline loads go on");
+    let retry = rt_get(&mut c, &format!("todo:{}", failed.0)).unwrap();
+    assert!(retry.is_some(), "the failed key loads when read again");
+    still_serving(&redis, "todo:199", "199");
+}

@@ -25,7 +25,7 @@ use crate::core::counters;
 use crate::core::error::{Error, Outcome};
 use crate::core::format::Value;
 use crate::core::mapping::Target;
-use crate::core::{id_index, settings, wire};
+use crate::core::{fault, id_index, settings, wire};
 use crate::engine::loader_task::{self, Guarded, Load};
 use crate::engine::store;
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
@@ -214,6 +214,7 @@ fn on_readable() {
     };
     sent.deadline.cancel();
     let load = sent.load;
+    fault::maybe_panic("inline-answer");
     if answer.len() > MAX_INLINE_BYTES {
         runtime::spawn(async move {
             match decode(&load.get().target, &answer) {
