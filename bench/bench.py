@@ -174,7 +174,7 @@ class Bench:
         self.rport = free_port()
         self.redis_proc = self.spawn(["redis-server", "--port", str(self.rport), "--save", "", "--appendonly", "no",
                     "--dir", self.tmp, "--maxclients", "12000",
-                    "--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri,
+                    "--loadmodule", MODULE, "--readthrough.inline-loads", "yes", "--readthrough.mongo-uri", self.uri,
                     "--readthrough.mappings", "todo:=test.todos:id", "--readthrough.timeout", "60000",
                     "--readthrough.max-inflight", "20000"], "redis.log")
         wait_port(self.rport, "redis-server")
@@ -343,7 +343,7 @@ class Bench:
         n = 10_000
         port = free_port()
         self.spawn(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp,
-                    "--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri,
+                    "--loadmodule", MODULE, "--readthrough.inline-loads", "yes", "--readthrough.mongo-uri", self.uri,
                     "--readthrough.mappings", "todo:=test.todos:id"], "redis-memory.log")
         wait_port(port, "redis-server for the memory test")
         r = redis.Redis(port=port, decode_responses=True)
@@ -464,7 +464,7 @@ class Bench:
         args = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp]
         if lib:
             args += ["--loadmodule", lib]
-        args += ["--loadmodule", MODULE, "--readthrough.mongo-uri", self.uri, "--readthrough.timeout", "60000",
+        args += ["--loadmodule", MODULE, "--readthrough.inline-loads", "yes", "--readthrough.mongo-uri", self.uri, "--readthrough.timeout", "60000",
                  "--readthrough.mappings",
                  "todo:=test.todos:id j:=test.todos:id;format=json h:=test.todos:id;format=hash"]
         formats_proc = self.spawn(args, "redis-formats.log")
@@ -555,7 +555,7 @@ class Bench:
         wait_port(sport, "the MongoDB stand-in")
         # No change streams: the stand-in has none.
         server = self.spawn(["redis-server", "--port", str(rport), "--save", "", "--appendonly", "no",
-                             "--dir", self.tmp, "--loadmodule", MODULE, "--readthrough.mongo-uri", uri,
+                             "--dir", self.tmp, "--loadmodule", MODULE, "--readthrough.inline-loads", "yes", "--readthrough.mongo-uri", uri,
                              "--readthrough.mappings", "todo:=test.todos:id", "--readthrough.invalidation", "off",
                              "--readthrough.timeout", "60000"], "redis-standin.log")
         wait_port(rport, "redis-server on the stand-in")

@@ -30,7 +30,7 @@ fn misses_at_low_load_go_inline_and_answer_and_store_what_the_loader_thread_does
         "{} p:={db}.todos:id;fields=name h:={db}.todos:id;format=hash",
         mappings(&db)
     );
-    let on = Redis::start(&mongo.uri, &maps, &[]);
+    let on = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "yes"]);
     let off = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "no"]);
     let (mut a, mut b) = (on.conn(), off.conn());
     let mut next = 1..=20;
@@ -79,7 +79,12 @@ fn a_stall_during_an_inline_query_is_timeout_and_inline_loads_come_back() {
     let redis = Redis::start(
         &mongo.uri,
         &mappings(&db),
-        &["--readthrough.timeout", "500"],
+        &[
+            "--readthrough.timeout",
+            "500",
+            "--readthrough.inline-loads",
+            "yes",
+        ],
     );
     let mut c = redis.conn();
     let mut next = 1..=40;
@@ -117,7 +122,11 @@ fn a_stall_during_an_inline_query_is_timeout_and_inline_loads_come_back() {
 fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_fits() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "iuri", 300);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.inline-loads", "yes"],
+    );
     let mut c = redis.conn();
     let mut next = 1..=20;
     until_inline(&redis, &mut c, &mut next);

@@ -208,7 +208,7 @@ fn a_panic_in_an_inline_answer_answers_the_waiter_and_inline_loads_go_on() {
     let redis = Redis::start_with_env(
         &mongo.uri,
         &mappings(&db),
-        &[],
+        &["--readthrough.inline-loads", "yes"],
         &[("READTHROUGH_TEST_PANIC_AT", "inline-answer")],
     );
     let mut c = redis.conn();
