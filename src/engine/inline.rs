@@ -61,7 +61,7 @@ struct Sent {
 
 struct Lane {
     link: Link,
-    /// `client::settings()`'s generation the link was made for.
+    /// `client::generation()` the link was made for.
     generation: u64,
     sent: Option<Sent>,
 }
@@ -94,7 +94,8 @@ pub fn try_start(load: Load) -> Result<(), Load> {
 impl Lane {
     /// Follows the MongoDB settings in force, and opens a connection if it is time to.
     fn refresh(&mut self) {
-        let (uri, connect_timeout, generation) = client::settings();
+        // Every miss comes here: only a number is read unless a connection is to be opened.
+        let generation = client::generation();
         if generation != self.generation {
             self.close("the MongoDB settings changed");
             self.generation = generation;
@@ -103,6 +104,8 @@ impl Lane {
             };
         }
         if matches!(self.link, Link::Down { retry_at } if Instant::now() >= retry_at) {
+            let (uri, connect_timeout, generation) = client::settings();
+            self.generation = generation;
             self.link = Link::Opening;
             open(uri, connect_timeout, generation);
         }

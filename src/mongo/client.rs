@@ -59,7 +59,12 @@ pub fn configure(uri: Option<&str>, server_selection: Option<Duration>) {
     }
 }
 
-/// The URI in force, the bound on connecting, and a number that changes whenever either does.
+/// A number that changes whenever the URI or the bound on connecting does.
+pub fn generation() -> u64 {
+    backend().generation
+}
+
+/// The URI in force, the bound on connecting, and `generation()`.
 pub fn settings() -> (String, Duration, u64) {
     let b = backend();
     (b.uri.clone(), b.server_selection, b.generation)
