@@ -12,6 +12,7 @@ tests=()
 [ -n "$smoke" ] && tests=(--test read_through --test transparent --test formats --test freshness --test cluster --test security)
 logs=target/test-matrix
 mkdir -p "$logs"
+: >"$logs/why-failed.txt"
 
 rows=()
 total_passed=0 total_failed=0 total_skipped=0
@@ -27,6 +28,13 @@ run() { # label binary
   failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
   skipped=$(grep -c '^skipped: ' "$log")
   grep -E '^test .* FAILED$' "$log" | sed 's/^/   /'
+  # Why each test failed: its name and panic message (the output of a binary's failures comes
+  # between the first and second "failures:" line of its summary). Printed again at the end,
+  # where a CI log that keeps only the tail still shows it.
+  awk -v server="$label" '/^failures:$/ {n++; next}
+    n % 2 == 1 && /^---- .* stdout ----$/ {print server ": " $2; k = 0}
+    n % 2 == 1 && /panicked at/ {k = 5}
+    n % 2 == 1 && k > 0 && !/^$/ {print "    " $0; k--}' "$log" >>"$logs/why-failed.txt"
   rows+=("| $label | $version | $passed | $failed | $skipped |")
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
@@ -48,6 +56,11 @@ echo "| server | version | passed | failed | skipped (said why) |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo "logs: $logs/"
+if [ -s "$logs/why-failed.txt" ]; then
+  echo
+  echo "why they failed:"
+  head -40 "$logs/why-failed.txt"
+fi
 echo
 echo "matrix: $total_passed passed, $total_failed failed, $total_skipped skipped"
 [ "$total_failed" -eq 0 ]

@@ -93,9 +93,15 @@ fn a_stall_during_an_inline_query_is_timeout_and_inline_loads_come_back() {
 
     mongo.pause();
     let start = Instant::now();
-    let e = err_of(rt_get(&mut c, "todo:399"));
+    let r = rt_get(&mut c, "todo:399");
     let took = start.elapsed();
+    let stalled = mongo.describe();
     mongo.resume();
+    assert!(
+        r.is_err(),
+        "an answer while MongoDB is stalled: {r:?}\n{stalled}"
+    );
+    let e = err_of(r);
     assert!(e.starts_with("TIMEOUT") && e.contains("500 ms"), "{e}");
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_millis(1500),

@@ -152,12 +152,22 @@ pub fn unique_db(name: &str) -> String {
     )
 }
 
-pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+/// Waits until `ok` is true (checked every 20 ms), or fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, ok: impl FnMut() -> bool) {
+    assert!(wait_for(timeout, ok), "timed out waiting for {what}");
+}
+
+/// Whether `ok` became true within `timeout` (checked every 20 ms): for a failure message that
+/// says more than `wait_until`'s.
+pub fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        if start.elapsed() >= timeout {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 fn port_open(port: u16) -> bool {

@@ -4,6 +4,7 @@
 use super::{free_port, port_open, root, temp_dir, unique_db, wait_until, Proc};
 use mongodb::bson::{doc, Document};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -122,12 +123,40 @@ impl Mongo {
     }
 
     /// SIGSTOP: connections stay open, nothing answers.
+    /// Returns once the kernel shows the whole process stopped: `kill` returns before every
+    /// thread of a busy process has stopped.
     pub fn pause(&self) {
-        self.proc.as_ref().expect("embedded").signal("STOP");
+        let p = self.proc.as_ref().expect("embedded");
+        p.signal("STOP");
+        wait_until("MongoDB to stop", Duration::from_secs(10), || {
+            p.state() == Some('T')
+        });
     }
 
     pub fn resume(&self) {
-        self.proc.as_ref().expect("embedded").signal("CONT");
+        let p = self.proc.as_ref().expect("embedded");
+        p.signal("CONT");
+        wait_until("MongoDB to run again", Duration::from_secs(10), || {
+            p.state().is_some_and(|s| s != 'T')
+        });
+    }
+
+    /// For a failure message: the server's pid and state, and who listens on and talks to its
+    /// port (which process answered, if a paused server seems to answer).
+    pub fn describe(&self) -> String {
+        let (pid, state) = match &self.proc {
+            Some(p) => (p.pid.to_string(), format!("{:?}", p.state())),
+            None => ("none".into(), "-".into()),
+        };
+        let ss = Command::new("ss")
+            .args([
+                "-tanp",
+                &format!("( sport = :{0} or dport = :{0} )", self.port),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("(ss: {e})"));
+        format!("MongoDB {} pid {pid} state {state}\n{ss}", self.uri)
     }
 
     pub fn client(&self) -> mongodb::Client {

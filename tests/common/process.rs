@@ -41,6 +41,12 @@ fn start_time(pid: u32) -> Option<String> {
     rest.split(' ').nth(19).map(str::to_owned)
 }
 
+/// A process's state letter (field 3 of /proc/PID/stat): `T` once SIGSTOP has stopped it.
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
 impl Proc {
     pub fn spawn(dir: &Path, name: &str, program: &str, args: &[String]) -> Proc {
         Proc::spawn_env(dir, name, program, args, &[])
@@ -107,6 +113,15 @@ impl Proc {
             .status()
             .unwrap();
         assert!(ok.success(), "kill -{sig} {}", self.pid);
+    }
+
+    /// The state letter of the process started here (`None` once it is gone).
+    pub fn state(&self) -> Option<char> {
+        if self.ours() {
+            state_of(self.pid)
+        } else {
+            None
+        }
     }
 
     pub fn alive(&self) -> bool {
