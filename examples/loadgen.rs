@@ -9,6 +9,10 @@
 //!   sends (the physical limit of a miss);
 //! - `aside`: application cache-aside, the code users write today: `GET aside:<id>`, on nil
 //!   `find_one`, encode JSON, `SET aside:<id> json EX 3600` (`aside:` must be unmapped);
+//! - `pair`: one connection, `--count` ids: `RT.GET` and `direct` in turns (the even ids of
+//!   `--start..` by `RT.GET`, the odd ones by `find_one`, which of a pair goes first
+//!   alternating), so that whatever slows MongoDB or the machine for a moment slows both sides
+//!   alike; prints one line for each side;
 //! - `ping`: `--count` sequential `PING`s on one connection (latency of the main thread);
 //! - `flood`: `--count` connections, each sends one `RT.GET` of its own cold id at once and
 //!   waits for the reply (used with a stalled MongoDB: every load stays in flight);
@@ -42,7 +46,8 @@ struct Opts {
 
 fn opts() -> Opts {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: loadgen rtget|direct|aside|ping|flood|demo [--redis URL] [--mongo URI] \
+    let usage =
+        "usage: loadgen rtget|direct|aside|pair|ping|flood|demo [--redis URL] [--mongo URI] \
                  [--mapping DB.COLL:FIELD] [--prefix P] [--start N] [--count N] \
                  [--concurrency N] [--seconds N] [--ids N]";
     let mode = args.next().unwrap_or_else(|| fail(usage));
@@ -128,7 +133,7 @@ async fn main() {
         "ping" => return ping(&redis, o.count).await,
         "flood" => return flood(&redis, &o).await,
         "demo" => return demo(&redis, &o).await,
-        "rtget" | "direct" | "aside" => {}
+        "rtget" | "direct" | "aside" | "pair" => {}
         m => fail(&format!("unknown mode {m}")),
     }
     let mongo = mongodb::Client::with_uri_str(&o.mongo).await.unwrap();
@@ -136,6 +141,9 @@ async fn main() {
     // Warm the MongoDB pool so the first request measures no set-up.
     coll.find_one(doc! {}).await.unwrap();
 
+    if o.mode == "pair" {
+        return pair(&redis, &coll, &o).await;
+    }
     let next = Arc::new(AtomicU64::new(o.start));
     let end = o.start + o.count;
     let mut conns = Vec::new();
@@ -195,6 +203,40 @@ async fn main() {
         all.extend(t.await.unwrap());
     }
     report(&o.mode, o.concurrency, all, t0.elapsed().as_secs_f64(), 0);
+}
+
+async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &Opts) {
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    let (mut rt, mut direct) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
+    for (turn, a) in (o.start..o.start + o.count).step_by(2).enumerate() {
+        let b = a + 1;
+        for rt_side in [turn % 2 == 0, turn % 2 == 1] {
+            let t = Instant::now();
+            let found = if rt_side {
+                let v: Option<String> = redis::cmd("RT.GET")
+                    .arg(format!("{}{a}", o.prefix))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                v.is_some()
+            } else {
+                let filter = doc! { &o.field: { "$in": [b.to_string(), b as i64] } };
+                coll.find_one(filter).await.unwrap().is_some()
+            };
+            assert!(found, "id {} not found", if rt_side { a } else { b });
+            let us = t.elapsed().as_micros() as u64;
+            if rt_side {
+                rt.push(us)
+            } else {
+                direct.push(us)
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    report("rtget", 1, rt, secs, 0);
+    report("direct", 1, direct, secs, 0);
 }
 
 async fn ping(redis: &redis::Client, count: u64) {
