@@ -165,17 +165,10 @@ async fn main() {
                 if id >= end {
                     break lat;
                 }
-                let filter = doc! { &field: { "$in": [id.to_string(), id as i64] } };
+                let filter = by_id(&field, id);
                 let t = Instant::now();
                 let found = match mode.as_str() {
-                    "rtget" => {
-                        let v: Option<String> = redis::cmd("RT.GET")
-                            .arg(format!("{prefix}{id}"))
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap();
-                        v.is_some()
-                    }
+                    "rtget" => rt_get_found(&mut conn, &format!("{prefix}{id}")).await,
                     "direct" => coll.find_one(filter).await.unwrap().is_some(),
                     _ => {
                         let key = format!("aside:{id}");
@@ -205,6 +198,21 @@ async fn main() {
     report(&o.mode, o.concurrency, all, t0.elapsed().as_secs_f64(), 0);
 }
 
+/// The filter the module sends for `id`: the id as a string or as a number.
+fn by_id(field: &str, id: u64) -> Document {
+    doc! { field: { "$in": [id.to_string(), id as i64] } }
+}
+
+/// `RT.GET key`: whether it found a document.
+async fn rt_get_found(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    let v: Option<String> = redis::cmd("RT.GET")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap();
+    v.is_some()
+}
+
 async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &Opts) {
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
@@ -215,15 +223,9 @@ async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &O
         for rt_side in [turn % 2 == 0, turn % 2 == 1] {
             let t = Instant::now();
             let found = if rt_side {
-                let v: Option<String> = redis::cmd("RT.GET")
-                    .arg(format!("{}{a}", o.prefix))
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                v.is_some()
+                rt_get_found(&mut conn, &format!("{}{a}", o.prefix)).await
             } else {
-                let filter = doc! { &o.field: { "$in": [b.to_string(), b as i64] } };
-                coll.find_one(filter).await.unwrap().is_some()
+                coll.find_one(by_id(&o.field, b)).await.unwrap().is_some()
             };
             assert!(found, "id {} not found", if rt_side { a } else { b });
             let us = t.elapsed().as_micros() as u64;

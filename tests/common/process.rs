@@ -33,18 +33,17 @@ trap finish TERM INT
 while kill -0 "$parent" 2>/dev/null && mine; do sleep 0.3; done
 finish"#;
 
-/// A process's start time (field 22 of /proc/PID/stat): it tells the process apart from a
-/// later one given the same pid.
-fn start_time(pid: u32) -> Option<String> {
+/// The fields of /proc/PID/stat after the command name (which may hold spaces): the state
+/// letter first (`T` once SIGSTOP has stopped the process), the start time 20th (field 22,
+/// which tells the process apart from a later one given the same pid).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19).map(str::to_owned)
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
 }
 
-/// A process's state letter (field 3 of /proc/PID/stat): `T` once SIGSTOP has stopped it.
-fn state_of(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
+fn start_time(pid: u32) -> Option<String> {
+    stat_fields(pid)?.into_iter().nth(19)
 }
 
 impl Proc {
@@ -117,11 +116,9 @@ impl Proc {
 
     /// The state letter of the process started here (`None` once it is gone).
     pub fn state(&self) -> Option<char> {
-        if self.ours() {
-            state_of(self.pid)
-        } else {
-            None
-        }
+        let fields = stat_fields(self.pid)?;
+        let same = self.started.is_some() && fields.get(19) == self.started.as_ref();
+        same.then(|| fields[0].chars().next()).flatten()
     }
 
     pub fn alive(&self) -> bool {
