@@ -14,10 +14,20 @@ fn name_of(v: &Option<String>) -> Option<String> {
         .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Waits at most `VISIBLE` for `check`; returns how long it took.
-fn within_2s(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+/// Waits at most `VISIBLE` for `check`; returns how long it took. On a timeout it says what
+/// `redis` had seen: whether the event came late, never, or was undone by a later load.
+fn within_2s(redis: &Redis, what: &str, check: impl FnMut() -> bool) -> Duration {
     let t = Instant::now();
-    wait_until(what, VISIBLE, &mut check);
+    if !wait_for(VISIBLE, check) {
+        let log = redis.log();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "timed out waiting for {what} ({VISIBLE:?}); module INFO: {:?}; watchers: {:?}; \
+             last log lines (newest first): {tail:#?}",
+            redis.info(),
+            redis.watchers()
+        );
+    }
     t.elapsed()
 }
 
@@ -39,7 +49,7 @@ fn an_update_in_mongodb_is_visible_within_2s_delete_mode() {
         doc! {"id": "3"},
         doc! {"$set": {"name": "renamed"}},
     );
-    let took = within_2s("the update to reach RT.GET", || {
+    let took = within_2s(&redis, "the update to reach RT.GET", || {
         name_of(&rt_get(&mut c, "todo:3").unwrap()).as_deref() == Some("renamed")
     });
     eprintln!("update visible after {took:?}");
@@ -83,7 +93,7 @@ fn refresh_mode_rewrites_cached_keys_only() {
         doc! {"$set": {"name": "never read"}},
     );
     // Without reading through: the stored value itself is rewritten, with a TTL.
-    within_2s("the stored value to be rewritten", || {
+    within_2s(&redis, "the stored value to be rewritten", || {
         name_of(&stored(&mut c, "todo:3")).as_deref() == Some("fresh")
     });
     let pttl: i64 = redis::cmd("PTTL").arg("todo:3").query(&mut c).unwrap();
@@ -126,7 +136,7 @@ fn a_delete_in_mongodb_makes_the_key_nil() {
     mongo.delete_one(&db, "todos", doc! {"id": "5"});
     mongo.delete_one(&db, "todos", doc! {"id": "6"});
     mongo.delete_one(&db, "items", doc! {"_id": "a1"});
-    within_2s("the deleted documents to leave the cache", || {
+    within_2s(&redis, "the deleted documents to leave the cache", || {
         ["todo:5", "todo:6", "item:a1"]
             .iter()
             .all(|k| stored(&mut c, k).is_none())
@@ -152,7 +162,7 @@ fn an_insert_clears_the_negative_entry() {
     assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
     assert_eq!(redis.info()["negative_hits"], 1, "remembered as absent");
     mongo.insert(&db, "todos", vec![doc! {"id": "77", "name": "new"}]);
-    within_2s("the inserted document to be found", || {
+    within_2s(&redis, "the inserted document to be found", || {
         name_of(&rt_get(&mut c, "todo:77").unwrap()).as_deref() == Some("new")
     });
 }
@@ -184,7 +194,7 @@ fn dropping_the_collection_empties_the_prefix_in_every_db() {
         let k: Vec<String> = redis::cmd("KEYS").arg("todo:*").query(c).unwrap();
         k.len()
     };
-    within_2s("the prefix to be emptied", || {
+    within_2s(&redis, "the prefix to be emptied", || {
         count(&mut c) == 0 && count(&mut c2) == 0
     });
     assert_eq!(stored(&mut c, "other:1").as_deref(), Some("kept"));
@@ -203,7 +213,7 @@ fn dropping_the_collection_empties_the_prefix_in_every_db() {
         doc! {"id": "1"},
         doc! {"$set": {"name": "after drop"}},
     );
-    within_2s("an update after the drop to be seen", || {
+    within_2s(&redis, "an update after the drop to be seen", || {
         name_of(&rt_get(&mut c, "todo:1").unwrap()).as_deref() == Some("after drop")
     });
 }
@@ -227,7 +237,9 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
         doc! {"id": "1"},
         doc! {"$set": {"name": "one"}},
     );
-    within_2s("the first event", || stored(&mut c, "todo:1").is_none());
+    within_2s(&redis, "the first event", || {
+        stored(&mut c, "todo:1").is_none()
+    });
     for k in ["todo:1", "todo:2", "todo:3"] {
         rt_get(&mut c, k).unwrap().unwrap();
     }
@@ -249,7 +261,7 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
     );
     // Polling with EXISTS prefetches a missing todo:2 (the key-miss hook), so once the event
     // is applied todo:2 is either gone or already the new document: never the old one.
-    within_2s("the missed events to be applied", || {
+    within_2s(&redis, "the missed events to be applied", || {
         name_of(&stored(&mut c, "todo:2")).as_deref() != Some("todo 2")
             && stored(&mut c, "todo:3").is_none()
     });
@@ -316,7 +328,7 @@ fn the_watcher_reconnects_after_mongodb_restarts() {
         doc! {"id": "3"},
         doc! {"$set": {"name": "after restart"}},
     );
-    within_2s("an update after the MongoDB restart", || {
+    within_2s(&redis, "an update after the MongoDB restart", || {
         name_of(&rt_get(&mut c, "todo:3").unwrap()).as_deref() == Some("after restart")
     });
     assert!(redis.log().contains("connected again"), "{}", redis.log());
@@ -338,7 +350,7 @@ fn watchers_run_on_the_master_only_and_start_on_promotion() {
         stored(&mut r, "todo:4").is_some()
     });
     mongo.update_one(&db, "todos", doc! {"id": "4"}, doc! {"$set": {"name": "x"}});
-    within_2s("the master's delete to replicate", || {
+    within_2s(&master, "the master's delete to replicate", || {
         stored(&mut r, "todo:4").is_none()
     });
     assert_eq!(

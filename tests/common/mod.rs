@@ -194,11 +194,15 @@ pub fn json(s: &str) -> serde_json::Value {
 }
 
 /// What Redis holds at `key`, read without triggering a load: EXISTS first (a plain GET of a
-/// mapped key would read through).
+/// mapped key would read through). Both in one script, so that nothing (a change event's
+/// delete, say) lands between them and turns the GET into a miss that loads the key again.
 pub fn stored(c: &mut redis::Connection, key: &str) -> Option<String> {
-    let n: i64 = redis::cmd("EXISTS").arg(key).query(c).unwrap();
-    if n == 0 {
-        return None;
-    }
-    redis::cmd("GET").arg(key).query(c).unwrap()
+    const READ: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+                        return redis.call('GET', KEYS[1]) end return false";
+    redis::cmd("EVAL")
+        .arg(READ)
+        .arg(1)
+        .arg(key)
+        .query(c)
+        .unwrap()
 }

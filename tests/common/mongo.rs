@@ -123,21 +123,27 @@ impl Mongo {
     }
 
     /// SIGSTOP: connections stay open, nothing answers.
-    /// Returns once the kernel shows the whole process stopped: `kill` returns before every
-    /// thread of a busy process has stopped.
+    /// Returns once the kernel shows every thread of the server stopped: `kill` returns before
+    /// the threads of a busy process have stopped, and one still running can answer a query.
     pub fn pause(&self) {
         let p = self.proc.as_ref().expect("embedded");
         p.signal("STOP");
-        wait_until("MongoDB to stop", Duration::from_secs(10), || {
-            p.state() == Some('T')
-        });
+        wait_until(
+            "every MongoDB thread to stop",
+            Duration::from_secs(10),
+            || {
+                let states = p.thread_states();
+                !states.is_empty() && states.iter().all(|&s| s == 'T')
+            },
+        );
     }
 
     pub fn resume(&self) {
         let p = self.proc.as_ref().expect("embedded");
         p.signal("CONT");
         wait_until("MongoDB to run again", Duration::from_secs(10), || {
-            p.state().is_some_and(|s| s != 'T')
+            let states = p.thread_states();
+            !states.is_empty() && states.iter().all(|&s| s != 'T')
         });
     }
 
@@ -145,7 +151,10 @@ impl Mongo {
     /// port (which process answered, if a paused server seems to answer).
     pub fn describe(&self) -> String {
         let (pid, state) = match &self.proc {
-            Some(p) => (p.pid.to_string(), format!("{:?}", p.state())),
+            Some(p) => (
+                p.pid.to_string(),
+                format!("{:?}, threads {:?}", p.state(), p.thread_states()),
+            ),
             None => ("none".into(), "-".into()),
         };
         let ss = Command::new("ss")

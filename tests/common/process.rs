@@ -121,6 +121,24 @@ impl Proc {
         same.then(|| fields[0].chars().next()).flatten()
     }
 
+    /// The state letters of all its threads (empty once it is gone). A signal stops or
+    /// resumes each thread on its own: the process's own letter says only its first thread's.
+    pub fn thread_states(&self) -> Vec<char> {
+        if self.state().is_none() {
+            return Vec::new();
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+                stat.get(stat.rfind(')')? + 2..)?.chars().next()
+            })
+            .collect()
+    }
+
     pub fn alive(&self) -> bool {
         self.ours()
     }
