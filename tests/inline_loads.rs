@@ -30,9 +30,15 @@ fn misses_at_low_load_go_inline_and_answer_and_store_what_the_loader_thread_does
         "{} p:={db}.todos:id;fields=name h:={db}.todos:id;format=hash",
         mappings(&db)
     );
-    let on = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "yes"]);
+    // On by default (README, configuration).
+    let on = Redis::start(&mongo.uri, &maps, &[]);
     let off = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "no"]);
     let (mut a, mut b) = (on.conn(), off.conn());
+    let default: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "readthrough.inline-loads"])
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(default, ["readthrough.inline-loads", "yes"]);
     let mut next = 1..=20;
     until_inline(&on, &mut a, &mut next);
 

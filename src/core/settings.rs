@@ -64,7 +64,7 @@ pub fn transparent() -> bool {
     TRANSPARENT.load(Ordering::Relaxed)
 }
 
-pub static INLINE_LOADS: AtomicBool = AtomicBool::new(false);
+pub static INLINE_LOADS: AtomicBool = AtomicBool::new(true);
 
 /// `readthrough.inline-loads`: at low load Redis's main thread sends and reads a miss's query.
 pub fn inline_loads() -> bool {

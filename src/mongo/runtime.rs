@@ -6,7 +6,7 @@
 //! multi-threaded runtime may hand the answer from the thread that polled the socket to another
 //! one: one more wake-up on every miss).
 //!
-//! With `readthrough.inline-loads` on (off by default for now) a lone miss does not come here at all: Redis's
+//! With `readthrough.inline-loads` on (the default) a lone miss does not come here at all: Redis's
 //! main thread sends its query itself (`engine/inline.rs`). The spin below serves the loads that
 //! do: a second miss while one is inline, and every load with inline loads off or unfit.
 //!

@@ -148,7 +148,7 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         ctx,
         "inline-loads",
         &settings::INLINE_LOADS,
-        false,
+        true,
         ConfigurationFlags::DEFAULT,
         None,
     );
