@@ -5,7 +5,8 @@ Starts its own SecantusDB (or uses MONGO_URI), loads the 200,000 demo todos
 (scripts/demo_data.py), starts a redis-server with the module, and measures with
 `redis-benchmark` and the Rust load generator (`examples/loadgen.rs`):
 
-1. hit path: RT.GET hit vs plain GET of the same key, pipelined and not;
+1. hit path: RT.GET hit vs a native GET of the same value under an unmapped key, pipelined
+   and not;
 2. transparent path: GET of a mapped hot key vs GET of an unmapped key, and GET of an unmapped
    key with the module loaded vs a redis-server without it;
 3. miss path: RT.GET cold-miss latency vs a direct find_one from the same Rust client, the two
@@ -184,15 +185,18 @@ class Bench:
         self.value = self.r.execute_command("RT.GET", "todo:1")
         assert self.value.startswith("{"), self.value
 
-    # 1. Hit path.
+    # 1. Hit path. The GET side reads an unmapped key holding the same value: a GET of the mapped
+    # key itself is rewritten to the module by the command filter (transparent mode, step 2), so
+    # it would not be Redis's own GET. Until 2026-11-28 it was, which flattered RT.GET.
     def hit_path(self):
         a, rows = self.a, []
+        self.r.set("plain:1", self.value)
         for pipeline in (1, 16):
             n = a.requests * (5 if pipeline > 1 else 1)
             get, rtget = [], []
             with pinned(self.redis_proc):
                 for _ in range(a.rounds):  # alternate so drift hits both alike
-                    get.append(redis_benchmark(self.rport, 50, n, pipeline, "GET", "todo:1"))
+                    get.append(redis_benchmark(self.rport, 50, n, pipeline, "GET", "plain:1"))
                     rtget.append(redis_benchmark(self.rport, 50, n, pipeline, "RT.GET", "todo:1"))
             # The ratio is the median of per-round ratios: each pair ran back to back, so slow
             # drift of a shared machine cancels out.
@@ -687,7 +691,7 @@ def write_report(b, path, chart):
         L.append("| 12 | formats (json, hash) | | not run: RedisJSON not available | |")
     L.append("")
 
-    L += ["## 1. Hit path: RT.GET hit vs plain GET (same server, same key)", "",
+    L += ["## 1. Hit path: RT.GET hit vs Redis's own GET (same server, same value; the GET reads an unmapped key, which the module leaves alone)", "",
           "| pipeline | GET rps | RT.GET hit rps | ratio |", "|---|---|---|---|"]
     L += [f"| {p} | {g:,.0f} | {r:,.0f} | {ratio:.3f} |" for p, g, r, ratio in hit]
     L += ["", "## 2. Transparent path (plain GET, no pipelining)", "", "| | rps |", "|---|---|",
