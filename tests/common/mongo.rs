@@ -131,10 +131,7 @@ impl Mongo {
         wait_until(
             "every MongoDB thread to stop",
             Duration::from_secs(10),
-            || {
-                let states = p.thread_states();
-                !states.is_empty() && states.iter().all(|&s| s == 'T')
-            },
+            || p.all_threads(|s| s == 'T'),
         );
     }
 
@@ -142,8 +139,7 @@ impl Mongo {
         let p = self.proc.as_ref().expect("embedded");
         p.signal("CONT");
         wait_until("MongoDB to run again", Duration::from_secs(10), || {
-            let states = p.thread_states();
-            !states.is_empty() && states.iter().all(|&s| s != 'T')
+            p.all_threads(|s| s != 'T')
         });
     }
 

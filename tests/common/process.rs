@@ -36,14 +36,23 @@ finish"#;
 /// The fields of /proc/PID/stat after the command name (which may hold spaces): the state
 /// letter first (`T` once SIGSTOP has stopped the process), the start time 20th (field 22,
 /// which tells the process apart from a later one given the same pid).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// `stat` is `/proc/PID/stat` or, for one thread, `/proc/PID/task/TID/stat`.
+fn stat_fields(stat: &Path) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(stat).ok()?;
     let rest = stat.get(stat.rfind(')')? + 2..)?;
     Some(rest.split(' ').map(str::to_owned).collect())
 }
 
+fn proc_stat(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/stat"))
+}
+
+fn state_letter(fields: &[String]) -> Option<char> {
+    fields.first()?.chars().next()
+}
+
 fn start_time(pid: u32) -> Option<String> {
-    stat_fields(pid)?.into_iter().nth(19)
+    stat_fields(&proc_stat(pid))?.into_iter().nth(19)
 }
 
 impl Proc {
@@ -116,15 +125,15 @@ impl Proc {
 
     /// The state letter of the process started here (`None` once it is gone).
     pub fn state(&self) -> Option<char> {
-        let fields = stat_fields(self.pid)?;
+        let fields = stat_fields(&proc_stat(self.pid))?;
         let same = self.started.is_some() && fields.get(19) == self.started.as_ref();
-        same.then(|| fields[0].chars().next()).flatten()
+        same.then(|| state_letter(&fields)).flatten()
     }
 
     /// The state letters of all its threads (empty once it is gone). A signal stops or
     /// resumes each thread on its own: the process's own letter says only its first thread's.
     pub fn thread_states(&self) -> Vec<char> {
-        if self.state().is_none() {
+        if !self.ours() {
             return Vec::new();
         }
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
@@ -132,11 +141,15 @@ impl Proc {
         };
         tasks
             .flatten()
-            .filter_map(|t| {
-                let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
-                stat.get(stat.rfind(')')? + 2..)?.chars().next()
-            })
+            .filter_map(|t| state_letter(&stat_fields(&t.path().join("stat"))?))
             .collect()
+    }
+
+    /// Whether the process is still the one started here and every thread's state letter
+    /// passes `ok`.
+    pub fn all_threads(&self, ok: impl Fn(char) -> bool) -> bool {
+        let states = self.thread_states();
+        !states.is_empty() && states.into_iter().all(ok)
     }
 
     pub fn alive(&self) -> bool {
