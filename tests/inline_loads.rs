@@ -39,6 +39,12 @@ fn misses_at_low_load_go_inline_and_answer_and_store_what_the_loader_thread_does
         .query(&mut a)
         .unwrap();
     assert_eq!(default, ["readthrough.inline-loads", "yes"]);
+    let bad = err_of(
+        redis::cmd("CONFIG")
+            .arg(&["SET", "readthrough.inline-loads", "maybe"])
+            .query::<()>(&mut a),
+    );
+    assert!(bad.contains("'yes' or 'no'"), "{bad}");
     let mut next = 1..=20;
     until_inline(&on, &mut a, &mut next);
 
