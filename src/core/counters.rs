@@ -23,6 +23,9 @@ pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
 /// Loads whose query Redis's main thread sent and read itself (`engine/inline.rs`).
 pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
+/// Inline queries handed to the driver: the connection broke or was dropped (an error reply
+/// after which the driver retries, an answer not understood, no answer by half the deadline).
+pub static INLINE_HANDOFFS: AtomicU64 = AtomicU64::new(0);
 
 pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -101,6 +104,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
         ("inline_loads", get(&INLINE_LOADS)),
+        ("inline_handoffs", get(&INLINE_HANDOFFS)),
     ]
 }
 

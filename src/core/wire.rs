@@ -1,5 +1,6 @@
 //! MongoDB's OP_MSG framing, the wire protocol's one message kind since MongoDB 3.6: enough to
-//! send `hello` and a `find` of one document and read their replies. Used by the inline load
+//! send `hello` and a `find` of one document and read their replies, and to tell an answer
+//! from an error the way the official driver does. Used by the inline load
 //! (`engine/inline.rs`), whose `find` Redis's main thread sends and reads itself. Pure: bytes
 //! in, documents out.
 
@@ -87,10 +88,32 @@ pub fn hello() -> Document {
     doc! { "hello": 1, "$db": "admin" }
 }
 
+/// The oldest wire version the official driver talks to (MongoDB 4.4): an older server is left
+/// to the driver, which refuses it with its own error.
+pub const MIN_WIRE_VERSION: i32 = 9;
+
 /// Whether a `hello` reply comes from a server that answers reads sent to it without a read
-/// preference: a primary, a standalone server or a mongos.
-pub fn reads_here(reply: &Document) -> Result<(), String> {
-    ok(reply)?;
+/// preference (a primary, a standalone server or a mongos), of the replica set `set_name` when
+/// the URI names one, and new enough for the driver.
+pub fn reads_here(reply: &Document, set_name: Option<&str>) -> Result<(), String> {
+    ok(reply).map_err(|e| e.text)?;
+    let wire = match reply.get("maxWireVersion") {
+        Some(Bson::Int32(v)) => *v,
+        Some(Bson::Int64(v)) => *v as i32,
+        _ => 0,
+    };
+    if wire < MIN_WIRE_VERSION {
+        return Err(format!(
+            "wire version {wire}, older than the driver's {MIN_WIRE_VERSION}"
+        ));
+    }
+    if let Some(want) = set_name {
+        match reply.get_str("setName") {
+            Ok(name) if name == want => {}
+            Ok(name) => return Err(format!("replica set '{name}', not '{want}'")),
+            Err(_) => return Err(format!("not a member of replica set '{want}'")),
+        }
+    }
     let primary = reply.get_bool("isWritablePrimary").unwrap_or(false)
         || reply.get_bool("ismaster").unwrap_or(false);
     if primary || reply.get_str("msg") == Ok("isdbgrid") {
@@ -112,20 +135,45 @@ pub fn find_one(db: &str, coll: &str, filter: Document, projection: Option<Docum
     cmd
 }
 
-/// The document a `find` reply holds, `None` for none. Anything else (an error reply, a shape
-/// not seen before) is an error, for the caller to retry another way.
-pub fn found(reply: Document) -> Result<Option<Document>, String> {
-    ok(&reply)?;
-    let cursor = reply.get_document("cursor").map_err(|e| e.to_string())?;
-    let batch = cursor.get_array("firstBatch").map_err(|e| e.to_string())?;
-    match batch.first() {
-        None => Ok(None),
-        Some(Bson::Document(d)) => Ok(Some(d.clone())),
-        Some(other) => Err(format!("a batch of {:?}", other.element_type())),
+/// Error codes after which the driver retries a read once (the Retryable Reads
+/// specification's list: the server is shutting down, stepped down, or not reachable).
+const RETRYABLE_READ_CODES: [i32; 13] = [
+    11600, 11602, 10107, 13435, 13436, 189, 91, 7, 6, 89, 9001, 134, 262,
+];
+
+/// Why a reply holds no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// MongoDB answered `ok: 0`: its code, and the text the driver would give it.
+    Refused { code: i32, text: String },
+    /// A reply of a shape not seen before.
+    Odd(String),
+}
+
+impl NoAnswer {
+    /// Whether the driver would try the read again (once) after this.
+    pub fn retryable(&self) -> bool {
+        matches!(self, NoAnswer::Refused { code, .. } if RETRYABLE_READ_CODES.contains(code))
     }
 }
 
-fn ok(reply: &Document) -> Result<(), String> {
+/// The document a `find` reply holds, `None` for none.
+pub fn found(reply: Document) -> Result<Option<Document>, NoAnswer> {
+    ok(&reply)?;
+    let odd = |e: mongodb::bson::document::ValueAccessError| NoAnswer::Odd(e.to_string());
+    let cursor = reply.get_document("cursor").map_err(odd)?;
+    let batch = cursor.get_array("firstBatch").map_err(odd)?;
+    match batch.first() {
+        None => Ok(None),
+        Some(Bson::Document(d)) => Ok(Some(d.clone())),
+        Some(other) => Err(NoAnswer::Odd(format!(
+            "a batch of {:?}",
+            other.element_type()
+        ))),
+    }
+}
+
+fn ok(reply: &Document) -> Result<(), NoAnswerText> {
     let ok = match reply.get("ok") {
         Some(Bson::Double(f)) => *f == 1.0,
         Some(Bson::Int32(i)) => *i == 1,
@@ -134,12 +182,37 @@ fn ok(reply: &Document) -> Result<(), String> {
         _ => false,
     };
     if ok {
-        Ok(())
-    } else {
-        Err(reply
-            .get_str("errmsg")
-            .unwrap_or("the server answered ok: 0")
-            .to_owned())
+        return Ok(());
+    }
+    let code = match reply.get("code") {
+        Some(Bson::Int32(c)) => *c,
+        Some(Bson::Int64(c)) => *c as i32,
+        Some(Bson::Double(c)) => *c as i32,
+        _ => 0,
+    };
+    let message = reply
+        .get_str("errmsg")
+        .unwrap_or("the server answered ok: 0");
+    // Worded as the driver words a command error, so a client sees the same text either way.
+    let text = format!(
+        "Command failed: Error code {code} ({}): {message}",
+        reply.get_str("codeName").unwrap_or("")
+    );
+    Err(NoAnswerText { code, text })
+}
+
+/// An `ok: 0` reply, before it is known what it answered.
+struct NoAnswerText {
+    code: i32,
+    text: String,
+}
+
+impl From<NoAnswerText> for NoAnswer {
+    fn from(e: NoAnswerText) -> NoAnswer {
+        NoAnswer::Refused {
+            code: e.code,
+            text: e.text,
+        }
     }
 }
 
@@ -231,19 +304,55 @@ mod tests {
         assert_eq!(found(hit), Ok(Some(d)));
         let miss = doc! { "cursor": { "firstBatch": [], "id": 0i64 }, "ok": 1.0 };
         assert_eq!(found(miss), Ok(None));
-        let err = doc! { "ok": 0.0, "errmsg": "not authorized", "code": 13 };
-        assert_eq!(found(err), Err("not authorized".into()));
-        assert!(found(doc! { "ok": 1 }).is_err(), "no cursor");
+        let err =
+            doc! { "ok": 0.0, "errmsg": "not authorized", "code": 13, "codeName": "Unauthorized" };
+        let refused = found(err).unwrap_err();
+        assert_eq!(
+            refused,
+            NoAnswer::Refused {
+                code: 13,
+                text: "Command failed: Error code 13 (Unauthorized): not authorized".into()
+            }
+        );
+        assert!(!refused.retryable(), "the driver answers it at once");
+        let stepped_down = doc! { "ok": 0.0, "errmsg": "not primary", "code": 10107 };
+        assert!(found(stepped_down).unwrap_err().retryable());
+        assert!(
+            matches!(found(doc! { "ok": 1 }), Err(NoAnswer::Odd(_))),
+            "no cursor"
+        );
     }
 
     #[test]
-    fn reads_go_to_a_primary_a_standalone_or_a_mongos() {
-        assert!(reads_here(&doc! { "isWritablePrimary": true, "ok": 1.0 }).is_ok());
-        assert!(reads_here(&doc! { "ismaster": true, "ok": 1 }).is_ok());
-        assert!(reads_here(&doc! { "msg": "isdbgrid", "ok": 1.0 }).is_ok());
-        assert!(
-            reads_here(&doc! { "isWritablePrimary": false, "secondary": true, "ok": 1.0 }).is_err()
+    fn reads_go_to_a_primary_a_standalone_or_a_mongos_of_the_set_the_uri_names() {
+        let w = MIN_WIRE_VERSION;
+        let primary =
+            doc! { "isWritablePrimary": true, "maxWireVersion": w, "setName": "rs", "ok": 1.0 };
+        assert!(reads_here(&primary, None).is_ok());
+        assert!(reads_here(&primary, Some("rs")).is_ok());
+        assert_eq!(
+            reads_here(&primary, Some("other")),
+            Err("replica set 'rs', not 'other'".into())
         );
-        assert!(reads_here(&doc! { "ok": 0.0 }).is_err());
+        let standalone = doc! { "ismaster": true, "maxWireVersion": 21, "ok": 1 };
+        assert!(reads_here(&standalone, None).is_ok());
+        assert!(
+            reads_here(&standalone, Some("rs")).is_err(),
+            "no set at all"
+        );
+        assert!(reads_here(
+            &doc! { "msg": "isdbgrid", "maxWireVersion": w, "ok": 1.0 },
+            None
+        )
+        .is_ok());
+        let secondary =
+            doc! { "isWritablePrimary": false, "secondary": true, "maxWireVersion": w, "ok": 1.0 };
+        assert!(reads_here(&secondary, None).is_err());
+        let old = doc! { "isWritablePrimary": true, "maxWireVersion": 8, "ok": 1.0 };
+        assert_eq!(
+            reads_here(&old, None),
+            Err("wire version 8, older than the driver's 9".into())
+        );
+        assert!(reads_here(&doc! { "ok": 0.0 }, None).is_err());
     }
 }

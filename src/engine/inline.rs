@@ -14,18 +14,28 @@
 //! inline at a time. The others go to the loader thread as before: MongoDB answers one
 //! connection's requests in order, so a second inline query would wait behind the first.
 //!
-//! Anything the inline path does not expect hands the load to the loader thread with what is
-//! left of its deadline: no connection yet, a broken one, an error reply (so the error a client
-//! sees is the driver's own). The deadline is kept by a timer: past it the client gets
-//! `TIMEOUT`, as from the loader thread, and the connection, stuck, is dropped. The connection
-//! is made on the loader thread (`mongo/inline_conn.rs`), only for a deployment where a plain
-//! `find` is what the driver would send, and it follows `readthrough.mongo-uri`.
+//! What a client sees does not depend on the path: the inline path answers only what the driver
+//! would answer the same way, and hands the load to the loader thread (the driver), with what
+//! is left of its deadline, wherever the driver would do more:
+//! - no connection yet, or a broken one (the driver would retry on another connection);
+//! - an error reply after which the driver retries a read (a step-down, a shutdown: the
+//!   connection is dropped, as the server is no longer the primary); any other error reply is
+//!   answered `BACKEND` with the driver's wording, and the connection kept, as the driver keeps
+//!   its own;
+//! - an answer not understood (the connection is dropped: the stream may be out of step);
+//! - no answer by half the deadline: the connection may be dead without a word (a NAT or load
+//!   balancer dropped it), where the driver's pool would still serve. `TIMEOUT` then comes from
+//!   the driver's side, at the deadline, as for every load.
+//! Each hand-off is logged and counted (`inline_handoffs`). The connection is made on the loader
+//! thread (`mongo/inline_conn.rs`), only for a deployment where a plain `find` is what the
+//! driver would send, and it follows `readthrough.mongo-uri`.
 
 use crate::core::counters;
 use crate::core::error::{Error, Outcome};
 use crate::core::format::Value;
 use crate::core::mapping::Target;
-use crate::core::{fault, id_index, settings, wire};
+use crate::core::wire::{self, NoAnswer};
+use crate::core::{fault, id_index, settings};
 use crate::engine::loader_task::{self, Guarded, Load};
 use crate::engine::store;
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
@@ -122,8 +132,8 @@ impl Lane {
                     Ok(id) => {
                         let left = load.deadline.at.saturating_duration_since(Instant::now());
                         let deadline = event_loop::after_ms(
-                            left.as_millis() as i64 + 1,
-                            Box::new(move |ctx| deadline_passed(ctx, id)),
+                            left.as_millis() as i64 / 2 + 1,
+                            Box::new(move |_| no_answer_in_time(id)),
                         );
                         let load = Guarded::new(load);
                         self.sent = Some(Sent { id, load, deadline });
@@ -150,7 +160,7 @@ impl Lane {
         }
         if let Some(sent) = self.sent.take() {
             sent.deadline.cancel();
-            loader_task::spawn(sent.load.take());
+            hand_off(sent.load);
         }
     }
 
@@ -222,32 +232,60 @@ fn on_readable() {
         runtime::spawn(async move {
             match decode(&load.get().target, &answer) {
                 Ok(found) => finished(load.take(), Ok(found), store::submit),
-                Err(_) => loader_task::spawn(load.take()),
+                Err(e) => answered_no(load, e, |l, o| {
+                    let l = l.take();
+                    store::submit(l.key, l.kind, o, l.epoch)
+                }),
             }
         });
         return;
     }
-    match decode(&load.get().target, &answer) {
-        Ok(found) => {
-            // Written from a timer: its context replicates the writes as one unit. A 0 ms timer
-            // fires later in this same pass of the event loop.
-            event_loop::after_ms(
-                0,
-                Box::new(move |ctx| {
-                    finished(load.take(), Ok(found), |k, kind, o, e| {
-                        store::finish_here(ctx, k, kind, o, e)
-                    })
-                }),
-            );
+    let outcome = decode(&load.get().target, &answer);
+    // Written from a timer: its context replicates the writes as one unit. A 0 ms timer fires
+    // later in this same pass of the event loop.
+    event_loop::after_ms(
+        0,
+        Box::new(move |ctx| match outcome {
+            Ok(found) => finished(load.take(), Ok(found), |k, kind, o, e| {
+                store::finish_here(ctx, k, kind, o, e)
+            }),
+            Err(e) => answered_no(load, e, |l, o| {
+                let l = l.take();
+                store::finish_here(ctx, l.key, l.kind, o, l.epoch)
+            }),
+        }),
+    );
+}
+
+/// MongoDB's reply held no answer: answered as the driver would answer it (`BACKEND`), or
+/// handed to the driver where it would try again, with the connection dropped.
+fn answered_no(load: Guarded, e: NoAnswer, answer: impl FnOnce(Guarded, Outcome)) {
+    match e {
+        NoAnswer::Refused { text, .. } if !e.retryable() => {
+            let outcome = Err(Error::Backend(text));
+            counters::count(&counters::INLINE_LOADS);
+            loader_task::record(&outcome, load.get().started);
+            answer(load, outcome);
         }
-        // An error reply, or one not understood: the driver answers it its own way.
-        Err(_) => loader_task::spawn(load.take()),
+        NoAnswer::Refused { text, .. } | NoAnswer::Odd(text) => {
+            // Dropping the connection must happen on the main thread, which owns it.
+            event_loop::on_main_thread(Box::new(move || {
+                LANE.with(|l| l.borrow_mut().close(&format!("MongoDB answered: {text}")))
+            }));
+            hand_off(load);
+        }
     }
 }
 
+/// Gives an inline load to the loader thread, with what is left of its deadline.
+fn hand_off(load: Guarded) {
+    counters::count(&counters::INLINE_HANDOFFS);
+    loader_task::spawn(load.take());
+}
+
 /// A `find` answer as the load's outcome: the document in its mapping's format, or none.
-fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, String> {
-    let (_, body) = wire::decode(answer)?;
+fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, NoAnswer> {
+    let (_, body) = wire::decode(answer).map_err(NoAnswer::Odd)?;
     let m = &target.mapping;
     Ok(wire::found(body)?.map(|d| {
         id_index::remember(m, &d);
@@ -265,22 +303,21 @@ fn finished(
     store(load.key, load.kind, outcome, load.epoch);
 }
 
-/// The deadline of inline query `id` passed (main thread, in a timer): `TIMEOUT`, and the
-/// connection, which MongoDB stopped answering, is dropped.
-fn deadline_passed(ctx: &redis_module::Context, id: i32) {
+/// Inline query `id` had no answer by half its deadline (main thread, in a timer): the
+/// connection may be dead without a word, so it is dropped and the load goes to the driver.
+fn no_answer_in_time(id: i32) {
     let sent = LANE.with(|l| {
         let mut l = l.borrow_mut();
         if l.sent.as_ref().map(|s| s.id) != Some(id) {
             return None;
         }
+        // Taken out before `close`, which would stop this very timer: Redis frees a timer only
+        // after its callback returns, so stopping it here would free it, and this job, twice.
         let sent = l.sent.take();
-        l.close("MongoDB did not answer in time");
+        l.close("no answer by half the deadline; the driver takes the load");
         sent
     });
-    if let Some(Sent { load, .. }) = sent {
-        let load = load.take();
-        let outcome = Err(Error::Timeout(load.deadline.timeout_ms));
-        loader_task::record(&outcome, load.started);
-        store::finish_here(ctx, load.key, load.kind, outcome, load.epoch);
+    if let Some(sent) = sent {
+        hand_off(sent.load);
     }
 }

@@ -115,9 +115,13 @@ pub fn redact_error(e: &mongodb::error::Error) -> String {
     }
 }
 
+/// A driver error as `BACKEND`: what went wrong (the error's kind, e.g. `Command failed: Error
+/// code 13 (Unauthorized): ...`), without the driver's debug fields (labels, source, the raw
+/// server response), the URI's credentials removed, the length bounded. The inline path words
+/// a command error the same way (`core/wire.rs`).
 pub fn backend_error(e: &mongodb::error::Error) -> Error {
     let uri = backend().uri.clone();
-    let mut msg = redact(&e.to_string(), &uri);
+    let mut msg = redact(&e.kind.to_string(), &uri);
     if msg.len() > 400 {
         let mut cut = 400;
         while !msg.is_char_boundary(cut) {

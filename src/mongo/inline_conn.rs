@@ -4,8 +4,10 @@
 //!
 //! It is made only where a `find` sent on it means exactly what the driver's `find_one` means:
 //! one host, no credentials, no TLS, no read preference or read concern, no versioned API, no
-//! load balancer, and that host a primary (or standalone, or mongos). Anything else keeps every
-//! load on the driver.
+//! load balancer, and that host a primary (or standalone, or mongos) of the replica set the URI
+//! names, new enough for the driver. Anything else keeps every load on the driver. Like the
+//! driver it tries every address of the host, and keeps the socket alive with TCP keepalive
+//! (the driver's 120 s), so a NAT or load balancer does not drop it for being idle.
 
 use crate::core::uri::redact;
 use crate::core::wire;
@@ -15,6 +17,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
+
+/// TCP keepalive idle time, as the driver sets it on its own connections.
+const KEEPALIVE: Duration = Duration::from_secs(120);
+/// The least a read asks for; more when a message's header says it is longer.
+const READ_STEP: usize = 64 * 1024;
 
 /// Why no connection was made.
 #[derive(Debug)]
@@ -38,7 +45,8 @@ pub async fn open(uri: String, timeout: Duration) -> Result<Conn, NotOpened> {
         .await
         .map_err(|e| NotOpened::Unfit(redact(&e.to_string(), &uri)))?;
     let (host, port) = fit(&opts).map_err(|why| NotOpened::Unfit(why.into()))?;
-    tokio::task::spawn_blocking(move || greet(&host, port, timeout))
+    let set_name = opts.repl_set_name.clone();
+    tokio::task::spawn_blocking(move || greet(&host, port, set_name.as_deref(), timeout))
         .await
         .map_err(|e| NotOpened::Failed(e.to_string()))?
         .map_err(NotOpened::Failed)
@@ -64,16 +72,26 @@ fn fit(o: &ClientOptions) -> Result<(String, u16), &'static str> {
     }
 }
 
+/// Connects to the first address of `host` that answers, as the driver does.
+fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+    let mut last = String::from("the host has no address");
+    for addr in (host, port).to_socket_addrs().map_err(|e| e.to_string())? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
 /// Connects, sends `hello` and checks its answer, with blocking I/O; then the socket turns
 /// non-blocking.
-fn greet(host: &str, port: u16, timeout: Duration) -> Result<Conn, String> {
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or("the host has no address")?;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+fn greet(host: &str, port: u16, set_name: Option<&str>, timeout: Duration) -> Result<Conn, String> {
+    let stream = connect(host, port, timeout)?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    socket2::SockRef::from(&stream)
+        .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(KEEPALIVE))
+        .map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
@@ -84,17 +102,14 @@ fn greet(host: &str, port: u16, timeout: Duration) -> Result<Conn, String> {
     };
     conn.send(&wire::hello())?;
     let reply = loop {
-        let mut chunk = [0u8; 4096];
-        let n = conn.stream.read(&mut chunk).map_err(|e| e.to_string())?;
-        if n == 0 {
+        if conn.read_some().map_err(|e| e.to_string())? == 0 {
             return Err("closed during hello".into());
         }
-        conn.received.extend_from_slice(&chunk[..n]);
         if let Some(msg) = conn.take_message()? {
             break msg;
         }
     };
-    wire::reads_here(&wire::decode(&reply)?.1)?;
+    wire::reads_here(&wire::decode(&reply)?.1, set_name)?;
     conn.stream
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
@@ -122,11 +137,10 @@ impl Conn {
     /// Reads what has arrived, without blocking, and returns the whole messages in it. An error
     /// when the connection closed or broke.
     pub fn receive(&mut self) -> Result<Vec<Vec<u8>>, String> {
-        let mut chunk = [0u8; 16 * 1024];
         loop {
-            match self.stream.read(&mut chunk) {
+            match self.read_some() {
                 Ok(0) => return Err("MongoDB closed the connection".into()),
-                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.to_string()),
@@ -137,6 +151,24 @@ impl Conn {
             out.push(msg);
         }
         Ok(out)
+    }
+
+    /// One `read` into the buffer, asking for the rest of the message it holds (so a large
+    /// answer takes one or a few reads, not one per 16 KiB), at least `READ_STEP`.
+    fn read_some(&mut self) -> std::io::Result<usize> {
+        let have = self.received.len();
+        let announced = match self.received.get(..4) {
+            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize,
+            None => 0,
+        };
+        let want = announced
+            .min(wire::MAX_MESSAGE)
+            .saturating_sub(have)
+            .max(READ_STEP);
+        self.received.resize(have + want, 0);
+        let read = self.stream.read(&mut self.received[have..]);
+        self.received.truncate(have + *read.as_ref().unwrap_or(&0));
+        read
     }
 
     fn take_message(&mut self) -> Result<Option<Vec<u8>>, String> {
