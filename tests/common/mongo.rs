@@ -48,7 +48,7 @@ impl Mongo {
                 proc: None,
                 client: OnceLock::new(),
             },
-            None => Mongo::embedded("mongo-shared"),
+            None => Mongo::embedded("mongo-shared", &[]),
         })
     }
 
@@ -59,17 +59,27 @@ impl Mongo {
             eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
             return None;
         }
-        Some(Mongo::embedded(name))
+        Some(Mongo::embedded(name, &[]))
     }
 
-    fn embedded(name: &str) -> Mongo {
+    /// A dedicated server with MongoDB's test commands on (`configureFailPoint`, see
+    /// `fail_command`). `None` with an external MongoDB.
+    pub fn with_test_commands(name: &str) -> Option<Mongo> {
+        if external_mongo().is_some() {
+            eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
+            return None;
+        }
+        Some(Mongo::embedded(name, &["--enable-test-commands"]))
+    }
+
+    fn embedded(name: &str, extra: &[&str]) -> Mongo {
         let dir = temp_dir(name);
         let port = free_port();
         let mut m = Mongo {
             uri: format!("mongodb://127.0.0.1:{port}"),
             port,
             dir,
-            extra: Vec::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             proc: None,
             client: OnceLock::new(),
         };
@@ -203,6 +213,26 @@ impl Mongo {
     pub fn command(&self, db: &str, cmd: Document) -> Document {
         let db = self.client().database(db);
         rt().block_on(async { db.run_command(cmd).await }).unwrap()
+    }
+
+    /// Arms MongoDB's `failCommand` fail point: the next `times` commands named in `commands`
+    /// fail as `data` says (`errorCode`, `closeConnection`, `blockConnection`/`blockTimeMS`).
+    /// Needs `with_test_commands`.
+    pub fn fail_command(&self, commands: &[&str], times: i32, data: Document) {
+        let mut d = doc! { "failCommands": commands };
+        d.extend(data);
+        self.command(
+            "admin",
+            doc! { "configureFailPoint": "failCommand", "mode": { "times": times }, "data": d },
+        );
+    }
+
+    /// Turns `failCommand` off.
+    pub fn fail_command_off(&self) {
+        self.command(
+            "admin",
+            doc! { "configureFailPoint": "failCommand", "mode": "off" },
+        );
     }
 
     pub fn drop_collection(&self, db: &str, coll: &str) {

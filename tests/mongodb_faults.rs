@@ -1,0 +1,251 @@
+//! MongoDB's own faults, made on demand by its `failCommand` fail point (SecantusDB with
+//! `--enable-test-commands`): no signals, no timing luck. Each fault is met by every read path,
+//! and each must answer what the README's Errors section says, the same on every path:
+//! - an inline `RT.GET` (Redis's main thread sends the query itself),
+//! - an `RT.GET` through the driver (`readthrough.inline-loads no`),
+//! - an `RT.MGET` of two cold keys (one `$in` query through the driver),
+//! - a transparent `GET` (inline, as a lone miss is).
+//!
+//! Then the fault is cleared, and the next miss on that path must succeed within a second.
+
+mod common;
+
+use common::*;
+use mongodb::bson::{doc, Document};
+use std::time::{Duration, Instant};
+
+/// `readthrough.timeout` of both servers: long enough for the driver's one retry after a
+/// step-down (it waits for its monitor, 500 ms), short enough to keep the test quick.
+const TIMEOUT_MS: u64 = 1500;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// The document: the driver retried once and MongoDB answered.
+    Found,
+    /// `BACKEND`, with this in its message.
+    Backend(&'static str),
+    /// `TIMEOUT` at `readthrough.timeout`.
+    Timeout,
+}
+
+struct Fault {
+    name: &'static str,
+    /// How many `find`s in a row fail.
+    times: i32,
+    data: Document,
+    expect: Expect,
+}
+
+fn faults() -> Vec<Fault> {
+    let code = |c: i32| doc! { "errorCode": c };
+    vec![
+        Fault {
+            name: "closeConnection once",
+            times: 1,
+            data: doc! { "closeConnection": true },
+            expect: Expect::Found,
+        },
+        Fault {
+            name: "closeConnection three times",
+            times: 3,
+            data: doc! { "closeConnection": true },
+            expect: Expect::Backend(""),
+        },
+        Fault {
+            name: "NotWritablePrimary (10107) once",
+            times: 1,
+            data: code(10107),
+            expect: Expect::Found,
+        },
+        Fault {
+            name: "ShutdownInProgress (91) once",
+            times: 1,
+            data: code(91),
+            expect: Expect::Found,
+        },
+        Fault {
+            name: "HostUnreachable (6) once",
+            times: 1,
+            data: code(6),
+            expect: Expect::Found,
+        },
+        Fault {
+            name: "Unauthorized (13) once",
+            times: 1,
+            data: code(13),
+            expect: Expect::Backend("Command failed: Error code 13 (Unauthorized)"),
+        },
+        Fault {
+            // Every query blocked for 3 s, twice in a row: a stalled server, also for the
+            // driver's query after an inline one was handed over at half the deadline.
+            name: "blockConnection 3 s, twice",
+            times: 2,
+            data: doc! { "blockConnection": true, "blockTimeMS": 3000 },
+            expect: Expect::Timeout,
+        },
+    ]
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Inline,
+    Driver,
+    Mget,
+    TransparentGet,
+}
+
+/// What one read answered: found, or the error text.
+fn read(c: &mut redis::Connection, path: Path, id: u32) -> Result<bool, String> {
+    let key = format!("todo:{id}");
+    let r: redis::RedisResult<bool> = match path {
+        Path::Inline | Path::Driver => rt_get(c, &key).map(|v| v.is_some()),
+        Path::TransparentGet => redis::cmd("GET")
+            .arg(&key)
+            .query::<Option<String>>(c)
+            .map(|v| v.is_some()),
+        Path::Mget => redis::cmd("RT.MGET")
+            .arg(&key)
+            .arg(format!("todo:{}", id + 1))
+            .query::<Vec<Option<String>>>(c)
+            .map(|v| v.iter().all(Option::is_some)),
+    };
+    r.map_err(|e| err_of::<()>(Err(e)))
+}
+
+#[test]
+fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() {
+    let Some(mongo) = Mongo::with_test_commands("mongo-fail-command") else {
+        return;
+    };
+    let db = seed(&mongo, "failcmd", 2000);
+    let timeout = TIMEOUT_MS.to_string();
+    let args = |inline: &'static str| {
+        vec![
+            "--readthrough.timeout",
+            Box::leak(timeout.clone().into_boxed_str()),
+            "--readthrough.inline-loads",
+            inline,
+            "--readthrough.invalidation",
+            "off",
+        ]
+    };
+    let inline = Redis::start(&mongo.uri, &mappings(&db), &args("yes"));
+    let driver = Redis::start(&mongo.uri, &mappings(&db), &args("no"));
+    let (mut ci, mut cd) = (inline.conn(), driver.conn());
+    let mut ids = (1..2000).step_by(2);
+    // The inline connection is opened in the background at load: wait for the first inline load.
+    wait_until("a miss loaded inline", Duration::from_secs(30), || {
+        assert_eq!(read(&mut ci, Path::Inline, ids.next().unwrap()), Ok(true));
+        inline.info()["inline_loads"] >= 1
+    });
+    assert_eq!(read(&mut cd, Path::Driver, ids.next().unwrap()), Ok(true));
+
+    let mut table = Vec::new();
+    // Each fault's answer on the first path, which every other path must give word for word.
+    let mut first: Option<String> = None;
+    for fault in faults() {
+        for path in [Path::Inline, Path::Driver, Path::Mget, Path::TransparentGet] {
+            let (redis, c) = match path {
+                Path::Driver | Path::Mget => (&driver, &mut cd),
+                Path::Inline | Path::TransparentGet => (&inline, &mut ci),
+            };
+            if matches!(path, Path::Inline | Path::TransparentGet) {
+                // The lone miss goes inline only on an open connection: one earlier fault may
+                // have dropped it (it comes back within a second).
+                wait_until("the inline connection", Duration::from_secs(10), || {
+                    let before = redis.info()["inline_loads"];
+                    assert_eq!(read(c, Path::Inline, ids.next().unwrap()), Ok(true));
+                    redis.info()["inline_loads"] > before
+                });
+            }
+            mongo.fail_command(&["find"], fault.times, fault.data.clone());
+            let id = ids.next().unwrap();
+            let start = Instant::now();
+            let got = read(c, path, id);
+            let took = start.elapsed();
+            mongo.fail_command_off();
+            let context = || {
+                format!(
+                    "{} on {path:?}: {got:?} after {took:?}\nINFO {:?}\nlog:\n{}",
+                    fault.name,
+                    redis.info(),
+                    redis.log()
+                )
+            };
+            match fault.expect {
+                Expect::Found => assert_eq!(got, Ok(true), "{}", context()),
+                Expect::Backend(text) => {
+                    let e = got.as_ref().err().cloned().unwrap_or_default();
+                    assert!(
+                        e.starts_with("BACKEND") && e.contains(text),
+                        "{}",
+                        context()
+                    );
+                    assert!(took < Duration::from_millis(TIMEOUT_MS), "{}", context());
+                }
+                Expect::Timeout => {
+                    let e = got.as_ref().err().cloned().unwrap_or_default();
+                    assert!(
+                        e.starts_with(&format!(
+                            "TIMEOUT loading from MongoDB took longer than {TIMEOUT_MS} ms"
+                        )),
+                        "{}",
+                        context()
+                    );
+                    let ms = took.as_millis() as u64;
+                    assert!(
+                        (TIMEOUT_MS - 50..TIMEOUT_MS + 700).contains(&ms),
+                        "{}",
+                        context()
+                    );
+                }
+            }
+            let said = got.clone().err().unwrap_or_else(|| "found".into());
+            let said = said.replace("1500 ms", "");
+            match &first {
+                None => first = Some(said),
+                Some(f) => assert_eq!(&said, f, "the same words on every path: {}", context()),
+            }
+            // The fault is cleared: the next miss on this path succeeds within a second.
+            let cleared = Instant::now();
+            let recovered = loop {
+                let got = read(c, path, ids.next().unwrap());
+                if got == Ok(true) || cleared.elapsed() > Duration::from_secs(5) {
+                    break got.map(|_| cleared.elapsed());
+                }
+            };
+            let recovery = recovered.unwrap_or_else(|e| panic!("{e}\n{}", context()));
+            assert!(
+                recovery < Duration::from_secs(1),
+                "{recovery:?}\n{}",
+                context()
+            );
+            table.push(format!(
+                "{:<34} {path:<15?} {:<60} {took:>9.1?} recovered in {recovery:.1?}",
+                fault.name,
+                match &got {
+                    Ok(_) => "found".to_owned(),
+                    Err(e) => e.chars().take(60).collect(),
+                }
+            ));
+        }
+        first = None;
+    }
+    // The table for the README and the closing note.
+    eprintln!("{}", table.join("\n"));
+    // The inline path handed the retryable faults to the driver, and said so.
+    let info = inline.info();
+    assert!(info["inline_handoffs"] >= 4, "{info:?}");
+    let log = inline.log();
+    assert!(
+        log.contains(
+            "inline loads: connection dropped (MongoDB answered: Command failed: Error code 10107"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("no answer by half the deadline; the driver takes the load"),
+        "{log}"
+    );
+    assert_eq!(driver.info()["inline_loads"], 0);
+}
