@@ -192,3 +192,53 @@ fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_f
         inline(&redis) > before
     });
 }
+
+#[test]
+fn a_large_document_and_a_replica_set_name_are_served_as_through_the_driver() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "ilarge", 200);
+    // 3 MB of text: many reads' worth of socket buffer, decoded off the main thread.
+    let big = "x".repeat(3 << 20);
+    mongo.insert(
+        &db,
+        "todos",
+        vec![mongodb::bson::doc! { "id": "big", "name": "big", "description": big.clone() }],
+    );
+    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let off = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.inline-loads", "no"],
+    );
+    let mut c = redis.conn();
+    let mut next = 1..=100;
+    until_inline(&redis, &mut c, &mut next);
+    let before = inline(&redis);
+    let got = rt_get(&mut c, "todo:big").unwrap().expect("found");
+    assert_eq!(inline(&redis), before + 1, "read inline");
+    assert_eq!(
+        common::json(&got)["description"].as_str(),
+        Some(big.as_str())
+    );
+    assert_eq!(Some(got), rt_get(&mut off.conn(), "todo:big").unwrap());
+
+    // The URI names a replica set this server is not a member of: the driver finds no server
+    // to read from, and the inline path must not read from it either.
+    let sep = if mongo.uri.contains('?') { '&' } else { '?' };
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("readthrough.mongo-uri")
+        .arg(format!("{}{sep}replicaSet=not-this-one", mongo.uri))
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg(&["SET", "readthrough.timeout", "700"])
+        .query::<()>(&mut c)
+        .unwrap();
+    let before = inline(&redis);
+    for id in 101..=103 {
+        let r = rt_get(&mut c, &format!("todo:{id}"));
+        assert!(r.is_err(), "todo:{id}: {r:?} from a server of another set");
+    }
+    assert_eq!(inline(&redis), before, "nothing read inline");
+}
