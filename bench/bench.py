@@ -275,6 +275,72 @@ class Bench:
               f"{res['loader']['p50_us'][1]:.3f}, p99 {res['loader']['p99_us'][1]:.3f}")
         self.results["miss"] = res
 
+    # 3b. The miss path on the URI shapes users run: a plain one-host URI (inline loads on and
+    # off) and the production shape, SCRAM + TLS + a replica set (Atlas; self-hosted replica sets
+    # with auth), where only the driver serves. The module and the client use the same URI. Each
+    # round interleaves RT.GET, find_one and a PING read by read (loadgen pair) on every shape.
+    def uri_shapes(self):
+        secure = os.environ.get("MONGO_URI_SECURE")
+        if not secure and self.mongo_proc:
+            sport, sdir = free_port(), os.path.join(self.tmp, "secure-mongo")
+            self.spawn([sys.executable, os.path.join(ROOT, "scripts/secure_mongo.py"), "--port", str(sport),
+                        "--dir", sdir], "secure-mongo.log")
+            # The script writes the URI once the user exists and the first (open) start has stopped.
+            uri_file, end = os.path.join(sdir, "uri"), time.time() + 120
+            while not os.path.exists(uri_file) and time.time() < end:
+                time.sleep(0.1)
+            wait_port(sport, "SecantusDB with SCRAM and TLS")
+            secure = open(uri_file).read().strip()
+            subprocess.run([sys.executable, os.path.join(ROOT, "scripts/demo_data.py"), secure, str(DOCS)], check=True)
+        if not secure:
+            print("3b. URI shapes: skipped (set MONGO_URI_SECURE to a SCRAM + TLS URI of the external MongoDB)")
+            self.results["shapes"] = None
+            return
+        sport = free_port()
+        self.spawn(["redis-server", "--port", str(sport), "--save", "", "--appendonly", "no", "--dir", self.tmp,
+                    "--loadmodule", MODULE, "--readthrough.mongo-uri", secure, "--readthrough.mappings",
+                    "todo:=test.todos:id", "--readthrough.timeout", "60000", "--readthrough.invalidation", "off"],
+                   "redis-secure.log")
+        wait_port(sport, "redis-server on the SCRAM + TLS URI")
+        shapes = [("plain one-host URI, inline loads (default)", self.rport, self.uri, "yes"),
+                  ("plain one-host URI, inline loads off (the driver)", self.rport, self.uri, "no"),
+                  ("SCRAM + TLS + replica set (the driver)", sport, secure, None)]
+        n, runs = MISS_READS, {name: [] for name, *_ in shapes}
+        for i in range(self.a.rounds):
+            for name, port, uri, inline in shapes if i % 2 == 0 else reversed(shapes):
+                if inline:
+                    self.r.config_set("readthrough.inline-loads", inline)
+                rt, direct, ping = self.loadgen("pair", port, uri, start=self.ids.take(2 * n), count=2 * n)
+                runs[name].append((rt, direct, ping))
+        self.r.config_set("readthrough.inline-loads", "yes")
+        res = []
+        for name, *_ in shapes:
+            xs = runs[name]
+            row = {"shape": name}
+            for k in ("p50_us", "p99_us"):
+                row[f"rt_{k}"] = med([rt[k] for rt, _, _ in xs])
+                row[f"find_{k}"] = med([d[k] for _, d, _ in xs])
+                row[f"{k}_ratio"] = med([rt[k] / d[k] for rt, d, _ in xs])
+            row["ping_p50_us"] = med([p["p50_us"] for _, _, p in xs])
+            row["cost_pings"] = med([(rt["p50_us"] - d["p50_us"]) / p["p50_us"] for rt, d, p in xs])
+            res.append(row)
+            print(f"3b. {name}: RT.GET p50 {row['rt_p50_us']} us, find_one {row['find_p50_us']} us, PING "
+                  f"{row['ping_p50_us']} us: module's own cost {row['cost_pings']:.2f} PING; ratios p50 "
+                  f"{row['p50_us_ratio']:.3f}, p99 {row['p99_us_ratio']:.3f}")
+        aside = []
+        for c in (1, 16, 64):
+            count = 500 if c == 1 else 2000
+            rt, ca = [], []
+            for i in range(self.a.rounds):
+                pair = [("rtget", rt), ("aside", ca)]
+                for mode, out in pair if i % 2 == 0 else reversed(pair):
+                    out.append(self.loadgen(mode, sport, secure, start=self.ids.take(count), count=count, concurrency=c))
+            aside.append({"c": c, "rps_ratio": med([x["rps"] / y["rps"] for x, y in zip(rt, ca)]),
+                          "p50_ratio": med([x["p50_us"] / y["p50_us"] for x, y in zip(rt, ca)])})
+            print(f"3b. SCRAM + TLS, cache-aside at {c:>2} clients: rps ratio {aside[-1]['rps_ratio']:.2f}x, "
+                  f"p50 ratio {aside[-1]['p50_ratio']:.2f}")
+        self.results["shapes"] = {"rows": res, "aside": aside}
+
     # 4. Cache-aside vs the module, cold misses.
     def cache_aside(self):
         rows = []
@@ -620,7 +686,7 @@ class Bench:
 
     # `overhead` (13) runs first: the later steps leave servers behind whose background work (change
     # streams on SecantusDB, five redis-servers) doubled the module's measured cost in one run.
-    STEPS = ("overhead", "hit_path", "transparent", "miss_path", "cache_aside", "single_flight", "batch",
+    STEPS = ("overhead", "hit_path", "transparent", "miss_path", "uri_shapes", "cache_aside", "single_flight", "batch",
              "stalled_ping", "memory", "demo", "change_visible", "warm", "formats")
 
     def run(self, steps=STEPS):
@@ -682,6 +748,16 @@ def write_report(b, path, chart):
           f"| 5 | MongoDB queries for 1000 concurrent misses on one key | exactly 1 | {R['single_flight'][1]} | "
           f"{verdict(R['single_flight'][1] == 1)} |",
           f"| 6 | 100 sequential RT.GET / one RT.MGET of 100 | >= 10x | {seq / mget:.1f}x | {verdict(seq / mget >= 10)} |"]
+    S = R.get("shapes")
+    if S:
+        for row in S["rows"]:
+            L.append(f"| 3b | {row['shape']}: module's own cost of a miss (RT.GET p50 - find_one p50) in PINGs; "
+                     f"p99 ratio | <= 1; <= 1.15 | {row['cost_pings']:.2f}; {row['p99_us_ratio']:.3f} | "
+                     f"{verdict(row['cost_pings'] <= 1 and row['p99_us_ratio'] <= 1.15)} |")
+        wins_s = all(r["rps_ratio"] > 1 and r["p50_ratio"] < 1 for r in S["aside"])
+        L.append("| 3b | SCRAM + TLS + replica set: RT.GET vs cache-aside at 1/16/64 clients: rps ratio (p50 ratio) | "
+                 "module wins at every level | " + ", ".join(f"{r['c']}: {r['rps_ratio']:.2f}x ({r['p50_ratio']:.2f})"
+                 for r in S["aside"]) + f" | {verdict(wins_s)} |")
     O = R.get("overhead")
     if O:
         L += [f"| 13 | stand-in MongoDB: module's cost of a miss (RT.GET p50 - find_one p50) / PING p50 | <= 1 | "
@@ -737,7 +813,18 @@ def write_report(b, path, chart):
           f"| RT.GET cold miss with `readthrough.inline-loads no` (every query on the loader thread), same rounds "
           f"| {miss['loader']['p50_us'][0]} | {miss['loader']['p99_us'][0]} |",
           f"| its ratio to find_one | {miss['loader']['p50_us'][1]:.3f} | {miss['loader']['p99_us'][1]:.3f} |", "",
-          "## 4. Against application cache-aside (cold misses; 500 reads a round at 1 client, 2000 at 16 and 64)", "",
+          ]
+    if S:
+        L += ["## 3b. The miss path on each URI shape (one client, cold ids, interleaved with find_one and a PING)", "",
+              "The module and the client use the same URI. The production shape is SecantusDB with `--auth` "
+              "(SCRAM-SHA-256), TLS and its one-node replica set (`scripts/secure_mongo.py`): what Atlas and "
+              "self-hosted replica sets look like to a client. Only the driver serves it.", "",
+              "| URI shape | RT.GET p50 µs | find_one p50 µs | PING p50 µs | module's own cost (PINGs) | p50 ratio | p99 ratio |",
+              "|---|---|---|---|---|---|---|"]
+        L += [f"| {r['shape']} | {r['rt_p50_us']} | {r['find_p50_us']} | {r['ping_p50_us']} | {r['cost_pings']:.2f} | "
+              f"{r['p50_us_ratio']:.3f} | {r['p99_us_ratio']:.3f} |" for r in S["rows"]]
+        L.append("")
+    L += ["## 4. Against application cache-aside (cold misses; 500 reads a round at 1 client, 2000 at 16 and 64)", "",
           "Cache-aside is what apps do today: `GET`; on nil `find_one`, encode JSON, `SET ... EX`, from the client.", "",
           "| clients | RT.GET rps | cache-aside rps | rps ratio | RT.GET p50 / p99 µs | cache-aside p50 / p99 µs | p50 ratio |",
           "|---|---|---|---|---|---|---|"]

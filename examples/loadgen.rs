@@ -12,7 +12,8 @@
 //! - `pair`: one connection, `--count` ids: `RT.GET` and `direct` in turns (the even ids of
 //!   `--start..` by `RT.GET`, the odd ones by `find_one`, which of a pair goes first
 //!   alternating), so that whatever slows MongoDB or the machine for a moment slows both sides
-//!   alike; prints one line for each side;
+//!   alike, and a `PING` after each turn (one Redis round trip, the yardstick of the module's
+//!   own cost); prints one line for each of the three;
 //! - `ping`: `--count` sequential `PING`s on one connection (latency of the main thread);
 //! - `flood`: `--count` connections, each sends one `RT.GET` of its own cold id at once and
 //!   waits for the reply (used with a stalled MongoDB: every load stays in flight);
@@ -216,7 +217,7 @@ async fn rt_get_found(conn: &mut redis::aio::MultiplexedConnection, key: &str) -
 async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &Opts) {
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
-    let (mut rt, mut direct) = (Vec::new(), Vec::new());
+    let (mut rt, mut direct, mut pings) = (Vec::new(), Vec::new(), Vec::new());
     let t0 = Instant::now();
     for (turn, a) in (o.start..o.start + o.count).step_by(2).enumerate() {
         let b = a + 1;
@@ -235,10 +236,14 @@ async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &O
                 direct.push(us)
             }
         }
+        let t = Instant::now();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+        pings.push(t.elapsed().as_micros() as u64);
     }
     let secs = t0.elapsed().as_secs_f64();
     report("rtget", 1, rt, secs, 0);
     report("direct", 1, direct, secs, 0);
+    report("ping", 1, pings, secs, 0);
 }
 
 async fn ping(redis: &redis::Client, count: u64) {
