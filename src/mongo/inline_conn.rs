@@ -36,6 +36,8 @@ pub enum NotOpened {
 pub struct Conn {
     stream: TcpStream,
     received: Vec<u8>,
+    /// Where `read_some` reads to.
+    scratch: Vec<u8>,
     next_id: i32,
 }
 
@@ -98,6 +100,7 @@ fn greet(host: &str, port: u16, set_name: Option<&str>, timeout: Duration) -> Re
     let mut conn = Conn {
         stream,
         received: Vec::new(),
+        scratch: Vec::new(),
         next_id: 1,
     };
     conn.send(&wire::hello())?;
@@ -153,22 +156,25 @@ impl Conn {
         Ok(out)
     }
 
-    /// One `read` into the buffer, asking for the rest of the message it holds (so a large
-    /// answer takes one or a few reads, not one per 16 KiB), at least `READ_STEP`.
+    /// One `read`, asking for the rest of the message the buffer holds (so a large answer takes
+    /// one or a few reads, not one per 16 KiB), at least `READ_STEP`. Read into `scratch`,
+    /// zeroed once and grown only for a larger message: zeroing the space on every read cost
+    /// every miss a few microseconds.
     fn read_some(&mut self) -> std::io::Result<usize> {
-        let have = self.received.len();
         let announced = match self.received.get(..4) {
             Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize,
             None => 0,
         };
         let want = announced
             .min(wire::MAX_MESSAGE)
-            .saturating_sub(have)
+            .saturating_sub(self.received.len())
             .max(READ_STEP);
-        self.received.resize(have + want, 0);
-        let read = self.stream.read(&mut self.received[have..]);
-        self.received.truncate(have + *read.as_ref().unwrap_or(&0));
-        read
+        if self.scratch.len() < want {
+            self.scratch.resize(want, 0);
+        }
+        let n = self.stream.read(&mut self.scratch[..want])?;
+        self.received.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
     }
 
     fn take_message(&mut self) -> Result<Option<Vec<u8>>, String> {
