@@ -329,34 +329,33 @@ class Bench:
                   f"{row['p50_us_ratio']:.3f}, p99 {row['p99_us_ratio']:.3f}")
         aside = []
         for c in (1, 16, 64):
-            count = 500 if c == 1 else 2000
-            rt, ca = [], []
-            for i in range(self.a.rounds):
-                pair = [("rtget", rt), ("aside", ca)]
-                for mode, out in pair if i % 2 == 0 else reversed(pair):
-                    out.append(self.loadgen(mode, sport, secure, start=self.ids.take(count), count=count, concurrency=c))
-            aside.append({"c": c, "rps_ratio": med([x["rps"] / y["rps"] for x, y in zip(rt, ca)]),
-                          "p50_ratio": med([x["p50_us"] / y["p50_us"] for x, y in zip(rt, ca)])})
+            aside.append(self.versus_aside(c, sport, secure))
             print(f"3b. SCRAM + TLS, cache-aside at {c:>2} clients: rps ratio {aside[-1]['rps_ratio']:.2f}x, "
                   f"p50 ratio {aside[-1]['p50_ratio']:.2f}")
         self.results["shapes"] = {"rows": res, "aside": aside}
+
+    def versus_aside(self, c, rport=None, uri=None):
+        """RT.GET against application cache-aside at `c` clients (cold misses, alternating which
+        runs first in each round): medians of each side and of the per-round ratios."""
+        n = 500 if c == 1 else 2000
+        rt, aside = [], []
+        for i in range(self.a.rounds):
+            runs = [("rtget", rt), ("aside", aside)]
+            for mode, out in runs if i % 2 == 0 else reversed(runs):
+                out.append(self.loadgen(mode, rport, uri, start=self.ids.take(n), count=n, concurrency=c))
+        row = {"c": c}
+        for name, xs in (("rt", rt), ("aside", aside)):
+            for k in ("rps", "p50_us", "p99_us"):
+                row[f"{name}_{k}"] = med([x[k] for x in xs])
+        row["rps_ratio"] = med([x["rps"] / y["rps"] for x, y in zip(rt, aside)])
+        row["p50_ratio"] = med([x["p50_us"] / y["p50_us"] for x, y in zip(rt, aside)])
+        return row
 
     # 4. Cache-aside vs the module, cold misses.
     def cache_aside(self):
         rows = []
         for c in (1, 16, 64):
-            n = 500 if c == 1 else 2000
-            rt, aside = [], []
-            for i in range(self.a.rounds):
-                runs = [("rtget", rt), ("aside", aside)]
-                for mode, out in runs if i % 2 == 0 else reversed(runs):
-                    out.append(self.loadgen(mode, start=self.ids.take(n), count=n, concurrency=c))
-            row = {"c": c}
-            for name, xs in (("rt", rt), ("aside", aside)):
-                for k in ("rps", "p50_us", "p99_us"):
-                    row[f"{name}_{k}"] = med([x[k] for x in xs])
-            row["rps_ratio"] = med([x["rps"] / y["rps"] for x, y in zip(rt, aside)])
-            row["p50_ratio"] = med([x["p50_us"] / y["p50_us"] for x, y in zip(rt, aside)])
+            row = self.versus_aside(c)
             rows.append(row)
             print(f"4. cache-aside, {c:>2} clients: RT.GET {row['rt_rps']:,.0f} rps p50 {row['rt_p50_us']} us; "
                   f"cache-aside {row['aside_rps']:,.0f} rps p50 {row['aside_p50_us']} us; "
