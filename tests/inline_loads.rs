@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{err_of, mappings, rt_get, seed, wait_until, Mongo, Redis};
+use common::{config_set, err_of, mappings, rt_get, seed, wait_until, Mongo, Redis};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -150,14 +150,8 @@ fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_f
     let mut c = redis.conn();
     let mut next = 1..=20;
     until_inline(&redis, &mut c, &mut next);
-    let set_uri = |c: &mut redis::Connection, uri: &str| {
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("readthrough.mongo-uri")
-            .arg(uri)
-            .query::<()>(c)
-            .unwrap()
-    };
+    let set_uri =
+        |c: &mut redis::Connection, uri: &str| config_set(c, "readthrough.mongo-uri", uri);
 
     // A read preference is for the driver's server selection: no inline connection.
     let sep = if mongo.uri.contains('?') { '&' } else { '?' };
@@ -225,16 +219,9 @@ fn a_large_document_and_a_replica_set_name_are_served_as_through_the_driver() {
     // The URI names a replica set this server is not a member of: the driver finds no server
     // to read from, and the inline path must not read from it either.
     let sep = if mongo.uri.contains('?') { '&' } else { '?' };
-    redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.mongo-uri")
-        .arg(format!("{}{sep}replicaSet=not-this-one", mongo.uri))
-        .query::<()>(&mut c)
-        .unwrap();
-    redis::cmd("CONFIG")
-        .arg(&["SET", "readthrough.timeout", "700"])
-        .query::<()>(&mut c)
-        .unwrap();
+    let uri = format!("{}{sep}replicaSet=not-this-one", mongo.uri);
+    config_set(&mut c, "readthrough.mongo-uri", &uri);
+    config_set(&mut c, "readthrough.timeout", "700");
     let before = inline(&redis);
     for id in 101..=103 {
         let r = rt_get(&mut c, &format!("todo:{id}"));

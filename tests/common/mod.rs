@@ -185,6 +185,16 @@ pub fn err_of<T: std::fmt::Debug>(r: redis::RedisResult<T>) -> String {
     }
 }
 
+/// `CONFIG SET name value`, which must be accepted.
+pub fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query::<()>(c)
+        .unwrap_or_else(|e| panic!("CONFIG SET {name}: {e}"));
+}
+
 pub fn rt_get(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option<String>> {
     redis::cmd("RT.GET").arg(key).query(c)
 }
