@@ -26,6 +26,7 @@
 //! - no answer by half the deadline: the connection may be dead without a word (a NAT or load
 //!   balancer dropped it), where the driver's pool would still serve. `TIMEOUT` then comes from
 //!   the driver's side, at the deadline, as for every load.
+//!
 //! Each hand-off is logged and counted (`inline_handoffs`). The connection is made on the loader
 //! thread (`mongo/inline_conn.rs`), only for a deployment where a plain `find` is what the
 //! driver would send, and it follows `readthrough.mongo-uri`.
