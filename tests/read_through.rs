@@ -278,8 +278,8 @@ fn loader_cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn the_loader_thread_sleeps_when_no_load_is_in_flight() {
-    // At low load the loader thread polls for a moment around each load instead of sleeping
-    // (src/mongo/runtime.rs); once the loads are done it must go to sleep, not spin on.
+    // The loader thread sleeps whenever it has nothing to do (src/mongo/runtime.rs): once the
+    // loads are done it must not poll on.
     let mongo = Mongo::shared();
     let db = seed(mongo, "idle_cpu", 30);
     let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
