@@ -249,3 +249,95 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
     );
     assert_eq!(driver.info()["inline_loads"], 0);
 }
+
+/// The name field of a stored or returned todo.
+fn name_of(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge() {
+    let Some(mongo) = Mongo::with_test_commands("mongo-fail-cdc") else {
+        return;
+    };
+    let db = seed(&mongo, "failcdc", 40);
+    // One mapped collection, so one watcher: two watchers opening at once would share the
+    // fail point's failures, one each, and the driver's one retry would hide both.
+    let redis = Redis::start_watching(&mongo.uri, &format!("todo:={db}.todos:id"), &[]);
+    let mut c = redis.conn();
+    // One event first, so a resume token is saved: the reopens below resume from it.
+    rt_get(&mut c, "todo:1").unwrap().unwrap();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "one"}},
+    );
+    wait_until("the first event", Duration::from_secs(5), || {
+        stored(&mut c, "todo:1").is_none()
+    });
+    let faults = [
+        (
+            "closeConnection",
+            doc! { "closeConnection": true },
+            "I/O error",
+        ),
+        (
+            "NotWritablePrimary",
+            doc! { "errorCode": 10107 },
+            "Error code 10107",
+        ),
+        (
+            "ShutdownInProgress",
+            doc! { "errorCode": 91 },
+            "Error code 91",
+        ),
+    ];
+    for (round, (name, data, said)) in faults.into_iter().enumerate() {
+        let (kept, changed) = (
+            format!("todo:{}", 10 + round),
+            format!("todo:{}", 20 + round),
+        );
+        rt_get(&mut c, &kept).unwrap().unwrap();
+        rt_get(&mut c, &changed).unwrap().unwrap();
+        let seen_before = redis.log().matches(said).count();
+        // The stream's open and the driver's one retry of it fail, as during a step-down or a
+        // restart; a change is made meanwhile. A change of `readthrough.invalidation` opens the
+        // watcher's stream again, from its saved token (there and back: delete mode again).
+        mongo.fail_command(&["aggregate"], 2, data);
+        let id = changed.trim_start_matches("todo:");
+        mongo.update_one(
+            &db,
+            "todos",
+            doc! {"id": id},
+            doc! {"$set": {"name": format!("after {name}")}},
+        );
+        config_set(&mut c, "readthrough.invalidation", "refresh");
+        config_set(&mut c, "readthrough.invalidation", "delete");
+        wait_until(
+            &format!("{name}: the watcher to meet the fault"),
+            Duration::from_secs(10),
+            || redis.log().matches(said).count() > seen_before,
+        );
+        // The event made during the fault is applied once the stream resumes from its token.
+        wait_until(
+            &format!("{name}: the event made during the fault"),
+            Duration::from_secs(10),
+            || stored(&mut c, &changed).is_none(),
+        );
+        assert_eq!(
+            name_of(&rt_get(&mut c, &changed).unwrap()).as_deref(),
+            Some(format!("after {name}").as_str())
+        );
+        // A server passing through a step-down or a shutdown does not refuse the token: nothing
+        // was purged, and the token was kept.
+        assert!(
+            stored(&mut c, &kept).is_some(),
+            "{name}: {kept} was purged\n{}",
+            redis.log()
+        );
+        assert_eq!(redis.info()["cdc_resume_failures"], 0, "{name}");
+        redis.wait_watching();
+    }
+}

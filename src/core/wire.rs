@@ -150,10 +150,16 @@ pub enum NoAnswer {
     Odd(String),
 }
 
+/// Whether MongoDB's error `code` says the server is only passing through a state (stepping
+/// down, shutting down, unreachable): the driver would try a read again after it.
+pub fn retryable_read_code(code: i32) -> bool {
+    RETRYABLE_READ_CODES.contains(&code)
+}
+
 impl NoAnswer {
     /// Whether the driver would try the read again (once) after this.
     pub fn retryable(&self) -> bool {
-        matches!(self, NoAnswer::Refused { code, .. } if RETRYABLE_READ_CODES.contains(code))
+        matches!(self, NoAnswer::Refused { code, .. } if retryable_read_code(*code))
     }
 }
 

@@ -6,6 +6,7 @@
 use super::{apply, current, tokens, Watcher, RESUME_FAILURES};
 use crate::core::mapping::Mapping;
 use crate::core::resume_token::{self, START_AFTER};
+use crate::core::wire;
 use crate::mongo::client;
 use futures_util::FutureExt;
 use mongodb::bson::Document;
@@ -56,9 +57,7 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
         let opened = watch.await;
         let mut stream = match opened {
             Ok(s) => s,
-            Err(e)
-                if token.is_some() && matches!(*e.kind, mongodb::error::ErrorKind::Command(_)) =>
-            {
+            Err(e) if token.is_some() && refuses_token(&e) => {
                 // MongoDB refuses the saved token (history rolled off the oplog, a new
                 // collection): events may have been missed, so nothing cached can be trusted.
                 RESUME_FAILURES.fetch_add(1, Ordering::Relaxed);
@@ -143,6 +142,18 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
                 }
             }
         }
+    }
+}
+
+/// Whether opening a stream from a saved token failed because of the token: a command error
+/// that is not one of the transient ones (a step-down, a shutdown, an unreachable host, after
+/// which the stream is opened again from the same token). Any other command error counts, so
+/// that a token error with a code not listed here still purges rather than leaving the cache
+/// unwatched.
+fn refuses_token(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        mongodb::error::ErrorKind::Command(c) => !wire::retryable_read_code(c.code),
+        _ => false,
     }
 }
 
