@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 
 const VISIBLE: Duration = Duration::from_secs(2);
 
-fn name_of(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
-}
-
 /// Waits at most `VISIBLE` for `check`; returns how long it took. On a timeout it says what
 /// `redis` had seen: whether the event came late, never, or was undone by a later load.
 fn within_2s(redis: &Redis, what: &str, check: impl FnMut() -> bool) -> Duration {

@@ -119,10 +119,10 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
     };
     let db = seed(&mongo, "failcmd", 2000);
     let timeout = TIMEOUT_MS.to_string();
-    let args = |inline: &'static str| {
-        vec![
+    let args = |inline| {
+        [
             "--readthrough.timeout",
-            Box::leak(timeout.clone().into_boxed_str()),
+            timeout.as_str(),
             "--readthrough.inline-loads",
             inline,
             "--readthrough.invalidation",
@@ -248,12 +248,6 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
         "{log}"
     );
     assert_eq!(driver.info()["inline_loads"], 0);
-}
-
-/// The name field of a stored or returned todo.
-fn name_of(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
 }
 
 #[test]

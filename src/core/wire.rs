@@ -31,13 +31,18 @@ fn le_i32(b: &[u8]) -> i32 {
     i32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The length the message at the start of `buf` says it has (its header's first field), once
+/// those 4 bytes have arrived; unchecked.
+pub fn announced_len(buf: &[u8]) -> Option<i32> {
+    buf.get(..4).map(le_i32)
+}
+
 /// The length of the whole message at the start of `buf`, or `None` while it has not all
 /// arrived. An impossible length is an error: the stream cannot be read on.
 pub fn whole_message(buf: &[u8]) -> Result<Option<usize>, String> {
-    if buf.len() < 4 {
+    let Some(len) = announced_len(buf) else {
         return Ok(None);
-    }
-    let len = le_i32(buf);
+    };
     if len < HEADER as i32 + 5 || len as usize > MAX_MESSAGE {
         return Err(format!("a message of {len} bytes"));
     }
@@ -96,12 +101,8 @@ pub const MIN_WIRE_VERSION: i32 = 9;
 /// preference (a primary, a standalone server or a mongos), of the replica set `set_name` when
 /// the URI names one, and new enough for the driver.
 pub fn reads_here(reply: &Document, set_name: Option<&str>) -> Result<(), String> {
-    ok(reply).map_err(|e| e.text)?;
-    let wire = match reply.get("maxWireVersion") {
-        Some(Bson::Int32(v)) => *v,
-        Some(Bson::Int64(v)) => *v as i32,
-        _ => 0,
-    };
+    ok(reply).map_err(NoAnswer::into_text)?;
+    let wire = int(reply, "maxWireVersion");
     if wire < MIN_WIRE_VERSION {
         return Err(format!(
             "wire version {wire}, older than the driver's {MIN_WIRE_VERSION}"
@@ -161,6 +162,13 @@ impl NoAnswer {
     pub fn retryable(&self) -> bool {
         matches!(self, NoAnswer::Refused { code, .. } if retryable_read_code(*code))
     }
+
+    /// What it says, for a log.
+    pub fn into_text(self) -> String {
+        match self {
+            NoAnswer::Refused { text, .. } | NoAnswer::Odd(text) => text,
+        }
+    }
 }
 
 /// The document a `find` reply holds, `None` for none.
@@ -179,7 +187,9 @@ pub fn found(reply: Document) -> Result<Option<Document>, NoAnswer> {
     }
 }
 
-fn ok(reply: &Document) -> Result<(), NoAnswerText> {
+/// An `ok: 0` reply as the driver words a command error, so a client sees the same text
+/// either way.
+fn ok(reply: &Document) -> Result<(), NoAnswer> {
     let ok = match reply.get("ok") {
         Some(Bson::Double(f)) => *f == 1.0,
         Some(Bson::Int32(i)) => *i == 1,
@@ -190,35 +200,24 @@ fn ok(reply: &Document) -> Result<(), NoAnswerText> {
     if ok {
         return Ok(());
     }
-    let code = match reply.get("code") {
-        Some(Bson::Int32(c)) => *c,
-        Some(Bson::Int64(c)) => *c as i32,
-        Some(Bson::Double(c)) => *c as i32,
-        _ => 0,
-    };
+    let code = int(reply, "code");
     let message = reply
         .get_str("errmsg")
         .unwrap_or("the server answered ok: 0");
-    // Worded as the driver words a command error, so a client sees the same text either way.
-    let text = format!(
-        "Command failed: Error code {code} ({}): {message}",
-        reply.get_str("codeName").unwrap_or("")
-    );
-    Err(NoAnswerText { code, text })
+    let name = reply.get_str("codeName").unwrap_or("");
+    Err(NoAnswer::Refused {
+        code,
+        text: format!("Command failed: Error code {code} ({name}): {message}"),
+    })
 }
 
-/// An `ok: 0` reply, before it is known what it answered.
-struct NoAnswerText {
-    code: i32,
-    text: String,
-}
-
-impl From<NoAnswerText> for NoAnswer {
-    fn from(e: NoAnswerText) -> NoAnswer {
-        NoAnswer::Refused {
-            code: e.code,
-            text: e.text,
-        }
+/// A whole number field of a reply, whichever BSON number type carries it; 0 if none.
+fn int(reply: &Document, key: &str) -> i32 {
+    match reply.get(key) {
+        Some(Bson::Int32(v)) => *v,
+        Some(Bson::Int64(v)) => *v as i32,
+        Some(Bson::Double(v)) => *v as i32,
+        _ => 0,
     }
 }
 

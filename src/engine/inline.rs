@@ -37,6 +37,7 @@ use crate::core::format::Value;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
 use crate::core::{fault, id_index, settings};
+use crate::engine::cache_state::LoadKey;
 use crate::engine::loader_task::{self, Guarded, Load};
 use crate::engine::store;
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
@@ -231,51 +232,49 @@ fn on_readable() {
     fault::maybe_panic("inline-answer");
     if answer.len() > MAX_INLINE_BYTES {
         runtime::spawn(async move {
-            match decode(&load.get().target, &answer) {
-                Ok(found) => finished(load.take(), Ok(found), store::submit),
-                Err(e) => answered_no(load, e, |l, o| {
-                    let l = l.take();
-                    store::submit(l.key, l.kind, o, l.epoch)
-                }),
-            }
+            let decoded = decode(&load.get().target, &answer);
+            conclude(load, decoded, store::submit);
         });
         return;
     }
-    let outcome = decode(&load.get().target, &answer);
+    let decoded = decode(&load.get().target, &answer);
     // Written from a timer: its context replicates the writes as one unit. A 0 ms timer fires
     // later in this same pass of the event loop.
     event_loop::after_ms(
         0,
-        Box::new(move |ctx| match outcome {
-            Ok(found) => finished(load.take(), Ok(found), |k, kind, o, e| {
+        Box::new(move |ctx| {
+            conclude(load, decoded, |k, kind, o, e| {
                 store::finish_here(ctx, k, kind, o, e)
-            }),
-            Err(e) => answered_no(load, e, |l, o| {
-                let l = l.take();
-                store::finish_here(ctx, l.key, l.kind, o, l.epoch)
-            }),
+            })
         }),
     );
 }
 
-/// MongoDB's reply held no answer: answered as the driver would answer it (`BACKEND`), or
-/// handed to the driver where it would try again, with the connection dropped.
-fn answered_no(load: Guarded, e: NoAnswer, answer: impl FnOnce(Guarded, Outcome)) {
-    match e {
-        NoAnswer::Refused { text, .. } if !e.retryable() => {
-            let outcome = Err(Error::Backend(text));
-            counters::count(&counters::INLINE_LOADS);
-            loader_task::record(&outcome, load.get().started);
-            answer(load, outcome);
+/// Ends an inline load with what MongoDB's reply held: the document (or none), or an error
+/// reply the driver would answer at once (`BACKEND` in its words). Anything else goes to the
+/// driver, which would try again, and the connection is dropped.
+fn conclude(
+    load: Guarded,
+    decoded: Result<Option<Value>, NoAnswer>,
+    store: impl FnOnce(LoadKey, store::Kind, Outcome, u64),
+) {
+    let outcome = match decoded {
+        Ok(found) => Ok(found),
+        Err(e) if !e.retryable() && matches!(e, NoAnswer::Refused { .. }) => {
+            Err(Error::Backend(e.into_text()))
         }
-        NoAnswer::Refused { text, .. } | NoAnswer::Odd(text) => {
-            // Dropping the connection must happen on the main thread, which owns it.
-            event_loop::on_main_thread(Box::new(move || {
-                LANE.with(|l| l.borrow_mut().close(&format!("MongoDB answered: {text}")))
-            }));
-            hand_off(load);
+        Err(e) => {
+            let why = format!("MongoDB answered: {}", e.into_text());
+            // Dropping the connection must happen on the main thread, which owns it (this may
+            // run on the loader thread, for a large answer).
+            event_loop::on_main_thread(Box::new(move || LANE.with(|l| l.borrow_mut().close(&why))));
+            return hand_off(load);
         }
-    }
+    };
+    let load = load.take();
+    counters::count(&counters::INLINE_LOADS);
+    loader_task::record(&outcome, load.started);
+    store(load.key, load.kind, outcome, load.epoch);
 }
 
 /// Gives an inline load to the loader thread, with what is left of its deadline.
@@ -292,16 +291,6 @@ fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, NoAnswer> {
         id_index::remember(m, &d);
         m.encode(d)
     }))
-}
-
-fn finished(
-    load: Load,
-    outcome: Outcome,
-    store: impl FnOnce(crate::engine::cache_state::LoadKey, store::Kind, Outcome, u64),
-) {
-    counters::count(&counters::INLINE_LOADS);
-    loader_task::record(&outcome, load.started);
-    store(load.key, load.kind, outcome, load.epoch);
 }
 
 /// Inline query `id` had no answer by half its deadline (main thread, in a timer): the

@@ -161,10 +161,7 @@ impl Conn {
     /// zeroed once and grown only for a larger message: zeroing the space on every read cost
     /// every miss a few microseconds.
     fn read_some(&mut self) -> std::io::Result<usize> {
-        let announced = match self.received.get(..4) {
-            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize,
-            None => 0,
-        };
+        let announced = wire::announced_len(&self.received).unwrap_or(0).max(0) as usize;
         let want = announced
             .min(wire::MAX_MESSAGE)
             .saturating_sub(self.received.len())

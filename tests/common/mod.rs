@@ -199,6 +199,12 @@ pub fn rt_get(c: &mut redis::Connection, key: &str) -> redis::RedisResult<Option
     redis::cmd("RT.GET").arg(key).query(c)
 }
 
+/// The `name` field of a todo as `RT.GET` or `GET` returned it.
+pub fn name_of(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(|s| json(s)["name"].as_str().unwrap_or_default().to_owned())
+}
+
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }

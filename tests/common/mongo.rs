@@ -55,21 +55,21 @@ impl Mongo {
     /// A server of the test's own, which it may stop, stall and restart. `None` when the tests
     /// run against an external MongoDB (those tests are then skipped).
     pub fn dedicated(name: &str) -> Option<Mongo> {
-        if external_mongo().is_some() {
-            eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
-            return None;
-        }
-        Some(Mongo::embedded(name, &[]))
+        Mongo::dedicated_with(name, &[])
     }
 
     /// A dedicated server with MongoDB's test commands on (`configureFailPoint`, see
     /// `fail_command`). `None` with an external MongoDB.
     pub fn with_test_commands(name: &str) -> Option<Mongo> {
+        Mongo::dedicated_with(name, &["--enable-test-commands"])
+    }
+
+    fn dedicated_with(name: &str, extra: &[&str]) -> Option<Mongo> {
         if external_mongo().is_some() {
             eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
             return None;
         }
-        Some(Mongo::embedded(name, &["--enable-test-commands"]))
+        Some(Mongo::embedded(name, extra))
     }
 
     fn embedded(name: &str, extra: &[&str]) -> Mongo {
