@@ -19,7 +19,7 @@ mod redis;
 pub use crate::core::fuzzing;
 
 use crate::core::{fault, policy};
-use crate::redis::{callbacks, configs, events, keys, transparent_hooks};
+use crate::redis::{acl, callbacks, configs, events, keys, transparent_hooks};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 /// A registration with Redis, and what the log says if Redis refuses it.
@@ -47,8 +47,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     engine::inline::connect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
-    let steps: [Step; 5] = [
+    let steps: [Step; 6] = [
         (commands::register, "register the commands"),
+        (acl::init, "make a context for the ACL checks"),
         (
             transparent_hooks::register,
             "register the command filter or the key-miss hook",
@@ -69,8 +70,11 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     engine::changes::set_node(databases(ctx), keys::is_cluster(ctx));
     engine::changes::start();
     engine::warm::on_load();
+    let from = redis::mongo_uri::file_in_force()
+        .map(|path| format!(" (from {path})"))
+        .unwrap_or_default();
     ctx.log_notice(&format!(
-        "readthrough: loaded; MongoDB at {}",
+        "readthrough: loaded; MongoDB at {}{from}",
         mongo::client::uri_for_display()
     ));
     Status::Ok

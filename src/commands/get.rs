@@ -1,12 +1,13 @@
 //! `RT.GET key`: the cached value at once, or the document loaded from MongoDB, answered as its
 //! format is read (string: the JSON text; json: `JSON.GET key`; hash: `HGETALL key`).
 
-use crate::core::error::Error;
+use crate::core::error::{show_key, Error};
 use crate::core::format::Format;
 use crate::core::{counters, policy, settings};
 use crate::engine::cache_state;
 use crate::engine::load::{self, load_for_client};
 use crate::engine::store::Kind;
+use crate::redis::acl;
 use crate::redis::answer::{forward_raw, native_read};
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
@@ -32,7 +33,7 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
     let grace = settings::grace_s();
     if let Some(pttl) = reply_hit(ctx, args, format, grace > 0)? {
         counters::count_main(&counters::HITS);
-        if policy::in_grace(pttl, grace) {
+        if policy::in_grace(pttl, grace) && acl::may_write(ctx, key) {
             // Served stale-while-revalidate: one background refresh per key.
             let target = settings::resolve(key)?;
             load::start(selected_db(ctx), key, target, None, Kind::Refresh);
@@ -45,6 +46,15 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         return Ok(RedisValue::Null);
     }
     counters::count(&counters::MISSES);
+    if !acl::may_write(ctx, key) {
+        // A load would store the key on this user's behalf. A plain GET answers as without the
+        // module.
+        return if transparent {
+            Ok(RedisValue::Null)
+        } else {
+            Err(Error::NoWrite(show_key(key)).into())
+        };
+    }
     if transparent && cannot_block(ctx) {
         if !is_replica(ctx) {
             load::prefetch(db, key);

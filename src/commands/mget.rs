@@ -1,10 +1,11 @@
 //! `RT.MGET key [key ...]`: the values in order; misses loaded with one query per mapping.
 
-use crate::core::error::Error;
+use crate::core::error::{show_key, Error};
 use crate::core::format::{Format, Slot};
 use crate::core::{counters, settings};
 use crate::engine::cache_state;
 use crate::engine::mget::{start_batch, BatchMiss};
+use crate::redis::acl;
 use crate::redis::answer::reply_slots;
 use crate::redis::args::Args;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
@@ -44,6 +45,15 @@ fn mget(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
             Err(e) => return Err(e.into()),
             Ok(None) if cache_state::known_absent(db, key) => {
                 counters::count(&counters::NEGATIVE_HITS);
+                values.push(Slot::Nil);
+            }
+            Ok(None) if !acl::may_write(ctx, key) => {
+                // A load would store the key on this user's behalf. A plain MGET answers as
+                // without the module; nothing is loaded for a refused RT.MGET.
+                counters::count(&counters::MISSES);
+                if !transparent {
+                    return Err(Error::NoWrite(show_key(key)).into());
+                }
                 values.push(Slot::Nil);
             }
             Ok(None) => {

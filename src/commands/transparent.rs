@@ -10,6 +10,7 @@ use crate::engine::cache_state;
 use crate::engine::load;
 use crate::engine::mget::{start_batch, BatchMiss};
 use crate::engine::store::Kind;
+use crate::redis::acl;
 use crate::redis::answer::forward_raw;
 use crate::redis::args::Args;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
@@ -73,6 +74,10 @@ fn misses(ctx: &Context, args: &Args, native: &Native, db: i32) -> Vec<BatchMiss
             counters::count_main(&counters::HITS);
         } else if cache_state::known_absent(db, key) {
             counters::count(&counters::NEGATIVE_HITS);
+        } else if !acl::may_write(ctx, key) {
+            // A load would store the key on this user's behalf: the native answer, as without
+            // the module.
+            counters::count(&counters::MISSES);
         } else if let Ok(target) = settings::resolve(key) {
             counters::count(&counters::MISSES);
             if !misses.iter().any(|m| m.key == key) {

@@ -1,6 +1,8 @@
 //! `RT.WARM prefix [LIMIT n]`: starts a background bulk load of a mapping.
 
+use crate::core::error::Error;
 use crate::engine::warm;
+use crate::redis::acl;
 use crate::redis::args::Args;
 use crate::redis::keys::selected_db;
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
@@ -28,6 +30,10 @@ pub fn rt_warm(ctx: &Context, args: &Args) -> RedisResult {
     } else {
         None
     };
+    // The warm-up writes every key of the mapping: refused unless the user may write them all.
+    if !acl::may_write_prefix(ctx, prefix) {
+        return Err(Error::NoWritePrefix(prefix.to_owned()).into());
+    }
     warm::start(prefix, limit, selected_db(ctx))?;
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -26,6 +26,11 @@ pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
 /// Inline queries handed to the driver: the connection broke or was dropped (an error reply
 /// after which the driver retries, an answer not understood, no answer by half the deadline).
 pub static INLINE_HANDOFFS: AtomicU64 = AtomicU64::new(0);
+/// Plain reads of mapped keys the filter left native: the client's user may run the native
+/// read but not its internal read-through command (see `redis/acl.rs`).
+pub static ACL_KEPT_NATIVE: AtomicU64 = AtomicU64::new(0);
+/// Loads not started because the client's user may not write the key.
+pub static ACL_NO_WRITE: AtomicU64 = AtomicU64::new(0);
 
 pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
@@ -105,6 +110,8 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("store_skipped", get(&STORE_SKIPPED)),
         ("inline_loads", get(&INLINE_LOADS)),
         ("inline_handoffs", get(&INLINE_HANDOFFS)),
+        ("acl_kept_native", get(&ACL_KEPT_NATIVE)),
+        ("acl_no_write", get(&ACL_NO_WRITE)),
     ]
 }
 

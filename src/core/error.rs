@@ -28,6 +28,10 @@ pub enum Error {
     WarmRunning(String),
     /// A background job (a warm-up) stopped for a reason that is not a bug.
     Stopped(String),
+    /// The client's user may not write a key a load would store.
+    NoWrite(String),
+    /// The client's user may not write every key under a prefix `RT.WARM` would store.
+    NoWritePrefix(String),
     /// A bug: a panic was caught or a load ended without an outcome.
     Internal(String),
 }
@@ -66,6 +70,16 @@ impl fmt::Display for Error {
                 "BUSY a warm-up of '{p}' is already running (see INFO readthrough)"
             ),
             Error::Stopped(why) => write!(f, "ERR {why}"),
+            Error::NoWrite(key) => write!(
+                f,
+                "NOPERM this user has no permissions to write the key '{key}', which loading it \
+                 from MongoDB would store"
+            ),
+            Error::NoWritePrefix(p) => write!(
+                f,
+                "NOPERM this user has no permissions to write every key under '{p}', which \
+                 RT.WARM would store (see the README's Permissions section)"
+            ),
             Error::Internal(msg) => write!(f, "ERR internal error in readthrough: {msg}"),
         }
     }
@@ -111,6 +125,8 @@ mod tests {
             (Error::NoPrefix("p:".into()), "NOMAPPING "),
             (Error::WarmRunning("p:".into()), "BUSY "),
             (Error::Stopped("s".into()), "ERR "),
+            (Error::NoWrite("k".into()), "NOPERM "),
+            (Error::NoWritePrefix("p:".into()), "NOPERM "),
             (Error::Internal("w".into()), "ERR "),
         ];
         for (e, code) in cases {

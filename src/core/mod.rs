@@ -3,6 +3,7 @@
 //! does, the settings snapshot, the counters, the errors. Everything here is unit-tested in
 //! place.
 
+pub mod acl_rules;
 pub mod codec;
 pub mod config_redaction;
 pub mod counters;

@@ -4,6 +4,7 @@
 //! from Redis into Rust catches panics (`panic_guard`). It never names the engine: it calls
 //! what `callbacks` was given.
 
+pub mod acl;
 pub mod answer;
 pub mod args;
 pub mod blocking;
@@ -14,6 +15,7 @@ pub mod event_loop;
 pub mod events;
 pub mod gil;
 pub mod keys;
+pub mod mongo_uri;
 pub mod panic_guard;
 pub mod reply;
 pub mod server_commands;

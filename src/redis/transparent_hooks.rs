@@ -2,7 +2,8 @@
 //! reads prefetch. Both run inside Redis's own command processing, so both catch panics and
 //! never block or write.
 
-use crate::core::{config_redaction, fault, policy, rewrite, settings};
+use crate::core::{config_redaction, counters, fault, policy, rewrite, settings};
+use crate::redis::acl;
 use crate::redis::args::string_bytes;
 use crate::redis::callbacks;
 use crate::redis::keys::{is_replica, own_lookup, selected_db};
@@ -63,15 +64,21 @@ impl Filtered {
 // SAFETY: a callback Redis calls on its main thread with the arguments its API
 // documents; every raw call inside has its own SAFETY comment.
 unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
-    catch("the command filter", || filter(&Filtered(fctx)));
+    // SAFETY: the filter context of this call.
+    let client = unsafe { acl::filter_client(fctx) };
+    catch("the command filter", || filter(&Filtered(fctx), client));
 }
 
-fn filter(cmd: &Filtered) {
+fn filter(cmd: &Filtered, client: Option<u64>) {
     let argc = cmd.len();
-    if argc < 2 {
+    if argc < 1 {
         return;
     }
     let name = cmd.arg(0);
+    acl::saw_command(client, name);
+    if argc < 2 {
+        return;
+    }
     if name.eq_ignore_ascii_case(b"config") {
         let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
         let mut swaps = Vec::new();
@@ -98,7 +105,12 @@ fn filter(cmd: &Filtered) {
     let format_of = |k: &[u8]| settings::check_format(k).ok();
     if let rewrite::Rewrite::To(to) = rewrite::decide_for(native, &args, format_of) {
         fault::maybe_panic("filter");
-        cmd.replace(0, to.as_bytes());
+        // Never change what the user may do: stay native where the rewrite would.
+        if acl::may_rewrite(native, &args, client) {
+            cmd.replace(0, to.as_bytes());
+        } else {
+            counters::count_main(&counters::ACL_KEPT_NATIVE);
+        }
     }
 }
 
@@ -123,8 +135,9 @@ unsafe extern "C" fn on_key_miss(
         if fault::any_armed() && settings::check(key).is_ok() {
             fault::maybe_panic("key-miss");
         }
-        if !is_replica(&ctx) {
-            // A replica cannot store the value: prefetching there would only cost a query.
+        // A replica cannot store the value: prefetching there would only cost a query. A user
+        // who may not write the key does not make the module write it.
+        if !is_replica(&ctx) && acl::last_client_may_write(key) {
             (callbacks::get().key_missed)(selected_db(&ctx), key);
         }
     });
