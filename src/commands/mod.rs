@@ -6,6 +6,7 @@ mod get;
 mod invalidate;
 mod mget;
 mod refresh;
+mod reload_secrets;
 mod transparent;
 mod warm;
 
@@ -124,6 +125,15 @@ pub const COMMANDS: &[Spec] = &[
         acl: "write slow",
         summary: "Starts a background bulk load of a mapping's documents.",
     },
+    Spec {
+        name: "rt.reload-secrets",
+        entry: rt_reload_secrets_entry,
+        flags: "admin deny-script",
+        keys: (0, 0, 0),
+        key_use: KeyUse::None,
+        acl: "admin dangerous",
+        summary: "Rereads readthrough.mongo-uri-file (after a password rotation).",
+    },
 ];
 
 /// Registers every command with its key specs and, where supported, ACL categories.
@@ -154,3 +164,4 @@ entry!(rt_refresh_entry, refresh::rt_refresh);
 entry!(rt_tnative_entry, transparent::rt_tnative);
 entry!(rt_invalidate_entry, invalidate::rt_invalidate);
 entry!(rt_warm_entry, warm::rt_warm);
+entry!(rt_reload_secrets_entry, reload_secrets::rt_reload_secrets);

@@ -136,6 +136,8 @@ impl Text {
 }
 
 pub static MONGO_URI: Text = Text::new();
+/// `readthrough.mongo-uri-file`: the path (the URI read from it lives in `redis/mongo_uri.rs`).
+pub static MONGO_URI_FILE: Text = Text::new();
 pub static MAPPINGS_TEXT: Text = Text::new();
 pub static INVALIDATION_TEXT: Text = Text::new();
 pub static WARM_ON_LOAD: Text = Text::new();

@@ -10,6 +10,7 @@ use crate::core::settings::{self, Numeric, Text};
 use crate::core::{config_redaction, uri};
 use crate::redis::callbacks::{self, Changed};
 use crate::redis::events::load_configs;
+use crate::redis::mongo_uri;
 use crate::redis::panic_guard::catch;
 use crate::redis::server_commands;
 use redis_module::configuration::{
@@ -25,7 +26,8 @@ use std::sync::atomic::AtomicI64;
 pub struct StringConfig {
     text: &'static Text,
     accept: fn(String) -> Result<String, String>,
-    changed: Option<fn(&str) -> Changed>,
+    /// Called with the accepted text once it is stored.
+    changed: Option<fn(&str)>,
 }
 
 impl ConfigurationValue<RedisString> for StringConfig {
@@ -41,12 +43,9 @@ impl ConfigurationValue<RedisString> for StringConfig {
         let accepted = catch("a config setter", || (self.accept)(text))
             .unwrap_or_else(|| Err("internal error while checking the value".into()))
             .map_err(refused)?;
-        let change = self.changed.map(|f| f(&accepted));
-        self.text.set(accepted);
-        if let Some(change) = change {
-            catch("a config change", || {
-                (callbacks::get().config_changed)(change)
-            });
+        self.text.set(accepted.clone());
+        if let Some(changed) = self.changed {
+            catch("a config change", || changed(&accepted));
         }
         Ok(())
     }
@@ -57,8 +56,14 @@ fn refused(why: String) -> RedisError {
     RedisError::String(why)
 }
 
+/// Tells the engine a config changed.
+fn notify(change: Changed) {
+    (callbacks::get().config_changed)(change)
+}
+
 /// `readthrough.mongo-uri`. Marked sensitive; a value with credentials reaches the setter as a
-/// placeholder (see `core/config_redaction.rs`), so the slowlog and MONITOR never see it.
+/// placeholder (see `core/config_redaction.rs`), so the slowlog and MONITOR never see it. Not in
+/// force while `readthrough.mongo-uri-file` names a file (see `mongo_uri.rs`).
 static MONGO_URI: StringConfig = StringConfig {
     text: &settings::MONGO_URI,
     accept: |t| {
@@ -66,7 +71,14 @@ static MONGO_URI: StringConfig = StringConfig {
         uri::validate(&uri)?;
         Ok(uri)
     },
-    changed: Some(|t| Changed::MongoUri(t.to_owned())),
+    changed: Some(mongo_uri::uri_set),
+};
+
+/// `readthrough.mongo-uri-file`: a file holding the URI; `CONFIG GET` shows the path only.
+static MONGO_URI_FILE: StringConfig = StringConfig {
+    text: &settings::MONGO_URI_FILE,
+    accept: |path| mongo_uri::check_path(&path).map(|_| path),
+    changed: Some(|_| mongo_uri::path_set()),
 };
 
 /// `readthrough.mappings`: parsed here; the parsed form goes into the settings snapshot.
@@ -84,7 +96,7 @@ static MAPPINGS: StringConfig = StringConfig {
         settings::set_mappings(parsed);
         Ok(t)
     },
-    changed: Some(|_| Changed::Mappings),
+    changed: Some(|_| notify(Changed::Mappings)),
 };
 
 /// `readthrough.invalidation`: `off`, `delete` or `refresh`.
@@ -94,7 +106,7 @@ static INVALIDATION: StringConfig = StringConfig {
         settings::set_mode(Mode::parse(&t)?);
         Ok(t)
     },
-    changed: Some(|_| Changed::Invalidation),
+    changed: Some(|_| notify(Changed::Invalidation)),
 };
 
 /// `readthrough.warm-on-load`: prefixes to warm when the module loads (`*` = every mapping).
@@ -152,12 +164,18 @@ pub fn register(ctx: &Context) -> Result<(), String> {
         ConfigurationFlags::DEFAULT,
         None,
     );
-    let strings: [(&str, &'static StringConfig, &str, ConfigurationFlags); 4] = [
+    let strings: [(&str, &'static StringConfig, &str, ConfigurationFlags); 5] = [
         (
             "mongo-uri",
             &MONGO_URI,
             settings::DEFAULT_URI,
             ConfigurationFlags::SENSITIVE,
+        ),
+        (
+            "mongo-uri-file",
+            &MONGO_URI_FILE,
+            "",
+            ConfigurationFlags::DEFAULT,
         ),
         ("mappings", &MAPPINGS, "", ConfigurationFlags::DEFAULT),
         (

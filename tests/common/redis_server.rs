@@ -144,14 +144,37 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
+    /// `start` with a config file (written into the server's directory, given first, so that
+    /// `CONFIG REWRITE` has a file to rewrite): the file's text, then the usual arguments.
+    pub fn start_with_conf(conf: &str, mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
+        let dir = temp_dir("redis");
+        let path = dir.join("redis.conf");
+        std::fs::write(&path, conf).unwrap();
+        let mut args = vec![path.to_string_lossy().into_owned()];
+        args.extend(Redis::args(mongo_uri, mappings, extra));
+        let mut r = Redis {
+            port: free_port(),
+            dir,
+            args,
+            env: Vec::new(),
+            proc: None,
+        };
+        r.launch();
+        r
+    }
+
     fn launch(&mut self) {
-        let mut full = vec![
+        // A config file, if any, must come first.
+        let conf = self.args.first().filter(|a| a.ends_with(".conf")).cloned();
+        let rest = usize::from(conf.is_some());
+        let mut full: Vec<String> = conf.into_iter().collect();
+        full.extend([
             "--port".to_string(),
             self.port.to_string(),
             "--dir".into(),
             self.dir.to_string_lossy().into_owned(),
-        ];
-        full.extend(self.args.iter().cloned());
+        ]);
+        full.extend(self.args.iter().skip(rest).cloned());
         let p = Proc::spawn_env(&self.dir, "redis", &server_program(), &full, &self.env);
         let port = self.port;
         let start = Instant::now();
