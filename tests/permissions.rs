@@ -93,9 +93,13 @@ fn a_user_granted_only_the_native_reads_gets_them_as_without_the_module() {
         // 7.0: the filter cannot tell users apart, and `app` may run GET but not RT.TGET, so
         // every GET stays native until `app` is granted it too (README: Permissions).
         assert!(got.is_none(), "{got:?}");
-        let _: () = redis::cmd("ACL")
+        // Granted inside MULTI/EXEC: the change takes effect at EXEC.
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("ACL")
             .arg(&["SETUSER", "app", "+rt.tget", "+rt.tmget", "+rt.thget"])
             .arg(&["+rt.thmget", "+rt.thgetall"])
+            .ignore()
             .query(&mut admin)
             .unwrap();
         let got: Option<String> = redis::cmd("GET").arg("todo:6").query(&mut both).unwrap();

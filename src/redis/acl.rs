@@ -176,20 +176,44 @@ impl User {
     }
 }
 
-/// Seen by the command filter for every command: remembers the client (for the key-miss hook)
-/// and whether the command may change users or their rules.
-pub fn saw_command(client_id: Option<u64>, name: &[u8]) {
+/// Seen by the command filter for every command (`sub`: its first argument): remembers the
+/// client (for the key-miss hook) and marks the table of uniform reads stale after a command
+/// that may change users or their rules or the commands there are.
+pub fn saw_command(client_id: Option<u64>, name: &[u8], sub: Option<&[u8]>) {
     if let Some(id) = client_id {
         LAST_CLIENT.store(id, Ordering::Relaxed);
     }
-    // ACL SETUSER/DELUSER/LOAD, CONFIG SET requirepass, either queued in MULTI, or a module
-    // (its commands) loaded.
-    if [&b"acl"[..], b"config", b"exec", b"module"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c))
-    {
+    let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+    let sub_is = |names: &[&str]| sub.is_some_and(|s| names.iter().any(|n| is(s, n)));
+    if is(name, "acl") && sub_is(&["setuser", "deluser", "load"]) {
         STALE.store(true, Ordering::Relaxed);
+        LAST_ACL_CHANGE_S.store(uptime_s(), Ordering::Relaxed);
+    } else if is(name, "module") && sub_is(&["load", "loadex", "unload"]) {
+        STALE.store(true, Ordering::Relaxed);
+    } else if is(name, "exec") {
+        // An ACL command queued in MULTI runs only now. The filter cannot tell which client
+        // queued it, so for a while after any ACL change every EXEC marks the table stale.
+        let since = uptime_s().saturating_sub(LAST_ACL_CHANGE_S.load(Ordering::Relaxed));
+        if since < EXEC_AFTER_ACL_S {
+            STALE.store(true, Ordering::Relaxed);
+        }
     }
+}
+
+/// How long after an ACL change an EXEC still marks the table stale.
+const EXEC_AFTER_ACL_S: u64 = 300;
+
+/// When the last ACL change was seen, in seconds of `uptime_s` (far in the past at start).
+static LAST_ACL_CHANGE_S: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds since the module loaded, plus `EXEC_AFTER_ACL_S` (so that 0 is long ago).
+fn uptime_s() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+        + EXEC_AFTER_ACL_S
 }
 
 /// Whether the filter may rewrite this native read (`args`, name first) to its internal command

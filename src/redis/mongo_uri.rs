@@ -60,6 +60,15 @@ pub fn check_path(path: &str) -> Result<(), String> {
 /// `readthrough.mongo-uri-file` was accepted (after `check_path`): its URI is in force.
 pub fn path_set() {
     let uri = source().checked.take();
+    let path = settings::MONGO_URI_FILE.get();
+    let said = match &uri {
+        Some(u) => format!(
+            "the MongoDB URI is read from {path}: {}",
+            uri::for_display(u)
+        ),
+        None => "readthrough.mongo-uri-file emptied: readthrough.mongo-uri is in force".into(),
+    };
+    log_notice(format!("readthrough: {said}"));
     file_set(uri);
 }
 
