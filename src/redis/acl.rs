@@ -179,24 +179,39 @@ impl User {
 /// Seen by the command filter for every command (`sub`: its first argument): remembers the
 /// client (for the key-miss hook) and marks the table of uniform reads stale after a command
 /// that may change users or their rules or the commands there are.
-pub fn saw_command(client_id: Option<u64>, name: &[u8], sub: Option<&[u8]>) {
+pub fn saw_command<'a>(
+    client_id: Option<u64>,
+    name: &[u8],
+    sub: impl FnOnce() -> Option<&'a [u8]>,
+) {
     if let Some(id) = client_id {
         LAST_CLIENT.store(id, Ordering::Relaxed);
     }
+    // The cheap exit for every other command (this runs for each one).
+    if !matches!(name.first(), Some(b'a' | b'A' | b'm' | b'M' | b'e' | b'E')) {
+        return;
+    }
     let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
-    let sub_is = |names: &[&str]| sub.is_some_and(|s| names.iter().any(|n| is(s, n)));
-    if is(name, "acl") && sub_is(&["setuser", "deluser", "load"]) {
-        STALE.store(true, Ordering::Relaxed);
-        LAST_ACL_CHANGE_S.store(uptime_s(), Ordering::Relaxed);
-    } else if is(name, "module") && sub_is(&["load", "loadex", "unload"]) {
-        STALE.store(true, Ordering::Relaxed);
-    } else if is(name, "exec") {
+    if is(name, "exec") {
         // An ACL command queued in MULTI runs only now. The filter cannot tell which client
         // queued it, so for a while after any ACL change every EXEC marks the table stale.
         let since = uptime_s().saturating_sub(LAST_ACL_CHANGE_S.load(Ordering::Relaxed));
         if since < EXEC_AFTER_ACL_S {
             STALE.store(true, Ordering::Relaxed);
         }
+        return;
+    }
+    let (acl, module) = (is(name, "acl"), is(name, "module"));
+    if !acl && !module {
+        return;
+    }
+    let sub = sub();
+    let sub_is = |names: &[&str]| sub.is_some_and(|s| names.iter().any(|n| is(s, n)));
+    if acl && sub_is(&["setuser", "deluser", "load"]) {
+        STALE.store(true, Ordering::Relaxed);
+        LAST_ACL_CHANGE_S.store(uptime_s(), Ordering::Relaxed);
+    } else if module && sub_is(&["load", "loadex", "unload"]) {
+        STALE.store(true, Ordering::Relaxed);
     }
 }
 

@@ -74,11 +74,11 @@ fn filter(cmd: &Filtered, client: Option<u64>) {
     if argc < 1 {
         return;
     }
-    acl::saw_command(client, cmd.arg(0), (argc >= 2).then(|| cmd.arg(1)));
+    let name = cmd.arg(0);
+    acl::saw_command(client, name, || (argc >= 2).then(|| cmd.arg(1)));
     if argc < 2 {
         return;
     }
-    let name = cmd.arg(0);
     if name.eq_ignore_ascii_case(b"config") {
         let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
         let mut swaps = Vec::new();
