@@ -66,8 +66,14 @@ run: deps build rejson
 	MONGO_URI="$(MONGO_URI)" MONGO_PORT=$(MONGO_PORT) REDIS_PORT=$(REDIS_PORT) scripts/run.sh
 
 ## Everything: unit tests and end-to-end tests against real servers (module built once).
+## Prints how many tests were skipped and why (CI=true makes a skip a failure instead).
 test: deps build rejson node-example
-	cargo test --release -- --test-threads=4
+	@rm -f target/test-skips.txt
+	@cargo test --release -- --test-threads=4; status=$$?; \
+	  n=$$(cat target/test-skips.txt 2>/dev/null | wc -l); \
+	  echo "make test: $$n test(s) skipped"; \
+	  [ "$$n" -eq 0 ] || sed 's/^/  skipped: /' target/test-skips.txt; \
+	  exit $$status
 
 ## The suite against each server of the matrix (Debian's Redis 7.0, and Redis 7.2, 7.4 and
 ## Valkey 8 built once from ../shared/vendor into target/servers/), then a table.

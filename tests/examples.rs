@@ -39,13 +39,13 @@ fn the_original_fastapi_demo_reads_bare_ids_with_json_get_and_no_cache_code() {
         .status()
         .is_ok_and(|s| s.success());
     if !uvicorn.exists() || !has_fastapi {
-        eprintln!("skipped: FastAPI is not in .venv (make venv installs it)");
+        skip("FastAPI is not in .venv (make venv installs it)");
         return;
     }
     let rejson = match rejson_module() {
         Ok(p) => p.map(|p| p.to_string_lossy().into_owned()),
         Err(why) => {
-            eprintln!("skipped: {why}");
+            skip(&why);
             return;
         }
     };
@@ -120,7 +120,7 @@ fn the_node_example_reads_todos_with_node_redis() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !node_ok || !dir.join("node_modules/redis").exists() {
-        eprintln!("skipped: node or examples/node/node_modules missing (make test runs npm ci when npm exists)");
+        skip("node or examples/node/node_modules missing (make test runs npm ci when npm exists)");
         return;
     }
     let mongo = Mongo::shared();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{err_of, json, rejson_module, seed, unique_db, wait_until, Mongo, Redis};
+use common::{err_of, json, rejson_module, seed, skip, unique_db, wait_until, Mongo, Redis};
 use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use redis::Value;
 use std::time::Duration;
@@ -24,7 +24,7 @@ fn json_redis(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Option<Redis> 
         }
         Ok(None) => Some(Redis::start(mongo_uri, mappings, extra)),
         Err(why) => {
-            eprintln!("skipped: {why}");
+            skip(&why);
             None
         }
     }

@@ -62,6 +62,27 @@ pub fn watchdog() {
     });
 }
 
+/// Says the calling test is skipped, and why (the caller then returns). Under `CI=true` a skip
+/// is a failure naming what is missing: CI must run every test. Each skip is also added to
+/// `target/test-skips.txt`, which `make test` counts and lists.
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true: {test} would be skipped: {why}");
+    }
+    eprintln!("skipped: {why}");
+    let line = format!("{test}: {why}\n");
+    let path = root().join("target/test-skips.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        use std::io::Write;
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 /// RedisJSON for the `format=json` tests: `$REJSON_MODULE` (a path; empty when the server has
 /// JSON built in, as Redis 8 does), else the build of `make rejson` in `target/rejson`. `None`
 /// (with the reason) when neither is there: those tests say they are skipped.

@@ -66,7 +66,9 @@ impl Mongo {
 
     fn dedicated_with(name: &str, extra: &[&str]) -> Option<Mongo> {
         if external_mongo().is_some() {
-            eprintln!("skipped: {name} needs the embedded MongoDB-compatible server");
+            super::skip(&format!(
+                "{name} needs the embedded MongoDB-compatible server"
+            ));
             return None;
         }
         Some(Mongo::embedded(name, extra))
