@@ -544,3 +544,110 @@ fn warm_limits_errors_and_warm_on_load() {
     );
     assert!(e.contains("either * or a list"), "{e}");
 }
+
+/// `readthrough.warm-on-load *` warms every mapping when the module loads.
+#[test]
+fn warm_on_load_star_warms_every_mapping() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "warm-star", 7);
+    let redis = Redis::start(
+        &mongo.uri,
+        &format!("todo:={db}.todos:id other:={db}.todos:id"),
+        &["--readthrough.warm-on-load", "*"],
+    );
+    let mut c = redis.conn();
+    wait_until("both warm-ups", Duration::from_secs(20), || {
+        let lines: Vec<String> = (0..2)
+            .filter_map(|i| redis.info_str(&format!("warm_{i}")))
+            .collect();
+        lines.len() == 2 && lines.iter().all(|w| w.contains("running=0"))
+    });
+    let mut prefixes: Vec<String> = (0..2)
+        .map(|i| {
+            let w = redis.info_str(&format!("warm_{i}")).unwrap();
+            assert!(w.contains("stored=7,") && !w.contains("error="), "{w}");
+            w.split(',').next().unwrap().to_owned()
+        })
+        .collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["prefix=other:", "prefix=todo:"]);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 14);
+    assert!(stored(&mut c, "other:7").is_some() && stored(&mut c, "todo:7").is_some());
+}
+
+/// FLUSHDB (not only FLUSHALL) stops a running warm-up, which then stores nothing more and says
+/// why, and forgets the negative entries. The warm-up is held by MongoDB's `failCommand` so that
+/// it is running when the flush comes.
+#[test]
+fn flushdb_stops_a_warm_up_and_forgets_negative_entries() {
+    let Some(mongo) = Mongo::with_test_commands("warm-flushdb") else {
+        return;
+    };
+    let db = seed(&mongo, "warm-flushdb", 20);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "off"],
+    );
+    let mut c = redis.conn();
+    // A negative entry: todo:99 is not in MongoDB; then it is, but the entry answers nil.
+    assert_eq!(rt_get(&mut c, "todo:99").unwrap(), None);
+    mongo.insert(&db, "todos", vec![doc! {"id": "99", "name": "late"}]);
+    assert_eq!(
+        rt_get(&mut c, "todo:99").unwrap(),
+        None,
+        "the negative entry"
+    );
+    mongo.fail_command(
+        &["find"],
+        1,
+        doc! {"blockConnection": true, "blockTimeMS": 1500},
+    );
+    let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
+    assert_eq!(ok, "OK");
+    assert!(
+        redis
+            .info_str("warm_0")
+            .is_some_and(|w| w.contains("running=1")),
+        "the warm-up is held by MongoDB"
+    );
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    wait_until("the warm-up to end", Duration::from_secs(20), || {
+        redis
+            .info_str("warm_0")
+            .is_some_and(|w| w.contains("running=0"))
+    });
+    let w = redis.info_str("warm_0").unwrap();
+    assert!(
+        w.contains("stopped by FLUSHALL/FLUSHDB") && w.contains("stored=0,"),
+        "{w}"
+    );
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 0, "nothing stored after the flush");
+    // The negative entry went with the flush: the document is found now.
+    let v = rt_get(&mut c, "todo:99").unwrap();
+    assert_eq!(name_of(&v).as_deref(), Some("late"));
+}
+
+/// `RT.WARM` is a write command: a replica refuses it with `READONLY`, and stores nothing.
+#[test]
+fn rt_warm_on_a_replica_is_readonly() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "warm-replica", 5);
+    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let mut r = replica.conn();
+    let e = err_of(redis::cmd("RT.WARM").arg("todo:").query::<String>(&mut r));
+    assert!(e.starts_with("READONLY"), "{e}");
+    assert!(replica.info_str("warm_0").is_none(), "no warm-up started");
+    // On the master it runs, and the replica gets the keys by replication.
+    let ok: String = redis::cmd("RT.WARM")
+        .arg("todo:")
+        .query(&mut master.conn())
+        .unwrap();
+    assert_eq!(ok, "OK");
+    wait_until("replicated warm-up", Duration::from_secs(20), || {
+        redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap() == 5
+    });
+}

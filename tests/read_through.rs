@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{err_of, json, mappings, rt_get, seed, server_version, wait_until, Mongo, Redis};
+use common::{
+    err_of, json, mappings, rt_get, seed, server_version, stored, wait_until, Mongo, Redis,
+};
 use mongodb::bson::{doc, oid::ObjectId};
 use redis::Value;
 use std::time::{Duration, Instant};
@@ -521,12 +523,9 @@ fn inside_multi_and_lua_a_hit_returns_and_a_miss_errors_then_loads_in_background
         lines[lines.len() - 1].starts_with("NOBLOCK"),
         "the miss inside EXEC: {out}"
     );
+    // `stored` looks without a lookup: an EXISTS would start a load of its own.
     wait_until("the background load", Duration::from_secs(10), || {
-        redis::cmd("EXISTS")
-            .arg("todo:2")
-            .query::<i64>(&mut c)
-            .unwrap()
-            == 1
+        stored(&mut c, "todo:2").is_some()
     });
 
     let script = "return redis.call('RT.GET', KEYS[1])";
@@ -546,13 +545,75 @@ fn inside_multi_and_lua_a_hit_returns_and_a_miss_errors_then_loads_in_background
     );
     assert!(e.contains("NOBLOCK"), "{e}");
     wait_until("the background load", Duration::from_secs(10), || {
-        redis::cmd("EXISTS")
-            .arg("todo:3")
-            .query::<i64>(&mut c)
-            .unwrap()
-            == 1
+        stored(&mut c, "todo:3").is_some()
     });
     assert_eq!(redis.info()["prefetches"], 2);
+}
+
+/// The README's "the same holds for RT.MGET and RT.REFRESH": inside MULTI/EXEC and Lua, an
+/// `RT.MGET` with a miss and any `RT.REFRESH` reply `NOBLOCK` at once and load in the
+/// background; an all-hit `RT.MGET` answers.
+#[test]
+fn inside_multi_and_lua_mget_and_refresh_say_noblock_and_load_in_background() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "multimget", 6);
+    // Change streams off: the update below must reach the cache by RT.REFRESH alone.
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "off"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
+    let noblock = |r: redis::RedisResult<Value>| {
+        let e = err_of(r);
+        assert!(e.starts_with("NOBLOCK"), "{e}");
+    };
+    // MULTI/EXEC: an all-hit RT.MGET answers; one with a miss says NOBLOCK.
+    let out = redis.cli_stdin("MULTI\nRT.MGET todo:1\nRT.MGET todo:1 todo:2\nEXEC\n");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert!(lines[lines.len() - 2].contains("todo 1"), "{out}");
+    assert!(lines[lines.len() - 1].starts_with("NOBLOCK"), "{out}");
+    let script = |cmd: &str, keys: &[&str]| {
+        let mut e = redis::cmd("EVAL");
+        e.arg(format!("return redis.call('{cmd}', unpack(KEYS))"))
+            .arg(keys.len())
+            .arg(keys);
+        e
+    };
+    noblock(script("RT.MGET", &["todo:1", "todo:3"]).query(&mut c));
+    let all: Vec<Option<String>> = script("RT.MGET", &["todo:1"]).query(&mut c).unwrap();
+    assert!(all[0].is_some());
+    // RT.REFRESH always reads MongoDB: NOBLOCK, and the new value lands in the background.
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "renamed"}},
+    );
+    noblock(script("RT.REFRESH", &["todo:1"]).query(&mut c));
+    for k in ["todo:2", "todo:3"] {
+        wait_until(&format!("{k} loaded"), Duration::from_secs(10), || {
+            stored(&mut c, k).is_some()
+        });
+    }
+    wait_until("todo:1 refreshed", Duration::from_secs(10), || {
+        stored(&mut c, "todo:1").is_some_and(|v| json(&v)["name"] == "renamed")
+    });
+    // And inside MULTI: RT.REFRESH says NOBLOCK.
+    let out = redis.cli_stdin("MULTI\nRT.REFRESH todo:4\nRT.MGET todo:5\nEXEC\n");
+    // redis-cli puts a blank line after an error inside EXEC's reply.
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines[lines.len() - 2].starts_with("NOBLOCK")
+            && lines[lines.len() - 1].starts_with("NOBLOCK"),
+        "{out}"
+    );
+    for k in ["todo:4", "todo:5"] {
+        wait_until(&format!("{k} loaded"), Duration::from_secs(10), || {
+            stored(&mut c, k).is_some()
+        });
+    }
 }
 
 #[test]

@@ -79,11 +79,14 @@ pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
         w
     };
     let mapping = Arc::clone(mapping);
+    // Now, on the main thread where flushes happen: a flush at any later moment (even while
+    // MongoDB is still answering the first query) stops this warm-up.
+    let epoch = cache_state::epoch();
     runtime::spawn(async move {
         let _done = Done(Arc::clone(&w));
         // A panic ends this warm-up with an error line in INFO; `Done` marks it finished, so
         // the next RT.WARM of the prefix is not refused as BUSY.
-        let result = AssertUnwindSafe(run(&w, &mapping, limit))
+        let result = AssertUnwindSafe(run(&w, &mapping, limit, epoch))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(Error::Internal("a panic in the warm-up".into())));
@@ -109,7 +112,8 @@ impl Drop for Done {
     }
 }
 
-async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
+/// `epoch`: the flush count when the warm-up was asked for.
+async fn run(w: &Warm, m: &Mapping, limit: Option<u64>, epoch: u64) -> Result<(), Error> {
     fault::maybe_panic("warm-up");
     let client = client().await?;
     let coll = client.database(&m.db).collection::<Document>(&m.collection);
@@ -128,7 +132,6 @@ async fn run(w: &Warm, m: &Mapping, limit: Option<u64>) -> Result<(), Error> {
     }
     let mut cursor = find.await.map_err(|e| Error::Backend(redact_error(&e)))?;
     let mut chunk = Vec::with_capacity(CHUNK);
-    let epoch = cache_state::epoch();
     // The chunk before this one, encoding and being stored while this one is read.
     let mut pending: Option<tokio::task::JoinHandle<Result<(u64, u64), Error>>> = None;
     loop {

@@ -230,16 +230,25 @@ pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
-/// What Redis holds at `key`, read without triggering a load: EXISTS first (a plain GET of a
-/// mapped key would read through). Both in one script, so that nothing (a change event's
-/// delete, say) lands between them and turns the GET into a miss that loads the key again.
+/// What Redis holds at `key`, read without triggering a load: `KEYS` with the key as an exact
+/// pattern first (it walks the keyspace without a lookup, so no key-miss prefetch starts, as it
+/// would for `EXISTS`), then the value. Both in one script, so that nothing (a change event's
+/// delete, say) lands between them.
 pub fn stored(c: &mut redis::Connection, key: &str) -> Option<String> {
-    const READ: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then \
+    const READ: &str = "if #redis.call('KEYS', ARGV[1]) == 1 then \
                         return redis.call('GET', KEYS[1]) end return false";
+    let mut pattern = String::new();
+    for ch in key.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
     redis::cmd("EVAL")
         .arg(READ)
         .arg(1)
         .arg(key)
+        .arg(pattern)
         .query(c)
         .unwrap()
 }
