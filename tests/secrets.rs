@@ -82,7 +82,7 @@ fn the_uri_file_is_used_and_its_secret_shown_nowhere() {
     write(&file, &app_uri(&mongo, "wrong-Secret-999"));
     assert_eq!(reload(&mut c).unwrap(), "OK");
     let e = err_of(rt_get(&mut c, "todo:2"));
-    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(e.starts_with("BACKEND"), "{e}");
     let shown = [
         format!("{got:?}"),
         conf,
@@ -155,14 +155,14 @@ fn a_file_that_cannot_be_read_is_refused_and_the_uri_in_force_stays() {
     write(&good, "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300");
     assert_eq!(reload(&mut c).unwrap(), "OK");
     let e = err_of(rt_get(&mut c, "todo:3"));
-    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(e.starts_with("BACKEND"), "{e}");
     write(&good, &mongo.uri);
     assert_eq!(reload(&mut c).unwrap(), "OK");
     assert!(rt_get(&mut c, "todo:3").unwrap().is_some());
     // Emptied: readthrough.mongo-uri (here: nowhere) is in force again; reload has no file.
     config_set(&mut c, "readthrough.mongo-uri-file", "");
     let e = err_of(rt_get(&mut c, "todo:4"));
-    assert!(e.starts_with("BACKEND") || e.starts_with("TIMEOUT"), "{e}");
+    assert!(e.starts_with("BACKEND"), "{e}");
     let e = err_of(reload(&mut c));
     assert!(e.contains("not set"), "{e}");
     // A file missing at start: the server refuses to start and says why.
