@@ -75,25 +75,20 @@ fn refresh_mode_rewrites_cached_keys_only() {
     );
     let mut c = redis.conn();
     rt_get(&mut c, "todo:3").unwrap().unwrap();
-    mongo.update_one(
-        &db,
-        "todos",
-        doc! {"id": "3"},
-        doc! {"$set": {"name": "fresh"}},
-    );
-    mongo.update_one(
-        &db,
-        "todos",
-        doc! {"id": "4"},
-        doc! {"$set": {"name": "never read"}},
-    );
+    rt_get(&mut c, "todo:5").unwrap().unwrap();
+    for (id, name) in [("3", "fresh"), ("4", "never read"), ("5", "after 4")] {
+        mongo.update_one(&db, "todos", doc! {"id": id}, doc! {"$set": {"name": name}});
+    }
     // Without reading through: the stored value itself is rewritten, with a TTL.
     within_2s(&redis, "the stored value to be rewritten", || {
         name_of(&stored(&mut c, "todo:3")).as_deref() == Some("fresh")
     });
     let pttl: i64 = redis::cmd("PTTL").arg("todo:3").query(&mut c).unwrap();
     assert!(pttl > 3_000_000, "refreshed value keeps a TTL: {pttl}");
-    std::thread::sleep(Duration::from_millis(300));
+    // Events are applied in order: once todo:5's (made after todo:4's) is, todo:4's was.
+    within_2s(&redis, "the event after todo:4's", || {
+        name_of(&stored(&mut c, "todo:5")).as_deref() == Some("after 4")
+    });
     assert_eq!(
         stored(&mut c, "todo:4"),
         None,
@@ -382,13 +377,20 @@ fn invalidation_config_is_checked_and_off_stops_the_watchers() {
         redis.watchers().iter().all(|w| w.contains("state=off"))
     });
     rt_get(&mut c, "todo:2").unwrap().unwrap();
+    // A second server, watching (delete mode), is the control: once it has dropped todo:2,
+    // the event was delivered, and a watcher of this server would have seen it too.
+    let control = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
+    let mut k = control.conn();
+    rt_get(&mut k, "todo:2").unwrap().unwrap();
     mongo.update_one(
         &db,
         "todos",
         doc! {"id": "2"},
         doc! {"$set": {"name": "unseen"}},
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    within_2s(&control, "the control to apply the event", || {
+        stored(&mut k, "todo:2").is_none()
+    });
     assert_eq!(
         name_of(&stored(&mut c, "todo:2")).as_deref(),
         Some("todo 2"),

@@ -150,11 +150,12 @@ fn a_miss_of_any_read_command_prefetches_so_the_next_get_hits() {
         redis.info()["not_found"] == 1
     });
     let _: i64 = redis::cmd("EXISTS").arg("todo:999").query(&mut c).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The key-miss hook decides on the main thread before EXISTS replies: `prefetches` and
+    // `inflight` are final when it returns, so no wait is needed to see that nothing started.
     let info = redis.info();
     assert_eq!(
-        (info["prefetches"], info["not_found"]),
-        (5, 1),
+        (info["prefetches"], info["inflight"], info["not_found"]),
+        (5, 0, 1),
         "negative entry: no second load"
     );
 }
@@ -238,8 +239,9 @@ fn master_and_replica_both_read_through_and_replication_is_not_rewritten() {
     );
     // A miss of another read command on a replica prefetches nothing (it could not be stored).
     let _: i64 = redis::cmd("EXISTS").arg("todo:3").query(&mut r).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(replica.info()["prefetches"], 0);
+    // Decided before EXISTS replies (see above): final now.
+    let info = replica.info();
+    assert_eq!((info["prefetches"], info["inflight"]), (0, 0));
     // A cold key read on the replica is loaded and returned there, not written.
     assert_eq!(json(&get(&mut r, "todo:2").unwrap())["id"], "2");
     assert!(!exists(&mut r, "todo:2"));
@@ -263,8 +265,13 @@ fn transparent_off_turns_it_all_off_at_runtime() {
         .unwrap();
     assert_eq!(get(&mut c, "todo:1"), None, "plain GET again");
     let _: i64 = redis::cmd("EXISTS").arg("todo:2").query(&mut c).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(redis.info()["loads"], 0, "no prefetch either");
+    // Decided before EXISTS replies: nothing started means nothing will load.
+    let info = redis.info();
+    assert_eq!(
+        (info["prefetches"], info["inflight"], info["loads"]),
+        (0, 0, 0),
+        "no prefetch either"
+    );
     assert_eq!(
         json(&common::rt_get(&mut c, "todo:1").unwrap().unwrap())["id"],
         "1",
