@@ -171,18 +171,21 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
     let stall = stalled.elapsed();
     mongo.resume();
     let resumed = Instant::now();
+    // Bounded: loads must work again well within 30 s of the resume (the README says within a
+    // second; the time is printed, the bench is where speed is judged).
     let first_load = loop {
         match rt_get(&mut c, &format!("todo:{next}")) {
             Ok(v) => {
                 assert!(v.is_some(), "todo:{next} exists");
                 break resumed.elapsed();
             }
-            // A read of the test client interrupted by a signal (EINTR, seen under load) says
-            // nothing of the server: go on with a fresh connection.
-            Err(e) if e.kind() == redis::ErrorKind::IoError => c = redis.conn(),
             Err(e) => {
                 let e = err_of::<()>(Err(e));
                 assert!(e.starts_with("TIMEOUT"), "while recovering: {e}");
+                assert!(
+                    resumed.elapsed() < Duration::from_secs(30),
+                    "no load succeeded within 30 s of the resume: {e}"
+                );
             }
         }
         next += 1;

@@ -6,16 +6,9 @@ mod common;
 use common::{err_of, json, mappings, seed, wait_until, Mongo, Redis};
 use std::time::Duration;
 
-/// A plain GET. A read interrupted by a signal (EINTR, seen in the test client under load) is
-/// not the server's answer: the command is sent again (GET has no side effect to repeat).
+/// A plain GET.
 fn get(c: &mut redis::Connection, key: &str) -> Option<String> {
-    for _ in 0..3 {
-        match redis::cmd("GET").arg(key).query(c) {
-            Err(e) if e.to_string().contains("Interrupted system call") => continue,
-            r => return r.unwrap(),
-        }
-    }
-    panic!("GET {key}: interrupted three times")
+    redis::cmd("GET").arg(key).query(c).unwrap()
 }
 
 fn exists(c: &mut redis::Connection, key: &str) -> bool {
