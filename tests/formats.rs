@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{err_of, json, rejson_module, seed, skip, unique_db, wait_until, Mongo, Redis};
+use common::{
+    err_of, json, rejson_module, seed, skip, unique_db, wait_until, HoldingProxy, Mongo, Redis,
+};
 use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use redis::Value;
 use std::time::Duration;
@@ -273,8 +275,9 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
         return;
     };
     let db = seed(&mongo, "hp", 5);
+    let proxy = HoldingProxy::start(mongo.port);
     let redis = Redis::start(
-        &mongo.uri,
+        &proxy.uri(),
         &format!("h:={db}.todos:id;format=hash;fields=-_id"),
         // No change streams: the update below would otherwise race RT.REFRESH, and when its
         // event came second it deleted the refreshed key before RT.INVALIDATE (seen once on
@@ -287,7 +290,7 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
         ],
     );
     // Single flight: 50 cold HGETALLs of one key, one load.
-    mongo.pause();
+    proxy.hold();
     let readers: Vec<_> = (0..50)
         .map(|_| {
             let url = redis.url();
@@ -298,7 +301,7 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
         })
         .collect();
     redis.wait_blocked(50);
-    mongo.resume();
+    proxy.release();
     let got: Vec<_> = readers.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(got.iter().all(|g| g == &got[0]));
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config_set, err_of, mappings, rt_get, seed, wait_until, Mongo, Redis};
+use common::{config_set, err_of, mappings, rt_get, seed, wait_until, HoldingProxy, Mongo, Redis};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -88,8 +88,10 @@ fn a_stall_during_an_inline_query_goes_to_the_driver_at_half_the_deadline_then_t
         return;
     };
     let db = seed(&mongo, "istall", 400);
+    // The proxy's URI names one host without options that rule inline loads out.
+    let proxy = HoldingProxy::start(mongo.port);
     let redis = Redis::start(
-        &mongo.uri,
+        &proxy.uri(),
         &mappings(&db),
         &[
             "--readthrough.timeout",
@@ -103,20 +105,16 @@ fn a_stall_during_an_inline_query_goes_to_the_driver_at_half_the_deadline_then_t
     until_inline(&redis, &mut c, &mut next);
     let before = inline(&redis);
 
-    mongo.pause();
+    proxy.hold();
     let start = Instant::now();
     let r = rt_get(&mut c, "todo:399");
     let took = start.elapsed();
-    let stalled = mongo.describe();
-    mongo.resume();
-    assert!(
-        r.is_err(),
-        "an answer while MongoDB is stalled: {r:?}\n{stalled}"
-    );
+    proxy.release();
     let e = err_of(r);
     assert!(e.starts_with("TIMEOUT") && e.contains("500 ms"), "{e}");
+    // Not before the deadline; the upper bound only catches a hang.
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(10),
         "{took:?}"
     );
     assert!(

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    err_of, json, mappings, rt_get, seed, server_version, stored, wait_until, Mongo, Redis,
+    err_of, json, mappings, rt_get, seed, server_version, stored, wait_until, HoldingProxy, Mongo,
+    Redis,
 };
 use mongodb::bson::{doc, oid::ObjectId};
 use redis::Value;
@@ -345,8 +346,9 @@ fn a_stalled_mongodb_times_out_and_redis_keeps_answering() {
         return;
     };
     let db = seed(&mongo, "stall", 3);
+    let proxy = HoldingProxy::start(mongo.port);
     let redis = Redis::start(
-        &mongo.uri,
+        &proxy.uri(),
         &mappings(&db),
         &["--readthrough.timeout", "500"],
     );
@@ -355,20 +357,20 @@ fn a_stalled_mongodb_times_out_and_redis_keeps_answering() {
         rt_get(&mut c, "todo:1").unwrap().is_some(),
         "warm the connection pool"
     );
-    mongo.pause();
+    // MongoDB stalled, as the module sees it: its queries are held.
+    proxy.hold();
     let start = Instant::now();
     let r = rt_get(&mut c, "todo:2");
     let took = start.elapsed();
-    let stalled = mongo.describe();
-    mongo.resume();
-    assert!(
-        r.is_err(),
-        "an answer while MongoDB is stalled: {r:?}\n{stalled}"
-    );
+    // PING answers while a load waits on the stalled MongoDB.
+    let pong: String = redis::cmd("PING").query(&mut redis.conn()).unwrap();
+    assert_eq!(pong, "PONG");
+    proxy.release();
     let e = err_of(r);
     assert!(e.starts_with("TIMEOUT") && e.contains("500 ms"), "{e}");
+    // Not before the deadline; the upper bound only catches a hang (speed is the bench's).
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(10),
         "{took:?}"
     );
     assert_eq!(redis.info()["timeouts"], 1);
@@ -387,8 +389,9 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
         return;
     };
     let db = seed(&mongo, "kill", 2);
+    let proxy = HoldingProxy::start(mongo.port);
     let redis = Redis::start(
-        &mongo.uri,
+        &proxy.uri(),
         &mappings(&db),
         &["--readthrough.timeout", "30000"],
     );
@@ -397,7 +400,7 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
         rt_get(&mut admin, "todo:1").unwrap().is_some(),
         "warm the connection pool"
     );
-    mongo.pause();
+    proxy.hold();
     let mut victim = Some(redis.spawn_rt_get("todo:2"));
     wait_until("the client to block", Duration::from_secs(10), || {
         if victim.as_ref().is_some_and(|v| v.is_finished()) {
@@ -428,7 +431,7 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
     );
     let pong: String = redis::cmd("PING").query(&mut admin).unwrap();
     assert_eq!(pong, "PONG");
-    mongo.resume();
+    proxy.release();
     // The load finishes for nobody; the value is still cached and nothing leaks or crashes.
     let finished = common::wait_for(Duration::from_secs(20), || redis.info()["inflight"] == 0);
     assert!(

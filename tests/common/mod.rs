@@ -9,7 +9,7 @@
 //!   test (or `$READTHROUGH_MODULE`; the module is built once by `make test`, never here);
 //!   replicas and cluster nodes;
 //! - `info.rs`: the one way tests read `INFO` (and what they wait on through it);
-//! - `slow_proxy.rs`: a TCP proxy that makes MongoDB slow.
+//! - `network.rs`: TCP proxies that make MongoDB slow or hold it still, and a silent server.
 //!
 //! Every server writes its output to a log file under `target/test-tmp`, runs under a small
 //! shell watchdog that kills it when the test process goes away, and is stopped on drop.
@@ -17,14 +17,14 @@
 
 mod info;
 mod mongo;
+mod network;
 mod process;
 mod redis_server;
-mod slow_proxy;
 
 pub use mongo::*;
+pub use network::*;
 pub use process::*;
 pub use redis_server::*;
-pub use slow_proxy::*;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

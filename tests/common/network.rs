@@ -1,0 +1,142 @@
+//! Networks between the module and MongoDB that the tests control: a TCP proxy that delays
+//! what the client sends, one that holds it until told to let it through, and a server that
+//! accepts connections and never answers. They stall the module's MongoDB without a signal, and
+//! leave the tests' own MongoDB client (which goes direct) untouched.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A TCP proxy on a free port that holds every chunk the client sends for `delay` before it
+/// forwards it: a slow MongoDB, as Redis sees it, without touching the server.
+pub struct SlowProxy {
+    pub port: u16,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: u16, delay: Duration) -> SlowProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(client, server, delay));
+                std::thread::spawn(move || pump(s2, c2, Duration::ZERO));
+            }
+        });
+        SlowProxy { port }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+}
+
+/// Whether a holding proxy lets requests through now, and the wake-up for its pumps.
+type Gate = Arc<(Mutex<bool>, Condvar)>;
+
+/// A TCP proxy on a free port that forwards everything, except while `hold` is in force: then
+/// what the client sends waits in the proxy (connections stay open, nothing is answered) until
+/// `release`. MongoDB as a stalled server looks to the module, without stopping the server.
+pub struct HoldingProxy {
+    pub port: u16,
+    gate: Gate,
+}
+
+impl HoldingProxy {
+    pub fn start(upstream: u16) -> HoldingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let gate: Gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let g = Arc::clone(&gate);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let g = Arc::clone(&g);
+                std::thread::spawn(move || pump_gated(client, server, Duration::ZERO, Some(g)));
+                std::thread::spawn(move || pump(s2, c2, Duration::ZERO));
+            }
+        });
+        HoldingProxy { port, gate }
+    }
+
+    /// From now on, nothing the module sends reaches MongoDB (until `release`).
+    pub fn hold(&self) {
+        *self.gate.0.lock().unwrap() = true;
+    }
+
+    /// Lets everything held, and what follows, through.
+    pub fn release(&self) {
+        *self.gate.0.lock().unwrap() = false;
+        self.gate.1.notify_all();
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+}
+
+impl Drop for HoldingProxy {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn pump(from: std::net::TcpStream, to: std::net::TcpStream, delay: Duration) {
+    pump_gated(from, to, delay, None)
+}
+
+fn pump_gated(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    delay: Duration,
+    gate: Option<Gate>,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                std::thread::sleep(delay);
+                if let Some(g) = &gate {
+                    let held = g.0.lock().unwrap();
+                    drop(g.1.wait_while(held, |h| *h).unwrap());
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+/// A "MongoDB" on a free port that accepts connections and never answers: every load against
+/// it waits until its deadline, deterministically.
+pub struct SilentServer {
+    pub port: u16,
+}
+
+impl SilentServer {
+    pub fn start() -> SilentServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            // Keep every connection open, read nothing, write nothing.
+            let _held: Vec<_> = listener.incoming().flatten().collect();
+        });
+        SilentServer { port }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+}
