@@ -24,13 +24,17 @@ fn no_crash_in(log: &str) {
 /// A MongoDB of the test's own with `docs` todos, and Redis (with `extra` args) in front of it
 /// after one load, so the driver's connections exist before the test stalls MongoDB. `None`
 /// with an external MongoDB: the test is skipped.
-fn own_mongo(name: &str, docs: usize, extra: &[&str]) -> Option<(Mongo, Redis)> {
+/// A MongoDB of the test's own, reached by the module through a `HoldingProxy`: `hold` stalls
+/// MongoDB as the module sees it (queries, new connections and the driver's monitor alike), with
+/// no signal, and the test's own client still reaches the server.
+fn own_mongo(name: &str, docs: usize, extra: &[&str]) -> Option<(Mongo, HoldingProxy, Redis)> {
     let mongo = Mongo::dedicated(name)?;
     let db = seed(&mongo, name, docs);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), extra);
+    let proxy = HoldingProxy::start(mongo.port);
+    let redis = Redis::start(&proxy.uri(), &mappings(&db), extra);
     let first = rt_get(&mut redis.conn(), "todo:1").unwrap();
     assert!(first.is_some(), "warm the pool");
-    Some((mongo, redis))
+    Some((mongo, proxy, redis))
 }
 
 #[test]
@@ -74,11 +78,13 @@ fn mongodb_down_before_redis_starts_then_comes_up() {
 
 #[test]
 fn a_stalled_mongodb_times_out_every_waiting_client_and_none_hangs() {
-    let Some((mongo, redis)) = own_mongo("stall-all", 10, &["--readthrough.timeout", "800"]) else {
+    let Some((_mongo, proxy, redis)) =
+        own_mongo("stall-all", 10, &["--readthrough.timeout", "800"])
+    else {
         return;
     };
     let mut c = redis.conn();
-    mongo.pause();
+    proxy.hold();
     // 100 distinct keys, 100 readers of one key, plain GETs and RT.MGETs.
     let (tx, rx) = mpsc::channel();
     let spawn = |cmd: &'static str, keys: Vec<String>| {
@@ -113,7 +119,7 @@ fn a_stalled_mongodb_times_out_every_waiting_client_and_none_hangs() {
     eprintln!("{n} TIMEOUT replies within {:?}", t.elapsed());
     assert_eq!(redis.info()["timeouts"], n as i64);
     assert_eq!(redis.info_field("clients", "blocked_clients"), 0);
-    mongo.resume();
+    proxy.release();
     // Once MongoDB answers again (it first works off the queries it got while stopped),
     // loads work again without a Redis restart.
     wait_until("loads to work again", Duration::from_secs(30), || {
@@ -141,12 +147,13 @@ fn errors_of_parallel_gets(redis: &Redis, from: usize, n: usize) -> Vec<String> 
 /// burst of errors after.
 #[test]
 fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() {
-    let Some((mongo, redis)) = own_mongo("stall-stages", 300, &["--readthrough.timeout", "500"])
+    let Some((_mongo, proxy, redis)) =
+        own_mongo("stall-stages", 300, &["--readthrough.timeout", "500"])
     else {
         return;
     };
     let mut c = redis.conn();
-    mongo.pause();
+    proxy.hold();
     let stalled = Instant::now();
     let mut next = 10;
     let mut waves = 0;
@@ -159,7 +166,7 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
         waves += 1;
     }
     // A new client while MongoDB is stalled: its server was never heard from.
-    let uri = format!("{}/?appName=stall-stages", mongo.uri);
+    let uri = format!("{}&appName=stall-stages", proxy.uri());
     redis::cmd("CONFIG")
         .arg(&["SET", "readthrough.mongo-uri", &uri])
         .query::<()>(&mut c)
@@ -169,7 +176,7 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
     }
     next += 50;
     let stall = stalled.elapsed();
-    mongo.resume();
+    proxy.release();
     let resumed = Instant::now();
     // Bounded: loads must work again well within 30 s of the resume (the README says within a
     // second; the time is printed, the bench is where speed is judged).
@@ -210,7 +217,7 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
 
 #[test]
 fn a_thousand_clients_that_disconnect_while_blocked_leave_no_trace() {
-    let Some((mongo, redis)) = own_mongo(
+    let Some((_mongo, proxy, redis)) = own_mongo(
         "disconnect-1000",
         600,
         &["--readthrough.timeout", "30000", "--maxclients", "3000"],
@@ -218,7 +225,7 @@ fn a_thousand_clients_that_disconnect_while_blocked_leave_no_trace() {
         return;
     };
     let mut c = redis.conn();
-    mongo.pause();
+    proxy.hold();
     let mut socks: Vec<std::net::TcpStream> = (0..1000)
         .map(|i| {
             let key = if i % 2 == 0 {
@@ -239,7 +246,7 @@ fn a_thousand_clients_that_disconnect_while_blocked_leave_no_trace() {
         redis.info_field("clients", "connected_clients") == 2
     });
     assert_eq!(redis.info_field("clients", "blocked_clients"), 0);
-    mongo.resume();
+    proxy.release();
     wait_until("loads to finish", Duration::from_secs(30), || {
         redis.info()["inflight"] == 0
     });
@@ -325,12 +332,13 @@ fn an_rdb_restart_keeps_values_and_ttls() {
 
 #[test]
 fn flushall_during_loads_does_not_bring_flushed_data_back() {
-    let Some((mongo, redis)) = own_mongo("flush-inflight", 10, &["--readthrough.timeout", "20000"])
+    let Some((_mongo, proxy, redis)) =
+        own_mongo("flush-inflight", 10, &["--readthrough.timeout", "20000"])
     else {
         return;
     };
     let mut c = redis.conn();
-    mongo.pause();
+    proxy.hold();
     let single = redis.spawn_rt_get("todo:2");
     let url = redis.url();
     let batch = std::thread::spawn(move || {
@@ -341,7 +349,7 @@ fn flushall_during_loads_does_not_bring_flushed_data_back() {
     });
     redis.wait_blocked(2);
     redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
-    mongo.resume();
+    proxy.release();
     // The clients get what was loaded...
     assert_eq!(json(&single.join().unwrap().unwrap().unwrap())["id"], "2");
     let v = batch.join().unwrap().unwrap();
@@ -402,21 +410,21 @@ fn at_maxmemory_the_value_is_returned_and_the_store_skipped() {
 
 #[test]
 fn shutdown_with_1000_loads_in_flight_exits_cleanly() {
-    let Some((mongo, mut redis)) = own_mongo(
+    let Some((_mongo, proxy, mut redis)) = own_mongo(
         "shutdown-inflight",
         10,
         &["--readthrough.timeout", "30000", "--maxclients", "2000"],
     ) else {
         return;
     };
-    mongo.pause();
+    proxy.hold();
     let readers: Vec<_> = (0..1000)
         .map(|i| redis.spawn_rt_get(&format!("todo:{}", 100 + i)))
         .collect();
     redis.wait_blocked(1000);
     assert!(redis.info()["inflight"] >= 1000);
     redis.shutdown();
-    mongo.resume();
+    proxy.release();
     for r in readers {
         assert!(
             r.join().unwrap().is_err(),

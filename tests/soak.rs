@@ -85,8 +85,9 @@ fn a_hundred_thousand_misses_with_disconnects_and_timeouts_leave_memory_at_basel
         .collect();
     mongo.insert(&db, "todos", docs);
     mongo.create_index(&db, "todos", "id");
+    let proxy = HoldingProxy::start(mongo.port);
     let redis = Redis::start(
-        &mongo.uri,
+        &proxy.uri(),
         &mappings(&db),
         &[
             "--readthrough.timeout",
@@ -101,14 +102,16 @@ fn a_hundred_thousand_misses_with_disconnects_and_timeouts_leave_memory_at_basel
     let (mut baseline, mut total_ok, mut total_err) = (None, 0, 0);
     let mut samples = Vec::new();
     for r in 1..=ROUNDS {
-        // Two rounds stall MongoDB for longer than the timeout: waiting clients time out.
+        // Two rounds stall MongoDB (its queries held) until a waiting client has timed out.
         let (ok, errors) = std::thread::scope(|s| {
             if r == 4 || r == 8 {
                 s.spawn(|| {
-                    std::thread::sleep(Duration::from_millis(300));
-                    mongo.pause();
-                    std::thread::sleep(Duration::from_millis(700));
-                    mongo.resume();
+                    let before = redis.info()["timeouts"];
+                    proxy.hold();
+                    wait_until("a client to time out", Duration::from_secs(60), || {
+                        redis.info()["timeouts"] > before
+                    });
+                    proxy.release();
                 });
             }
             round(&redis)
