@@ -607,3 +607,113 @@ fn mget_reports_a_backend_error_and_keeps_serving() {
     let v: Vec<Option<String>> = redis::cmd("RT.MGET").arg("todo:1").query(&mut c).unwrap();
     assert!(v[0].is_some(), "all-hit MGET needs no MongoDB");
 }
+
+/// The README's `TIMEOUT`: the load ends with its clients' deadline and stores nothing (an
+/// answer after it is dropped); the next read loads again. (The README promised until
+/// 2026-11-30 that the load went on and filled the cache; this test showed it did not.)
+#[test]
+fn a_load_that_timed_out_stores_nothing_and_the_next_read_loads_again() {
+    let Some(mongo) = Mongo::dedicated("late-fill") else {
+        return;
+    };
+    let db = seed(&mongo, "latefill", 3);
+    let proxy = HoldingProxy::start(mongo.port);
+    let redis = Redis::start(
+        &proxy.uri(),
+        &mappings(&db),
+        &["--readthrough.timeout", "300"],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
+    proxy.hold();
+    let e = err_of(rt_get(&mut c, "todo:2"));
+    assert!(e.starts_with("TIMEOUT"), "{e}");
+    wait_until(
+        "the load to end with its client",
+        Duration::from_secs(10),
+        || redis.info()["inflight"] == 0,
+    );
+    let loads = redis.info()["loads"];
+    // MongoDB answers the held query now: it is not stored.
+    proxy.release();
+    let v = rt_get(&mut c, "todo:2").unwrap().expect("loaded again");
+    assert_eq!(json(&v)["id"], "2");
+    let info = redis.info();
+    assert_eq!((info["timeouts"], info["loads"]), (1, loads + 1));
+}
+
+/// `readthrough.negative-max`: at most that many negative entries, the oldest dropped first.
+#[test]
+fn negative_entries_beyond_negative_max_drop_the_oldest() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "negmax", 1);
+    // No change streams: the inserts below must not clear the entries.
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &[
+            "--readthrough.negative-max",
+            "2",
+            "--readthrough.invalidation",
+            "off",
+        ],
+    );
+    let mut c = redis.conn();
+    for id in ["101", "102", "103"] {
+        assert_eq!(rt_get(&mut c, &format!("todo:{id}")).unwrap(), None);
+    }
+    let docs = ["101", "102", "103"].map(|id| doc! {"id": id, "name": format!("late {id}")});
+    mongo.insert(&db, "todos", docs.to_vec());
+    // 101, the oldest, was dropped when 103 came: read through now. 102 and 103 are remembered.
+    let v = rt_get(&mut c, "todo:101").unwrap();
+    assert_eq!(v.map(|v| json(&v)["name"].clone()), Some("late 101".into()));
+    for id in ["102", "103"] {
+        assert_eq!(rt_get(&mut c, &format!("todo:{id}")).unwrap(), None, "{id}");
+    }
+    assert_eq!(redis.info()["negative_hits"], 2);
+    // 0 turns negative caching off.
+    config_set(&mut c, "negative-max", "0");
+    assert_eq!(rt_get(&mut c, "todo:404").unwrap(), None);
+    mongo.insert(&db, "todos", vec![doc! {"id": "404"}]);
+    assert!(rt_get(&mut c, "todo:404").unwrap().is_some());
+}
+
+/// Key-miss prefetches respect `readthrough.max-inflight`: beyond it they are not started.
+#[test]
+fn prefetches_are_bounded_by_max_inflight() {
+    let Some(mongo) = Mongo::dedicated("prefetch-max") else {
+        return;
+    };
+    let db = seed(&mongo, "pfmax", 6);
+    let proxy = HoldingProxy::start(mongo.port);
+    let redis = Redis::start(
+        &proxy.uri(),
+        &mappings(&db),
+        &[
+            "--readthrough.max-inflight",
+            "2",
+            "--readthrough.timeout",
+            "20000",
+        ],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:6").unwrap().is_some(), "warm the pool");
+    proxy.hold();
+    for i in 1..=5 {
+        let _: i64 = redis::cmd("EXISTS")
+            .arg(format!("todo:{i}"))
+            .query(&mut c)
+            .unwrap();
+    }
+    // Decided by the key-miss hook before each EXISTS replied: final now.
+    let info = redis.info();
+    assert_eq!((info["prefetches"], info["inflight"]), (2, 2), "{info:?}");
+    proxy.release();
+    wait_until("the two prefetches", Duration::from_secs(20), || {
+        redis.info()["inflight"] == 0
+    });
+    let held: Vec<bool> = (1..=5)
+        .map(|i| common::stored(&mut c, &format!("todo:{i}")).is_some())
+        .collect();
+    assert_eq!(held, [true, true, false, false, false]);
+}

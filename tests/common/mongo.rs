@@ -134,29 +134,8 @@ impl Mongo {
         });
     }
 
-    /// SIGSTOP: connections stay open, nothing answers.
-    /// Returns once the kernel shows every thread of the server stopped: `kill` returns before
-    /// the threads of a busy process have stopped, and one still running can answer a query.
-    pub fn pause(&self) {
-        let p = self.proc.as_ref().expect("embedded");
-        p.signal("STOP");
-        wait_until(
-            "every MongoDB thread to stop",
-            Duration::from_secs(10),
-            || p.all_threads(|s| s == 'T'),
-        );
-    }
-
-    pub fn resume(&self) {
-        let p = self.proc.as_ref().expect("embedded");
-        p.signal("CONT");
-        wait_until("MongoDB to run again", Duration::from_secs(10), || {
-            p.all_threads(|s| s != 'T')
-        });
-    }
-
     /// For a failure message: the server's pid and state, and who listens on and talks to its
-    /// port (which process answered, if a paused server seems to answer).
+    /// port (which process answered, if a stalled server seems to answer).
     pub fn describe(&self) -> String {
         let (pid, state) = match &self.proc {
             Some(p) => (

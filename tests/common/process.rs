@@ -145,13 +145,6 @@ impl Proc {
             .collect()
     }
 
-    /// Whether the process is still the one started here and every thread's state letter
-    /// passes `ok`.
-    pub fn all_threads(&self, ok: impl Fn(char) -> bool) -> bool {
-        let states = self.thread_states();
-        !states.is_empty() && states.into_iter().all(ok)
-    }
-
     pub fn alive(&self) -> bool {
         self.ours()
     }
