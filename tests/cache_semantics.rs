@@ -717,3 +717,42 @@ fn prefetches_are_bounded_by_max_inflight() {
         .collect();
     assert_eq!(held, [true, true, false, false, false]);
 }
+
+/// `readthrough.max-value-bytes`: a loaded value larger than this is answered but not stored
+/// (`too_large` in INFO); a refresh to such a value deletes the cached one.
+#[test]
+fn a_value_larger_than_max_value_bytes_is_answered_but_not_stored() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "maxvalue", 3);
+    let redis = Redis::start(
+        &mongo.uri,
+        &mappings(&db),
+        &["--readthrough.invalidation", "off"],
+    );
+    let mut c = redis.conn();
+    let small = rt_get(&mut c, "todo:1").unwrap().unwrap();
+    assert!(common::stored(&mut c, "todo:1").is_some());
+    // Smaller than every document now.
+    config_set(&mut c, "max-value-bytes", "20");
+    let v = rt_get(&mut c, "todo:2").unwrap().expect("answered");
+    assert_eq!(json(&v)["id"], "2");
+    let g: Option<String> = redis::cmd("GET").arg("todo:3").query(&mut c).unwrap();
+    assert_eq!(json(&g.expect("answered"))["id"], "3");
+    for k in ["todo:2", "todo:3"] {
+        assert!(common::stored(&mut c, k).is_none(), "{k} not stored");
+    }
+    // A refresh to a value too large removes the cached one rather than serve it on.
+    let r: Option<String> = redis::cmd("RT.REFRESH")
+        .arg("todo:1")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r.as_deref(), Some(small.as_str()));
+    assert!(common::stored(&mut c, "todo:1").is_none());
+    assert_eq!(redis.info()["too_large"], 3);
+    let e = err_of(
+        redis::cmd("CONFIG")
+            .arg(&["SET", "readthrough.max-value-bytes", "0"])
+            .query::<()>(&mut c),
+    );
+    assert!(e.contains("max-value-bytes"), "{e}");
+}

@@ -28,7 +28,7 @@ fn eventually(redis: &Redis, what: &str, check: impl FnMut() -> bool) -> Duratio
 }
 
 #[test]
-fn an_update_in_mongodb_is_visible_within_2s_delete_mode() {
+fn an_update_in_mongodb_reaches_rt_get_delete_mode() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-delete", 20);
     let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);

@@ -21,6 +21,8 @@ pub static STORES: AtomicU64 = AtomicU64::new(0);
 /// Misses answered by a query shared with misses of other keys (`mongo/shared_queries.rs`).
 pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
+/// Loaded values larger than `readthrough.max-value-bytes`, answered but not stored.
+pub static TOO_LARGE: AtomicU64 = AtomicU64::new(0);
 /// Loads whose query Redis's main thread sent and read itself (`engine/inline.rs`).
 pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
 /// Inline queries handed to the driver: the connection broke or was dropped (an error reply
@@ -108,6 +110,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("batched", get(&BATCHED)),
         ("stores", get(&STORES)),
         ("store_skipped", get(&STORE_SKIPPED)),
+        ("too_large", get(&TOO_LARGE)),
         ("inline_loads", get(&INLINE_LOADS)),
         ("inline_handoffs", get(&INLINE_HANDOFFS)),
         ("acl_kept_native", get(&ACL_KEPT_NATIVE)),

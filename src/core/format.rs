@@ -52,6 +52,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// Its size as `readthrough.max-value-bytes` counts it: the text's bytes, or a hash's
+    /// fields and values.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::String(t) | Value::Json(t) => t.len(),
+            Value::Hash(pairs) => pairs.iter().map(|(f, v)| f.len() + v.len()).sum(),
+        }
+    }
+}
+
+impl Value {
     pub fn format(&self) -> Format {
         match self {
             Value::String(_) => Format::String,

@@ -46,9 +46,13 @@ pub static TTL_JITTER: Numeric = Numeric::new("ttl-jitter", 10, 0, 1000);
 pub static NEGATIVE_TTL: Numeric = Numeric::new("negative-ttl", 30, 0, TEN_YEARS_S);
 pub static NEGATIVE_MAX: Numeric = Numeric::new("negative-max", 100_000, 0, 10_000_000);
 pub static GRACE: Numeric = Numeric::new("grace", 0, 0, TEN_YEARS_S);
+/// A loaded value larger than this (bytes of its text, or of a hash's fields and values) is
+/// answered but not stored. Redis's own limit on a string is 512 MB.
+pub static MAX_VALUE_BYTES: Numeric =
+    Numeric::new("max-value-bytes", 8 * 1024 * 1024, 1, 512 * 1024 * 1024);
 
 /// Every numeric config, in the order they are registered.
-pub static NUMERIC: [&Numeric; 7] = [
+pub static NUMERIC: [&Numeric; 8] = [
     &TTL,
     &TIMEOUT,
     &MAX_INFLIGHT,
@@ -56,6 +60,7 @@ pub static NUMERIC: [&Numeric; 7] = [
     &NEGATIVE_TTL,
     &NEGATIVE_MAX,
     &GRACE,
+    &MAX_VALUE_BYTES,
 ];
 
 pub static TRANSPARENT: AtomicBool = AtomicBool::new(true);

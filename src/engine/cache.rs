@@ -4,6 +4,7 @@
 //! condition live in the engine and are tested without Redis.
 
 use crate::core::format::Value;
+use crate::core::{counters, settings};
 use crate::redis::gil::Gil;
 use crate::redis::keys::is_replica;
 use crate::redis::write::{self, Only};
@@ -26,7 +27,17 @@ impl Cache for RedisCache<'_> {
         !is_replica(&self.0.context())
     }
 
+    /// Every write of a loaded value comes here (fills, refreshes, batches, warm-ups, change
+    /// events): one value larger than `readthrough.max-value-bytes` is not stored, and one that
+    /// would overwrite the key deletes it instead, so an older value is not served on.
     fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool> {
+        if value.size() as i64 > settings::MAX_VALUE_BYTES.get() {
+            counters::count(&counters::TOO_LARGE);
+            if only != Some(Only::Absent) {
+                write::delete(self.0, db, &[key]);
+            }
+            return Some(false);
+        }
         write::store_value(self.0, db, key, value, only)
     }
 
