@@ -223,7 +223,13 @@ fn documents_of_every_bson_type_become_valid_json() {
     let redis = Redis::start(
         &mongo.uri,
         &mappings(&db),
-        &["--readthrough.timeout", "10000"],
+        // 32 MB: the 16 MB document below is stored (the default, 8 MB, is checked after).
+        &[
+            "--readthrough.timeout",
+            "10000",
+            "--readthrough.max-value-bytes",
+            "33554432",
+        ],
     );
     let mut c = redis.conn();
 
@@ -268,6 +274,15 @@ fn documents_of_every_bson_type_become_valid_json() {
     );
     let len: usize = redis::cmd("STRLEN").arg("todo:big").query(&mut c).unwrap();
     assert_eq!(len, text.len(), "stored whole");
+    // At the default max-value-bytes (8 MB) it is answered whole and not stored.
+    config_set(&mut c, "readthrough.max-value-bytes", "8388608");
+    let _: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("todo:big")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(read(&redis, "todo:big").unwrap(), text);
+    assert!(stored(&mut c, "todo:big").is_none(), "too large to store");
+    assert_eq!(redis.info()["too_large"], 1);
     let pong: String = redis::cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
