@@ -306,11 +306,7 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
     });
     // In the grace window: the stale value at once, then the refreshed one. MongoDB holds the
     // refresh's query for 2 s: a read that waited for it would see the new value.
-    mongo.fail_command(
-        &["find"],
-        1,
-        doc! {"blockConnection": true, "blockTimeMS": 2000},
-    );
+    mongo.hold_finds(1, 2000);
     assert_eq!(
         rt_get(&mut c, "todo:1").unwrap().unwrap(),
         old,

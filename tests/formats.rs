@@ -611,11 +611,7 @@ fn a_loaded_value_that_could_not_be_stored_is_still_answered_as_native() {
         "warm the pool"
     );
     // MongoDB holds the one (single-flight) query for 3 s.
-    mongo.fail_command(
-        &["find"],
-        1,
-        doc! {"blockConnection": true, "blockTimeMS": 3000},
-    );
+    mongo.hold_finds(1, 3000);
     let reads = spawn_reads(
         &redis,
         vec![
@@ -665,11 +661,7 @@ fn a_json_path_read_of_a_document_that_could_not_be_stored_says_tryagain() {
         text(&mut redis.conn(), &["JSON.GET", "j:2"]).is_some(),
         "warm the pool"
     );
-    mongo.fail_command(
-        &["find"],
-        1,
-        doc! {"blockConnection": true, "blockTimeMS": 3000},
-    );
+    mongo.hold_finds(1, 3000);
     let reads = spawn_reads(
         &redis,
         vec![vec!["JSON.GET", "j:1", "$.name"], vec!["JSON.GET", "j:1"]],

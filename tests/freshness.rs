@@ -605,11 +605,7 @@ fn flushdb_stops_a_warm_up_and_forgets_negative_entries() {
         None,
         "the negative entry"
     );
-    mongo.fail_command(
-        &["find"],
-        1,
-        doc! {"blockConnection": true, "blockTimeMS": 1500},
-    );
+    mongo.hold_finds(1, 1500);
     let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
     assert_eq!(ok, "OK");
     assert!(
@@ -730,11 +726,7 @@ fn a_load_in_flight_when_its_document_changes_is_answered_but_not_stored() {
     );
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
-    mongo.fail_command(
-        &["find"],
-        1,
-        doc! {"blockConnection": true, "blockTimeMS": 3000},
-    );
+    mongo.hold_finds(1, 3000);
     let reader = redis.spawn_rt_get("todo:2");
     redis.wait_blocked(1);
     let events = redis.info()["cdc_events"];

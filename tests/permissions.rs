@@ -12,19 +12,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn user(redis: &Redis, name: &str, rules: &[&str]) -> redis::Connection {
-    let mut admin = redis.conn();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(name)
-        .arg(&["reset", "on", ">pw"])
-        .arg(rules)
-        .query(&mut admin)
-        .unwrap();
-    let url = format!("redis://{name}:pw@127.0.0.1:{}/", redis.port);
-    redis::Client::open(url).unwrap().get_connection().unwrap()
-}
-
 fn run(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
     redis::cmd(args[0]).arg(&args[1..]).query(c)
 }
@@ -54,11 +41,7 @@ fn a_user_granted_only_the_native_reads_gets_them_as_without_the_module() {
     );
     let mut admin = redis.conn();
     let natives = ["+get", "+mget", "+hget", "+hmget", "+hgetall"];
-    let mut app = user(
-        &redis,
-        "app",
-        &[&["~todo:*", "~h:*"][..], &natives].concat(),
-    );
+    let mut app = redis.acl_user("app", &[&["~todo:*", "~h:*"][..], &natives].concat());
     let reads: [&[&str]; 5] = [
         &["GET", "todo:1"],
         &["MGET", "todo:2", "todo:3"],
@@ -85,7 +68,7 @@ fn a_user_granted_only_the_native_reads_gets_them_as_without_the_module() {
         .unwrap();
     assert_eq!(dry, "OK");
     // Granted the internal commands as well: the first read is the document.
-    let mut both = user(&redis, "both", &["~todo:*", "+get", "+rt.tget"]);
+    let mut both = redis.acl_user("both", &["~todo:*", "+get", "+rt.tget"]);
     let got: Option<String> = redis::cmd("GET").arg("todo:5").query(&mut both).unwrap();
     if per_client() {
         assert_eq!(json(&got.expect("read through"))["id"], "5");
@@ -123,9 +106,9 @@ fn a_refused_plain_read_names_the_command_sent_and_loads_nothing() {
     );
     let mut admin = redis.conn();
     // May run everything but GET.
-    let mut noget = user(&redis, "noget", &["~*", "+@all", "-get"]);
+    let mut noget = redis.acl_user("noget", &["~*", "+@all", "-get"]);
     // May run the internal command, not GET.
-    let mut inner = user(&redis, "inner", &["~*", "+rt.tget"]);
+    let mut inner = redis.acl_user("inner", &["~*", "+rt.tget"]);
     for c in [&mut noget, &mut inner] {
         let e = err_of(run(c, &["GET", "todo:1"]));
         assert!(e.starts_with("NOPERM"), "{e}");
@@ -137,7 +120,7 @@ fn a_refused_plain_read_names_the_command_sent_and_loads_nothing() {
         "nothing loaded for a refusal"
     );
     // A key outside the user's patterns: Redis's own key refusal, nothing loaded.
-    let mut app = user(&redis, "app", &["~todo:*", "+get", "+rt.tget"]);
+    let mut app = redis.acl_user("app", &["~todo:*", "+get", "+rt.tget"]);
     let e = err_of(run(&mut app, &["GET", "secret:2"]));
     assert!(e.starts_with("NOPERM"), "{e}");
     assert!(!e.contains("rt.tget"), "{e}");
@@ -165,7 +148,7 @@ fn a_read_only_key_permission_reads_the_cache_and_loads_nothing() {
         "+rt.tget",
         "+rt.tmget",
     ];
-    let mut ro = user(&redis, "ro", &[&["%R~todo:*"][..], &read].concat());
+    let mut ro = redis.acl_user("ro", &[&["%R~todo:*"][..], &read].concat());
     // Cached by the admin: the read-only user reads it every way.
     assert!(rt_get(&mut admin, "todo:1").unwrap().is_some());
     assert!(rt_get(&mut ro, "todo:1").unwrap().is_some());
@@ -210,12 +193,12 @@ fn a_read_only_key_permission_reads_the_cache_and_loads_nothing() {
 
     // Changing the cache needs write access: %R~ is refused, %W~ allowed.
     for cmd in ["RT.INVALIDATE", "RT.REFRESH"] {
-        let mut c = user(&redis, "ro2", &["%R~todo:*", &format!("+{cmd}")]);
+        let mut c = redis.acl_user("ro2", &["%R~todo:*", &format!("+{cmd}")]);
         let e = err_of(run(&mut c, &[cmd, "todo:1"]));
         assert!(e.starts_with("NOPERM"), "{cmd}: {e}");
     }
     assert!(exists(&mut admin, "todo:1"), "not invalidated by a refusal");
-    let mut wo = user(&redis, "wo", &["%W~todo:*", "+rt.invalidate", "+rt.get"]);
+    let mut wo = redis.acl_user("wo", &["%W~todo:*", "+rt.invalidate", "+rt.get"]);
     let n: i64 = redis::cmd("RT.INVALIDATE")
         .arg("todo:1")
         .query(&mut wo)
@@ -224,7 +207,7 @@ fn a_read_only_key_permission_reads_the_cache_and_loads_nothing() {
     let e = err_of(rt_get(&mut wo, "todo:1"));
     assert!(e.starts_with("NOPERM"), "%W~ may not read: {e}");
     // RT.REFRESH reads and writes: both needed.
-    let mut rw = user(&redis, "rw", &["%RW~todo:*", "+rt.refresh"]);
+    let mut rw = redis.acl_user("rw", &["%RW~todo:*", "+rt.refresh"]);
     assert!(run(&mut rw, &["RT.REFRESH", "todo:1"]).is_ok());
 }
 
@@ -252,7 +235,7 @@ fn rt_warm_is_refused_unless_the_user_may_write_the_whole_prefix() {
         ("a selector", &["~x:*", "+get", "(~todo:* +rt.warm)"], true),
     ];
     for (i, (what, rules, allowed)) in cases.into_iter().enumerate() {
-        let mut c = user(&redis, &format!("warm{i}"), rules);
+        let mut c = redis.acl_user(&format!("warm{i}"), rules);
         let r = run(&mut c, &["RT.WARM", "todo:"]);
         if allowed {
             assert!(r.is_ok(), "{what}: {r:?}");
@@ -287,7 +270,7 @@ fn scripts_read_as_the_user_may() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclscript", 2);
     let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut app = user(&redis, "app", &["~todo:*", "+get", "+eval"]);
+    let mut app = redis.acl_user("app", &["~todo:*", "+get", "+eval"]);
     let v: Option<String> = redis::cmd("EVAL")
         .arg("return redis.call('GET', KEYS[1])")
         .arg(1)
@@ -299,7 +282,7 @@ fn scripts_read_as_the_user_may() {
         v.is_none() || json(v.as_deref().unwrap())["id"] == "1",
         "{v:?}"
     );
-    let mut noget = user(&redis, "noget2", &["~*", "+eval", "+rt.tget"]);
+    let mut noget = redis.acl_user("noget2", &["~*", "+eval", "+rt.tget"]);
     let e = err_of(
         redis::cmd("EVAL")
             .arg("return redis.call('GET', KEYS[1])")

@@ -205,11 +205,7 @@ fn a_password_rotated_while_loads_are_in_flight_loses_none() {
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     // Two loads held by MongoDB for a second.
-    mongo.fail_command(
-        &["find"],
-        2,
-        doc! {"blockConnection": true, "blockTimeMS": 1000},
-    );
+    mongo.hold_finds(2, 1000);
     let waiting = [redis.spawn_rt_get("todo:2"), redis.spawn_rt_get("todo:3")];
     redis.wait_blocked(2);
     mongo.command(

@@ -91,19 +91,6 @@ fn mongodb_credentials_never_show_in_info_log_errors_slowlog_or_monitor() {
     assert_eq!(v[1], dead);
 }
 
-fn user(redis: &Redis, name: &str, rules: &[&str]) -> redis::Connection {
-    let mut admin = redis.conn();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(name)
-        .arg(&["reset", "on", ">pw"])
-        .arg(rules)
-        .query(&mut admin)
-        .unwrap();
-    let url = format!("redis://{name}:pw@127.0.0.1:{}/", redis.port);
-    redis::Client::open(url).unwrap().get_connection().unwrap()
-}
-
 #[test]
 fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     let mongo = Mongo::shared();
@@ -119,7 +106,7 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     };
 
     // The example: read todo:* through RT.GET, nothing else.
-    let mut reader = user(&redis, "reader", &["~todo:*", "+@read", "+rt.get"]);
+    let mut reader = redis.acl_user("reader", &["~todo:*", "+@read", "+rt.get"]);
     assert_eq!(
         json(&rt_get(&mut reader, "todo:1").unwrap().unwrap())["id"],
         "1"
@@ -163,8 +150,7 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     // cache.
     assert!(rt_get(&mut admin, "todo:2").unwrap().is_some());
     assert!(rt_get(&mut admin, "todo:3").unwrap().is_some());
-    let mut ro = user(
-        &redis,
+    let mut ro = redis.acl_user(
         "ro",
         &[
             "%R~todo:*",
@@ -193,7 +179,7 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     assert_eq!(exists(&mut admin, "todo:2"), 1, "not invalidated");
 
     // Full key permission: the cache-changing commands work.
-    let mut rw = user(&redis, "rw", &["~todo:*", "+rt.invalidate", "+rt.refresh"]);
+    let mut rw = redis.acl_user("rw", &["~todo:*", "+rt.invalidate", "+rt.refresh"]);
     let n: i64 = redis::cmd("RT.INVALIDATE")
         .arg("todo:2")
         .query(&mut rw)
@@ -207,7 +193,7 @@ fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     assert!(e.starts_with("NOPERM"), "{e}");
 
     // The transparent GET is checked as the module command it becomes.
-    let mut plain = user(&redis, "plain", &["~todo:*", "+get", "+rt.tget"]);
+    let mut plain = redis.acl_user("plain", &["~todo:*", "+get", "+rt.tget"]);
     let v: Option<String> = redis::cmd("GET").arg("todo:3").query(&mut plain).unwrap();
     assert_eq!(json(&v.unwrap())["id"], "3");
     let e = err_of(
@@ -369,8 +355,8 @@ fn acl_categories_grant_the_module_commands_where_the_server_has_the_api() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclcat", 3);
     let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut reader = user(&redis, "catreader", &["~*", "+@read"]);
-    let mut writer = user(&redis, "catwriter", &["~*", "+@write"]);
+    let mut reader = redis.acl_user("catreader", &["~*", "+@read"]);
+    let mut writer = redis.acl_user("catwriter", &["~*", "+@write"]);
     let denied = |r: redis::RedisResult<redis::Value>| err_of(r).starts_with("NOPERM");
     let run = |c: &mut redis::Connection, args: &[&str]| {
         redis::cmd(args[0]).arg(&args[1..]).query::<redis::Value>(c)

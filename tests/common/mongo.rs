@@ -208,6 +208,16 @@ impl Mongo {
         );
     }
 
+    /// Holds the next `times` `find`s for `ms` before MongoDB runs them (`failCommand`
+    /// `blockConnection`): a load kept in flight, without a signal. Needs `with_test_commands`.
+    pub fn hold_finds(&self, times: i32, ms: i32) {
+        self.fail_command(
+            &["find"],
+            times,
+            doc! {"blockConnection": true, "blockTimeMS": ms},
+        );
+    }
+
     /// Turns `failCommand` off.
     pub fn fail_command_off(&self) {
         self.command(

@@ -305,6 +305,19 @@ impl Redis {
     }
 
     /// Waits until exactly `n` clients are blocked (on loads).
+    /// A connection as ACL user `name` (password `pw`), made afresh with exactly `rules`.
+    pub fn acl_user(&self, name: &str, rules: &[&str]) -> redis::Connection {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(name)
+            .arg(&["reset", "on", ">pw"])
+            .arg(rules)
+            .query(&mut self.conn())
+            .unwrap();
+        let url = format!("redis://{name}:pw@127.0.0.1:{}/", self.port);
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
     /// `RT.GET key` on a connection of its own, in a thread.
     pub fn spawn_rt_get(
         &self,
