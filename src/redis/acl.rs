@@ -82,7 +82,7 @@ impl Drop for Owned {
 
 impl User {
     /// The user a name stands for (taking over the name string).
-    fn named(name: Owned) -> Option<User> {
+    fn named(name: &Owned) -> Option<User> {
         if name.0.is_null() {
             return None;
         }
@@ -93,9 +93,7 @@ impl User {
 
     /// The user of the client running the command (`None`: no user, e.g. an internal client).
     fn of_context(ctx: &Context) -> Option<User> {
-        // SAFETY: `ctx` is live; the name returned is owned by us (freed by `Owned`).
-        let name = unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) };
-        User::named(Owned(name))
+        User::named(&current_name(ctx))
     }
 
     /// The user of the client with this id, where the server can say (7.2+ filter ids).
@@ -106,7 +104,7 @@ impl User {
         }
         // SAFETY: main thread; the module's own context is live; the name is ours to free.
         let name = unsafe { raw::RedisModule_GetClientUserNameById.unwrap()(own, id) };
-        User::named(Owned(name))
+        User::named(&Owned(name))
     }
 
     /// A stand-in user with these rules (the module's own, never in `ACL LIST`).
@@ -262,17 +260,14 @@ fn recompute() {
     if own.is_null() {
         return;
     }
-    let lines = match Context::new(own).call("ACL", &["LIST"]) {
-        Ok(RedisValue::Array(lines)) => lines,
-        other => {
-            Context::new(own).log_warning(&format!("readthrough: ACL LIST failed: {other:?}"));
-            // Not known: every read takes the per-client path (or stays native) until next time.
-            UNIFORM
-                .iter()
-                .for_each(|u| u.store(false, Ordering::Relaxed));
-            STALE.store(true, Ordering::Relaxed);
-            return;
-        }
+    let Some(lines) = acl_list(&Context::new(own)) else {
+        Context::new(own).log_warning("readthrough: ACL LIST failed");
+        // Not known: every read takes the per-client path (or stays native) until next time.
+        UNIFORM
+            .iter()
+            .for_each(|u| u.store(false, Ordering::Relaxed));
+        STALE.store(true, Ordering::Relaxed);
+        return;
     };
     let mut uniform = [true; 7];
     let mut differing: Vec<String> = Vec::new();
@@ -281,7 +276,7 @@ fn recompute() {
         .iter()
         .map(|n| server_commands::exists(n.name))
         .collect();
-    for line in lines.iter().filter_map(line_text) {
+    for line in lines {
         let stand_in = acl_rules::parse_line(&line).and_then(|(name, selectors)| {
             Some((name, User::stand_in(&acl_rules::commands_only(&selectors))?))
         });
@@ -394,31 +389,38 @@ pub fn last_client_may_write(key: &[u8]) -> bool {
 /// selectors must allow `RT.WARM` and write access to every such key (see
 /// `core/acl_rules.rs`). A refusal goes to `ACL LOG`.
 pub fn may_write_prefix(ctx: &Context, prefix: &str) -> bool {
-    let Some(user) = User::of_context(ctx) else {
+    let name = current_name(ctx);
+    let Some(user) = User::named(&name) else {
         return true;
     };
-    // SAFETY: `ctx` is live; the name is ours (freed by `Owned`).
-    let name = Owned(unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) });
     // SAFETY: a valid string while `name` lives.
     let name = String::from_utf8_lossy(unsafe { string_bytes(name.0) }).into_owned();
-    let ok = match ctx.call("ACL", &["LIST"]) {
-        Ok(RedisValue::Array(lines)) => {
-            lines
-                .iter()
-                .filter_map(line_text)
-                .any(|text| match acl_rules::parse_line(&text) {
-                    Some((n, selectors)) if n == name => selectors.iter().any(|s| {
-                        acl_rules::covers_for_write(s, prefix)
-                            && User::stand_in(&acl_rules::commands_only(std::slice::from_ref(s)))
-                                .is_some_and(|u| u.may_run(&[b"rt.warm", prefix.as_bytes()]))
-                    }),
-                    _ => false,
-                })
-        }
-        _ => false,
-    };
+    let ok = acl_list(ctx).is_some_and(|lines| {
+        lines.iter().any(|text| match acl_rules::parse_line(text) {
+            Some((n, selectors)) if n == name => selectors.iter().any(|s| {
+                acl_rules::covers_for_write(s, prefix)
+                    && User::stand_in(&acl_rules::commands_only(std::slice::from_ref(s)))
+                        .is_some_and(|u| u.may_run(&[b"rt.warm", prefix.as_bytes()]))
+            }),
+            _ => false,
+        })
+    });
     if !ok {
         user.log_refusal(ctx, format!("{prefix}*").as_bytes());
     }
     ok
+}
+
+/// The name of the calling client's user (a null string when it has none).
+fn current_name(ctx: &Context) -> Owned {
+    // SAFETY: `ctx` is live; the name returned is ours (freed by `Owned`).
+    Owned(unsafe { raw::RedisModule_GetCurrentUserName.unwrap()(ctx.ctx) })
+}
+
+/// The lines of `ACL LIST` (`None` if the call failed).
+fn acl_list(ctx: &Context) -> Option<Vec<String>> {
+    match ctx.call("ACL", &["LIST"]) {
+        Ok(RedisValue::Array(lines)) => Some(lines.iter().filter_map(line_text).collect()),
+        _ => None,
+    }
 }
