@@ -92,6 +92,13 @@ fn odd_keys_and_ids_are_looked_up_literally_or_refused_clearly() {
         let e = err_of(redis::cmd(cmd).query::<Value>(&mut c));
         assert!(e.contains("wrong number of arguments"), "{cmd}: {e}");
     }
+    // RT.RELOAD-SECRETS takes no argument.
+    let e = err_of(
+        redis::cmd("RT.RELOAD-SECRETS")
+            .arg("x")
+            .query::<Value>(&mut c),
+    );
+    assert!(e.contains("wrong number of arguments"), "{e}");
     for args in [
         vec!["RT.REFRESH", "todo:1", "todo:2"],
         vec!["RT.WARM", "todo:", "LIMIT"],
