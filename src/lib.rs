@@ -44,7 +44,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             "readthrough: this server has no event-loop API for modules: inline loads off",
         );
     }
-    engine::inline::connect();
+    engine::load::inline::connect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
     let steps: [Step; 6] = [

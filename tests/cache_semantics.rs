@@ -389,6 +389,73 @@ fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
     assert_eq!((info["busy_rejections"], info["coalesced"]), (1, 1));
 }
 
+/// `readthrough.max-inflight` bounds every load: the keys of an `RT.MGET` batch count while they
+/// load, a batch that would pass the bound gets `BUSY` at once, and so does a transparent read
+/// of many keys.
+#[test]
+fn batches_count_against_max_inflight() {
+    // Dedicated: the proxy needs the server's port (an external MongoDB: skipped).
+    let Some(mongo) = Mongo::dedicated("busy-batch") else {
+        return;
+    };
+    let db = seed(&mongo, "busyb", 6);
+    let proxy = HoldingProxy::start(mongo.port);
+    let redis = Redis::start(
+        &proxy.uri(),
+        &mappings(&db),
+        &[
+            "--readthrough.max-inflight",
+            "3",
+            "--readthrough.timeout",
+            "20000",
+        ],
+    );
+    let mut c = redis.conn();
+    assert!(rt_get(&mut c, "todo:6").unwrap().is_some(), "warm the pool");
+    let mget =
+        |c: &mut redis::Connection, keys: &[&str]| -> redis::RedisResult<Vec<Option<String>>> {
+            redis::cmd("RT.MGET").arg(keys).query(c)
+        };
+    // Four misses never fit under a bound of three: BUSY at once, nothing loaded.
+    let e = err_of(mget(&mut c, &["todo:1", "todo:2", "todo:3", "todo:4"]));
+    assert!(e.starts_with("BUSY"), "{e}");
+    proxy.hold();
+    let url = redis.url();
+    let batch = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        mget(&mut c, &["todo:1", "todo:2"])
+    });
+    wait_until(
+        "the batch's two keys loading",
+        Duration::from_secs(10),
+        || redis.info()["inflight"] == 2,
+    );
+    // One more key fits; a second batch of two does not, nor a transparent MGET of two.
+    let e = err_of(mget(&mut c, &["todo:3", "todo:4"]));
+    assert!(e.starts_with("BUSY"), "{e}");
+    let e = err_of(
+        redis::cmd("MGET")
+            .arg(&["todo:3", "todo:4"])
+            .query::<Vec<Option<String>>>(&mut c),
+    );
+    assert!(e.starts_with("BUSY"), "{e}");
+    let single = redis.spawn_rt_get("todo:3");
+    wait_until("three keys loading", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 3
+    });
+    let e = err_of(rt_get(&mut c, "todo:4"));
+    assert!(e.starts_with("BUSY"), "{e}");
+    proxy.release();
+    let values = batch.join().unwrap().unwrap();
+    assert!(values.iter().all(Option::is_some), "{values:?}");
+    assert!(single.join().unwrap().unwrap().is_some());
+    wait_until("nothing loading", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 0
+    });
+    assert!(rt_get(&mut c, "todo:4").unwrap().is_some(), "room again");
+    assert_eq!(redis.info()["busy_rejections"], 4);
+}
+
 #[test]
 fn invalidate_and_refresh() {
     let mongo = Mongo::shared();

@@ -1,17 +1,17 @@
 //! `RT.GET key`: the cached value at once, or the document loaded from MongoDB, answered as its
 //! format is read (string: the JSON text; json: `JSON.GET key`; hash: `HGETALL key`).
 
+use crate::commands::read::{load_one, not_cached, NotCached};
 use crate::core::error::{show_key, Error};
 use crate::core::format::Format;
 use crate::core::{counters, policy, settings};
-use crate::engine::cache_state;
-use crate::engine::load::{self, load_for_client};
+use crate::engine::load;
 use crate::engine::store::Kind;
 use crate::redis::acl;
 use crate::redis::answer::{forward_raw, native_read};
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
-use crate::redis::keys::{cannot_block, is_replica, probe_raw, reply_cached, selected_db, Held};
+use crate::redis::keys::{probe_raw, reply_cached, selected_db, Held};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
@@ -41,29 +41,17 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         return Ok(RedisValue::NoReply);
     }
     let db = selected_db(ctx);
-    if cache_state::known_absent(db, key) {
-        counters::count(&counters::NEGATIVE_HITS);
-        return Ok(RedisValue::Null);
-    }
-    counters::count(&counters::MISSES);
-    if !acl::may_write(ctx, key) {
-        // A load would store the key on this user's behalf. A plain GET answers as without the
-        // module.
-        return if transparent {
-            Ok(RedisValue::Null)
-        } else {
-            Err(Error::NoWrite(show_key(key)).into())
-        };
-    }
-    if transparent && cannot_block(ctx) {
-        if !is_replica(ctx) {
-            load::prefetch(db, key);
-        }
-        return Ok(RedisValue::Null);
+    match not_cached(ctx, db, key) {
+        NotCached::KnownAbsent => return Ok(RedisValue::Null),
+        // A plain GET answers as without the module.
+        NotCached::NotAllowed if transparent => return Ok(RedisValue::Null),
+        NotCached::NotAllowed => return Err(Error::NoWrite(show_key(key)).into()),
+        NotCached::Miss => {}
     }
     let target = settings::resolve(key)?;
-    let answer = Answer::Value(key.to_vec());
-    load_for_client(ctx, db, key, target, Kind::Fill, answer)
+    let answer = || Answer::Value(key.to_vec());
+    let nil = || Ok(RedisValue::Null);
+    load_one(ctx, transparent, (db, key), target, Kind::Fill, answer, nil)
 }
 
 /// Replies with the cached value if there is one and returns `Some(ms left)` (see

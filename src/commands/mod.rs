@@ -5,6 +5,7 @@
 mod get;
 mod invalidate;
 mod mget;
+mod read;
 mod refresh;
 mod reload_secrets;
 mod transparent;

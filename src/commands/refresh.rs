@@ -1,8 +1,8 @@
 //! `RT.REFRESH key`: reloads the key from MongoDB now.
 
+use crate::commands::read::load_one;
 use crate::core::error::Error;
 use crate::core::settings;
-use crate::engine::load::load_for_client;
 use crate::engine::store::Kind;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
@@ -24,6 +24,7 @@ pub fn rt_refresh(ctx: &Context, args: &Args) -> RedisResult {
         return Err(Error::WrongType.into());
     }
     let db = selected_db(ctx);
-    let answer = Answer::Value(key.to_vec());
-    load_for_client(ctx, db, key, target, Kind::Refresh, answer)
+    let answer = || Answer::Value(key.to_vec());
+    let never = || unreachable!("RT.REFRESH is not a transparent read");
+    load_one(ctx, false, (db, key), target, Kind::Refresh, answer, never)
 }

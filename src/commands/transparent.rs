@@ -3,18 +3,16 @@
 //! command as the client and forward its reply, so the client sees exactly what the native
 //! command gives once the keys exist (paths, fields and options applied, RESP2 or RESP3).
 
+use crate::commands::read::{load_batch, load_one, not_cached, NotCached};
 use crate::core::format::Slot;
 use crate::core::rewrite::{native_of, Native};
 use crate::core::{counters, settings};
-use crate::engine::cache_state;
-use crate::engine::load;
-use crate::engine::mget::{start_batch, BatchMiss};
+use crate::engine::load::batch::BatchMiss;
 use crate::engine::store::Kind;
-use crate::redis::acl;
 use crate::redis::answer::forward_raw;
 use crate::redis::args::Args;
-use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
-use crate::redis::keys::{cannot_block, is_replica, probe_raw, selected_db, Held};
+use crate::redis::blocking::Answer;
+use crate::redis::keys::{is_replica, probe_raw, selected_db, Held};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
@@ -31,33 +29,32 @@ pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
         return run_native();
     }
     let db = selected_db(ctx);
-    let misses = misses(ctx, args, native, db);
+    let mut misses = misses(ctx, args, native, db);
     if misses.is_empty() {
         return run_native();
     }
-    if cannot_block(ctx) {
-        // Inside MULTI/EXEC or a script: answer what the native command answers now, load in
-        // the background.
-        for m in &misses {
-            load::prefetch(db, &m.key);
-        }
-        return run_native();
-    }
-    let mut cmd = vec![native.name.as_bytes().to_vec()];
-    cmd.extend((1..args.len()).map(|i| args.bytes(i).to_vec()));
+    // Once the keys are loaded: the native command, run as the client.
     let waited = misses.iter().map(|m| m.key.clone()).collect();
-    let answer = Answer::Native(cmd, waited);
-    let mut misses = misses;
-    let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer);
+    let answer = move || {
+        let mut cmd = vec![native.name.as_bytes().to_vec()];
+        cmd.extend((1..args.len()).map(|i| args.bytes(i).to_vec()));
+        Answer::Native(cmd, waited)
+    };
     if misses.len() == 1 {
         // One key: join or lead its single-flight load.
         let m = misses.pop().expect("one miss");
-        load::start(db, &m.key, m.target, Some(waiter), Kind::Fill);
-    } else {
-        let slots = vec![Slot::Nil; misses.len()];
-        start_batch(db, misses, slots, Some(waiter));
+        return load_one(
+            ctx,
+            true,
+            (db, &m.key),
+            m.target,
+            Kind::Fill,
+            answer,
+            run_native,
+        );
     }
-    Ok(RedisValue::NoReply)
+    let slots = vec![Slot::Nil; misses.len()];
+    load_batch(ctx, true, db, (misses, slots), answer, |_| run_native())
 }
 
 /// The keys of the command that are mapped with its format, missing, and not known to be
@@ -72,14 +69,13 @@ fn misses(ctx: &Context, args: &Args, native: &Native, db: i32) -> Vec<BatchMiss
         }
         if probe_raw(ctx, args.raw(i), false).0 != Held::Nothing {
             counters::count_main(&counters::HITS);
-        } else if cache_state::known_absent(db, key) {
-            counters::count(&counters::NEGATIVE_HITS);
-        } else if !acl::may_write(ctx, key) {
-            // A load would store the key on this user's behalf: the native answer, as without
-            // the module.
-            counters::count(&counters::MISSES);
-        } else if let Ok(target) = settings::resolve(key) {
-            counters::count(&counters::MISSES);
+            continue;
+        }
+        // Known absent, or not the user's to load: the native answer, as without the module.
+        if not_cached(ctx, db, key) != NotCached::Miss {
+            continue;
+        }
+        if let Ok(target) = settings::resolve(key) {
             if !misses.iter().any(|m| m.key == key) {
                 misses.push(BatchMiss {
                     index: misses.len(),

@@ -18,6 +18,7 @@ pub mod mapping;
 pub mod negative_cache;
 pub mod policy;
 pub mod projection;
+pub mod read_policy;
 pub mod resume_token;
 pub mod rewrite;
 pub mod settings;

@@ -8,7 +8,7 @@ use crate::core::single_flight::{InFlight, Join};
 use crate::redis::blocking::Waiter;
 use once_cell::sync::Lazy;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -89,8 +89,30 @@ fn table() -> MutexGuard<'static, InFlight<LoadKey, Waiter>> {
     INFLIGHT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub fn inflight_len() -> usize {
-    table().len()
+/// Keys loading now: in single-flight loads and in `RT.MGET` batches (`readthrough.max-inflight`
+/// bounds both).
+pub fn loads_in_flight() -> usize {
+    table().len() + BATCHED.load(Ordering::Relaxed)
+}
+
+/// Keys loading in `RT.MGET` batches, which do not join the single-flight table.
+static BATCHED: AtomicUsize = AtomicUsize::new(0);
+
+/// The keys of one batch in flight: counted from `new` to drop (also when the batch's task
+/// stops first).
+pub struct BatchSlots(usize);
+
+impl BatchSlots {
+    pub fn new(keys: usize) -> BatchSlots {
+        BATCHED.fetch_add(keys, Ordering::Relaxed);
+        BatchSlots(keys)
+    }
+}
+
+impl Drop for BatchSlots {
+    fn drop(&mut self) {
+        BATCHED.fetch_sub(self.0, Ordering::Relaxed);
+    }
 }
 
 /// Removes `key` from the table and returns its waiters. Called by the store thread under the
@@ -100,9 +122,11 @@ pub fn complete(key: &LoadKey) -> Vec<Waiter> {
     table().complete(key)
 }
 
-/// Main thread: joins the load of `key` or leads a new one (at most `max` in flight).
+/// Main thread: joins the load of `key` or leads a new one (at most `max` keys loading,
+/// batches included).
 pub fn join(key: LoadKey, waiter: Option<Waiter>, max: usize) -> Join<Waiter> {
-    table().join(key, waiter, max)
+    let room = max.saturating_sub(BATCHED.load(Ordering::Relaxed));
+    table().join(key, waiter, room)
 }
 
 /// True while a load of `key` is in flight.

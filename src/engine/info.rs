@@ -19,7 +19,7 @@ pub fn fields() -> InfoFields {
         ("cdc_purges", get(&changes::PURGES)),
         ("cdc_unplaced_deletes", get(&changes::UNPLACED_DELETES)),
         ("cdc_resume_failures", get(&changes::RESUME_FAILURES)),
-        ("inflight", cache_state::inflight_len() as u64),
+        ("inflight", cache_state::loads_in_flight() as u64),
     ]);
     numbers.extend(counters::latency_fields());
     let texts = changes::info_lines()

@@ -6,10 +6,7 @@ pub mod cache;
 pub mod cache_state;
 pub mod changes;
 pub mod info;
-pub mod inline;
 pub mod load;
-pub mod loader_task;
-pub mod mget;
 pub mod store;
 pub mod warm;
 

@@ -50,6 +50,8 @@ pub struct BatchDone {
     pub reply: Result<Vec<Slot>, Error>,
     /// `cache_state::epoch()` when the batch started.
     pub epoch: u64,
+    /// Its keys count as loading until it is stored and answered.
+    pub _slots: cache_state::BatchSlots,
 }
 
 /// Work for the store thread under the GIL, from a background task (change streams, warm-up).

@@ -1,12 +1,13 @@
-//! The misses of one `RT.MGET`: loaded with one `$in` query per mapping, stored, and answered
-//! in key order. Batches do not join the single-flight table.
+//! The misses of one `RT.MGET` (or of a transparent read of many keys): loaded with one `$in`
+//! query per mapping, stored, and answered in key order. Batches do not join the single-flight
+//! table; their keys count against `readthrough.max-inflight` while they load.
 
 use crate::core::counters;
 use crate::core::deadline::Deadline;
 use crate::core::format::Slot;
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::core::settings;
-use crate::engine::cache_state;
+use crate::engine::cache_state::{self, BatchSlots};
 use crate::engine::store::{self, BatchDone};
 use crate::mongo::{queries, runtime};
 use crate::redis::blocking::Waiter;
@@ -23,7 +24,15 @@ pub struct BatchMiss {
 /// Main thread: loads the misses of one `RT.MGET` with one query per mapping, then answers
 /// `waiter` (if any) with `values` completed. Batches do not join the single-flight table.
 pub fn start_batch(db: i32, misses: Vec<BatchMiss>, values: Vec<Slot>, waiter: Option<Waiter>) {
-    runtime::spawn(run_batch(db, misses, values, waiter, cache_state::epoch()));
+    let slots = BatchSlots::new(misses.len());
+    runtime::spawn(run_batch(
+        db,
+        misses,
+        values,
+        waiter,
+        cache_state::epoch(),
+        slots,
+    ));
 }
 
 async fn run_batch(
@@ -32,6 +41,7 @@ async fn run_batch(
     mut values: Vec<Slot>,
     waiter: Option<Waiter>,
     epoch: u64,
+    slots: BatchSlots,
 ) {
     // Group by mapping, keeping the order of first appearance.
     let mut groups: Vec<(Arc<Mapping>, Vec<&BatchMiss>)> = Vec::new();
@@ -89,5 +99,6 @@ async fn run_batch(
         waiter,
         reply,
         epoch,
+        _slots: slots,
     });
 }

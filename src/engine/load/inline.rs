@@ -37,9 +37,7 @@ use crate::core::format::Value;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
 use crate::core::{fault, id_index, settings};
-use crate::engine::cache_state::LoadKey;
-use crate::engine::loader_task::{self, Guarded, Load};
-use crate::engine::store;
+use crate::engine::load::{driver, Loading};
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
 use crate::mongo::{client, runtime};
 use crate::redis::event_loop::{self, Timer};
@@ -67,7 +65,7 @@ enum Link {
 /// The one inline query in flight.
 struct Sent {
     id: i32,
-    load: Guarded,
+    load: Loading,
     deadline: Timer,
 }
 
@@ -95,8 +93,8 @@ pub fn connect() {
     }
 }
 
-/// Main thread: sends `load`'s query inline, or gives the load back for the loader thread.
-pub fn try_start(load: Load) -> Result<(), Load> {
+/// Main thread: sends the load's query inline, or gives the load back for the loader thread.
+pub fn try_start(load: Loading) -> Result<(), Loading> {
     if !settings::inline_loads() || !event_loop::available() {
         return Err(load);
     }
@@ -123,10 +121,11 @@ impl Lane {
         }
     }
 
-    fn start(&mut self, load: Load) -> Result<(), Load> {
+    fn start(&mut self, loading: Loading) -> Result<(), Loading> {
         self.refresh();
         match &mut self.link {
             Link::Up(conn) if self.sent.is_none() && runtime::loads() == 0 => {
+                let load = loading.load();
                 let m = &load.target.mapping;
                 let cmd =
                     wire::find_one(&m.db, &m.collection, load.target.filter(), m.projection());
@@ -137,17 +136,17 @@ impl Lane {
                             left.as_millis() as i64 / 2 + 1,
                             Box::new(move |_| no_answer_in_time(id)),
                         );
-                        let load = Guarded::new(load);
+                        let load = loading;
                         self.sent = Some(Sent { id, load, deadline });
                         Ok(())
                     }
                     Err(e) => {
                         self.close(&e);
-                        Err(load)
+                        Err(loading)
                     }
                 }
             }
-            _ => Err(load),
+            _ => Err(loading),
         }
     }
 
@@ -232,21 +231,17 @@ fn on_readable() {
     fault::maybe_panic("inline-answer");
     if answer.len() > MAX_INLINE_BYTES {
         runtime::spawn(async move {
-            let decoded = decode(&load.get().target, &answer);
-            conclude(load, decoded, store::submit);
+            let decoded = decode(&load.load().target, &answer);
+            conclude(load, decoded, Loading::finish);
         });
         return;
     }
-    let decoded = decode(&load.get().target, &answer);
+    let decoded = decode(&load.load().target, &answer);
     // Written from a timer: its context replicates the writes as one unit. A 0 ms timer fires
     // later in this same pass of the event loop.
     event_loop::after_ms(
         0,
-        Box::new(move |ctx| {
-            conclude(load, decoded, |k, kind, o, e| {
-                store::finish_here(ctx, k, kind, o, e)
-            })
-        }),
+        Box::new(move |ctx| conclude(load, decoded, |l, o| l.finish_here(ctx, o))),
     );
 }
 
@@ -254,9 +249,9 @@ fn on_readable() {
 /// reply the driver would answer at once (`BACKEND` in its words). Anything else goes to the
 /// driver, which would try again, and the connection is dropped.
 fn conclude(
-    load: Guarded,
+    load: Loading,
     decoded: Result<Option<Value>, NoAnswer>,
-    store: impl FnOnce(LoadKey, store::Kind, Outcome, u64),
+    finish: impl FnOnce(Loading, Outcome),
 ) {
     let outcome = match decoded {
         Ok(found) => Ok(found),
@@ -271,16 +266,14 @@ fn conclude(
             return hand_off(load);
         }
     };
-    let load = load.take();
     counters::count(&counters::INLINE_LOADS);
-    loader_task::record(&outcome, load.started);
-    store(load.key, load.kind, outcome, load.epoch);
+    finish(load, outcome);
 }
 
 /// Gives an inline load to the loader thread, with what is left of its deadline.
-fn hand_off(load: Guarded) {
+fn hand_off(load: Loading) {
     counters::count(&counters::INLINE_HANDOFFS);
-    loader_task::spawn(load.take());
+    driver::spawn(load);
 }
 
 /// A `find` answer as the load's outcome: the document in its mapping's format, or none.
