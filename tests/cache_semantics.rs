@@ -341,28 +341,49 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
     );
 }
 
-#[test]
-fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
+/// A dedicated MongoDB with `docs` todos behind a `HoldingProxy`, and Redis with
+/// `readthrough.max-inflight` `max` (and a timeout long enough that held loads never time out),
+/// its connection pool warmed by one load of the last todo. `None` with an external MongoDB.
+struct Held {
+    _mongo: Mongo,
+    proxy: HoldingProxy,
+    redis: Redis,
+}
+
+fn held_behind_proxy(name: &str, docs: usize, max: usize) -> Option<Held> {
     // Dedicated: the proxy needs the server's port (an external MongoDB: skipped).
-    let Some(mongo) = Mongo::dedicated("busy") else {
-        return;
-    };
-    let db = seed(&mongo, "busy", 3);
+    let mongo = Mongo::dedicated(name)?;
+    let db = seed(&mongo, name, docs);
     let proxy = HoldingProxy::start(mongo.port);
+    let max = max.to_string();
     let redis = Redis::start(
         &proxy.uri(),
         &mappings(&db),
         &[
             "--readthrough.max-inflight",
-            "1",
+            &max,
             "--readthrough.timeout",
             "20000",
         ],
     );
+    let last = format!("todo:{docs}");
     assert!(
-        rt_get(&mut redis.conn(), "todo:3").unwrap().is_some(),
+        rt_get(&mut redis.conn(), &last).unwrap().is_some(),
         "warm the pool"
     );
+    Some(Held {
+        _mongo: mongo,
+        proxy,
+        redis,
+    })
+}
+
+#[test]
+fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
+    let Some(held) = held_behind_proxy("busy", 3, 1) else {
+        return;
+    };
+    let Held { proxy, redis, .. } = &held;
     proxy.hold();
     let first = redis.spawn_rt_get("todo:1");
     wait_until("one load in flight", Duration::from_secs(10), || {
@@ -394,24 +415,11 @@ fn beyond_max_inflight_new_keys_get_busy_at_once_but_joiners_do_not() {
 /// of many keys.
 #[test]
 fn batches_count_against_max_inflight() {
-    // Dedicated: the proxy needs the server's port (an external MongoDB: skipped).
-    let Some(mongo) = Mongo::dedicated("busy-batch") else {
+    let Some(held) = held_behind_proxy("busyb", 6, 3) else {
         return;
     };
-    let db = seed(&mongo, "busyb", 6);
-    let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.max-inflight",
-            "3",
-            "--readthrough.timeout",
-            "20000",
-        ],
-    );
+    let Held { proxy, redis, .. } = &held;
     let mut c = redis.conn();
-    assert!(rt_get(&mut c, "todo:6").unwrap().is_some(), "warm the pool");
     let mget =
         |c: &mut redis::Connection, keys: &[&str]| -> redis::RedisResult<Vec<Option<String>>> {
             redis::cmd("RT.MGET").arg(keys).query(c)
@@ -744,23 +752,11 @@ fn negative_entries_beyond_negative_max_drop_the_oldest() {
 /// Key-miss prefetches respect `readthrough.max-inflight`: beyond it they are not started.
 #[test]
 fn prefetches_are_bounded_by_max_inflight() {
-    let Some(mongo) = Mongo::dedicated("prefetch-max") else {
+    let Some(held) = held_behind_proxy("pfmax", 6, 2) else {
         return;
     };
-    let db = seed(&mongo, "pfmax", 6);
-    let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.max-inflight",
-            "2",
-            "--readthrough.timeout",
-            "20000",
-        ],
-    );
+    let Held { proxy, redis, .. } = &held;
     let mut c = redis.conn();
-    assert!(rt_get(&mut c, "todo:6").unwrap().is_some(), "warm the pool");
     proxy.hold();
     for i in 1..=5 {
         let _: i64 = redis::cmd("EXISTS")
