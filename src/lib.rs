@@ -4,22 +4,28 @@
 //! deinit. The layers, imports running one way down this list (see the README's design
 //! section):
 //! - `core`: pure (mapping, codec, policies, single-flight table, negative cache,
-//!   invalidation decisions, settings snapshot, counters, errors);
+//!   invalidation decisions, errors), no global state;
+//! - `state`: the process-wide state every layer above reads (settings in force, counters,
+//!   the `_id` index, pending redactions, fault injection, the random source);
 //! - `mongo`: the MongoDB side (runtime, client, queries, shared queries), no Redis;
 //! - `redis`: the Redis side (every `unsafe`, blocking, the lock, registration, hooks);
 //! - `engine`: loads, the store step, change streams, warm-up;
 //! - `commands`: argument parsing and replies.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod commands;
-pub mod core;
+mod core;
 mod engine;
 mod mongo;
 mod redis;
+mod state;
 
 pub use crate::core::fuzzing;
 
-use crate::core::{fault, policy};
 use crate::redis::{acl, callbacks, configs, events, keys, transparent_hooks};
+use crate::state::{fault, random};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 /// A registration with Redis, and what the log says if Redis refuses it.
@@ -46,7 +52,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     }
     engine::load::inline::connect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    policy::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
+    random::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
     let steps: [Step; 6] = [
         (commands::register, "register the commands"),
         (acl::init, "make a context for the ACL checks"),

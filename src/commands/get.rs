@@ -4,7 +4,7 @@
 use crate::commands::read::{load_one, not_cached, NotCached};
 use crate::core::error::{show_key, Error};
 use crate::core::format::Format;
-use crate::core::{counters, policy, settings};
+use crate::core::policy;
 use crate::engine::load;
 use crate::engine::store::Kind;
 use crate::redis::acl;
@@ -12,6 +12,7 @@ use crate::redis::answer::{forward_raw, native_read};
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{probe_raw, reply_cached, selected_db, Held};
+use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {

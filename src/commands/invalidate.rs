@@ -1,9 +1,9 @@
 //! `RT.INVALIDATE key [key ...]`: removes cached values and negative entries.
 
-use crate::core::{counters, settings};
 use crate::engine::cache_state;
 use crate::redis::args::Args;
 use crate::redis::keys::selected_db;
+use crate::state::{counters, settings};
 use redis_module::{
     CallOptionsBuilder, CallReply, CallResult, Context, RedisError, RedisResult, RedisValue,
 };

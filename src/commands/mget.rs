@@ -3,12 +3,12 @@
 use crate::commands::read::{load_batch, not_cached, NotCached};
 use crate::core::error::{show_key, Error};
 use crate::core::format::{Format, Slot};
-use crate::core::{counters, settings};
 use crate::engine::load::batch::BatchMiss;
 use crate::redis::answer::reply_slots;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{probe, read_cached, selected_db, Held};
+use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_mget(ctx: &Context, args: &Args) -> RedisResult {

@@ -144,9 +144,8 @@ pub fn register(ctx: &Context) -> bool {
 
 macro_rules! entry {
     ($name:ident, $handler:path) => {
-        // SAFETY: a callback Redis calls on its main thread with the arguments its API
-        // documents; every raw call inside has its own SAFETY comment.
-        unsafe extern "C" fn $name(
+        // Called by Redis only (private: registered as a callback), on its main thread.
+        extern "C" fn $name(
             ctx: *mut raw::RedisModuleCtx,
             argv: *mut *mut raw::RedisModuleString,
             argc: c_int,

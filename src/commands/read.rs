@@ -2,12 +2,10 @@
 //! reads): what a mapped key that is not in Redis is, counted the same way everywhere, and the
 //! plan for a read's misses (`core/read_policy.rs`, the rules in one place).
 
-use crate::core::counters;
 use crate::core::error::Error;
 use crate::core::format::Slot;
 use crate::core::mapping::Target;
 use crate::core::read_policy::{self, Plan};
-use crate::core::settings;
 use crate::engine::cache_state;
 use crate::engine::load;
 use crate::engine::load::batch::{start_batch, BatchMiss};
@@ -15,6 +13,8 @@ use crate::engine::store::Kind;
 use crate::redis::acl;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
 use crate::redis::keys::{cannot_block, is_replica};
+use crate::state::counters;
+use crate::state::settings;
 use redis_module::{Context, RedisResult, RedisValue};
 
 /// A mapped key that is not in Redis.

@@ -2,12 +2,12 @@
 
 use crate::commands::read::load_one;
 use crate::core::error::Error;
-use crate::core::settings;
 use crate::engine::store::Kind;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::selected_db;
 use crate::redis::keys::{probe, Held};
+use crate::state::settings;
 use redis_module::{Context, RedisError, RedisResult};
 
 /// Reloads the key from MongoDB now, stores the new value (or deletes the key if the document

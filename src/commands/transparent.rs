@@ -6,13 +6,13 @@
 use crate::commands::read::{load_batch, load_one, not_cached, NotCached};
 use crate::core::format::Slot;
 use crate::core::rewrite::{native_of, Native};
-use crate::core::{counters, settings};
 use crate::engine::load::batch::BatchMiss;
 use crate::engine::store::Kind;
 use crate::redis::answer::forward_raw;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{is_replica, probe_raw, selected_db, Held};
+use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {

@@ -74,6 +74,7 @@ impl Mappings {
         Ok(Mappings { list })
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

@@ -82,10 +82,12 @@ impl<K: Hash + Eq + Clone> NegativeCache<K> {
         self.order.clear();
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.until.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.until.is_empty()
     }

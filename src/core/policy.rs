@@ -1,10 +1,9 @@
-//! Expiry decisions: TTL with jitter, and the stale-while-revalidate (grace) window. Pure.
+//! Expiry decisions: TTL with jitter, and the stale-while-revalidate (grace) window. Pure: the
+//! random number comes from the caller (`state/random.rs`).
 //!
 //! A loaded value lives `ttl·(1 + u·jitter/100) + grace` seconds, `u` uniform in [0, 1], so keys
 //! loaded together do not expire together (avalanche). A read in the last `grace` seconds of a
 //! value's life is served at once and triggers one background refresh.
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The PX to store a value with, in ms; `None` for no expiry (`ttl` 0). `rnd` is any random u64.
 pub fn store_ttl_ms(ttl_s: i64, jitter_pct: i64, grace_s: i64, rnd: u64) -> Option<i64> {
@@ -22,21 +21,6 @@ pub fn in_grace(pttl_ms: i64, grace_s: i64) -> bool {
     grace_s > 0 && pttl_ms >= 0 && pttl_ms <= grace_s * 1000
 }
 
-static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// A fast, non-cryptographic random number (splitmix64 over a shared counter).
-pub fn random() -> u64 {
-    let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Seeds `random` (from the clock at module load), so restarts do not repeat the sequence.
-pub fn seed(s: u64) {
-    STATE.fetch_add(s, Ordering::Relaxed);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +32,13 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds_and_spreads() {
+        let mut rnd = 0x1234_5678_9abc_def0_u64;
+        let mut random = move || {
+            rnd = rnd
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rnd >> 11
+        };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
             let t = store_ttl_ms(100, 10, 0, random()).unwrap();
@@ -70,12 +61,5 @@ mod tests {
         assert!(in_grace(0, 10));
         assert!(!in_grace(10_001, 10));
         assert!(!in_grace(-1, 10), "no expiry, no grace");
-    }
-
-    #[test]
-    fn random_is_not_constant() {
-        let a = random();
-        let b = random();
-        assert_ne!(a, b);
     }
 }

@@ -145,7 +145,8 @@ pub fn native_named(name: &[u8]) -> Option<&'static Native> {
 }
 
 /// `args` is the whole command, name first; `format_of` gives a key's mapping format (`None`:
-/// unmapped).
+/// unmapped). The filter calls `decide_for` once it knows the name; the tests call this.
+#[cfg(test)]
 pub fn decide(args: &[&[u8]], format_of: impl Fn(&[u8]) -> Option<Format>) -> Rewrite {
     match args.first().and_then(|name| native_named(name)) {
         Some(n) => decide_for(n, args, format_of),

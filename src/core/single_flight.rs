@@ -58,10 +58,6 @@ impl<K: Hash + Eq, W> InFlight<K, W> {
     pub fn len(&self) -> usize {
         self.loads.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.loads.is_empty()
-    }
 }
 
 #[cfg(test)]

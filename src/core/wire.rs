@@ -1,7 +1,7 @@
 //! MongoDB's OP_MSG framing, the wire protocol's one message kind since MongoDB 3.6: enough to
 //! send `hello` and a `find` of one document and read their replies, and to tell an answer
 //! from an error the way the official driver does. Used by the inline load
-//! (`engine/inline.rs`), whose `find` Redis's main thread sends and reads itself. Pure: bytes
+//! (`engine/load/inline.rs`), whose `find` Redis's main thread sends and reads itself. Pure: bytes
 //! in, documents out.
 
 use mongodb::bson::{doc, Bson, Document};

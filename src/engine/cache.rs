@@ -4,10 +4,10 @@
 //! condition live in the engine and are tested without Redis.
 
 use crate::core::format::Value;
-use crate::core::{counters, settings};
 use crate::redis::gil::Gil;
 use crate::redis::keys::is_replica;
 use crate::redis::write::{self, Only};
+use crate::state::{counters, settings};
 
 pub trait Cache {
     /// False on a replica: the module never writes there.

@@ -3,9 +3,9 @@
 //! meanwhile, and the flush epoch. Every function takes its lock briefly; none waits on I/O.
 
 use crate::core::negative_cache::NegativeCache;
-use crate::core::settings;
 use crate::core::single_flight::{InFlight, Join};
 use crate::redis::blocking::Waiter;
+use crate::state::settings;
 use once_cell::sync::Lazy;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,9 +1,9 @@
 //! The `INFO readthrough` section: the counters, the change-stream figures, the loads in
 //! flight, then one line per watcher and per warm-up.
 
-use crate::core::counters;
 use crate::engine::{cache_state, changes, warm};
 use crate::redis::callbacks::InfoFields;
+use crate::state::counters;
 use std::sync::atomic::Ordering;
 
 /// Numeric fields, then text fields (see the README's INFO table).

@@ -10,9 +10,9 @@ pub mod load;
 pub mod store;
 pub mod warm;
 
-use crate::core::settings;
 use crate::mongo::client;
 use crate::redis::callbacks::{Callbacks, Changed};
+use crate::state::settings;
 
 /// What the Redis side calls back into (handed over by `lib.rs` at load).
 pub fn callbacks() -> Callbacks {

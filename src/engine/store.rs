@@ -7,7 +7,6 @@
 //! table, the GIL is released, and only then are the waiters unblocked. Batching keeps lock
 //! traffic low when many loads end together.
 
-use crate::core::counters;
 use crate::core::error::{Error, Outcome};
 use crate::core::format::{Slot, Value};
 use crate::engine::cache::{Cache, RedisCache};
@@ -15,6 +14,7 @@ use crate::engine::cache_state::{self, LoadKey};
 use crate::redis::blocking::Waiter;
 use crate::redis::gil::Gil;
 use crate::redis::write::Only;
+use crate::state::counters;
 use once_cell::sync::OnceCell;
 use redis_module::Context;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -9,13 +9,13 @@
 use crate::core::error::{show_key, Error};
 use crate::core::invalidation::key_of;
 use crate::core::mapping::Mapping;
-use crate::core::{fault, id_index, settings};
 use crate::engine::cache::{Cache, RedisCache};
 use crate::engine::{cache_state, changes, store};
 use crate::mongo::client::{client, redact_error};
 use crate::mongo::runtime;
 use crate::redis::gil::Gil;
 use crate::redis::write::Only;
+use crate::state::{fault, id_index, settings};
 use futures_util::{FutureExt, TryStreamExt};
 use mongodb::action::Action;
 use mongodb::bson::{doc, Document};

@@ -1,6 +1,6 @@
 //! The inline loads' own connection to MongoDB: one plain TCP socket, made and greeted
 //! (`hello`) on the runtime, then written and read without blocking by whoever owns it (Redis's
-//! main thread, `engine/inline.rs`). Knows nothing of Redis.
+//! main thread, `engine/load/inline.rs`). Knows nothing of Redis.
 //!
 //! It is made only where a `find` sent on it means exactly what the driver's `find_one` means:
 //! one host, no credentials, no TLS, no read preference or read concern, no versioned API, no

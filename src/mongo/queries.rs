@@ -5,10 +5,10 @@
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
 use crate::core::format::Value;
-use crate::core::id_index;
 use crate::core::mapping::{self, Mapping, Target};
 use crate::core::unanswered::{unanswered, Cause};
 use crate::mongo::client::{backend_error, client};
+use crate::state::id_index;
 use futures_util::TryStreamExt;
 use mongodb::action::Action;
 use mongodb::bson::Document;

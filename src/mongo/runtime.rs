@@ -7,7 +7,7 @@
 //! one: one more wake-up on every miss).
 //!
 //! With `readthrough.inline-loads` on (the default) a lone miss on a plain one-host URI does not
-//! come here at all: Redis's main thread sends its query itself (`engine/inline.rs`).
+//! come here at all: Redis's main thread sends its query itself (`engine/load/inline.rs`).
 //!
 //! The thread sleeps whenever it has nothing to do. It used to keep polling for 50 us after a
 //! load started or ended, which saved a wake-up against a MongoDB that answers at once, but on a

@@ -8,12 +8,12 @@
 //! Every query is bounded by `readthrough.timeout`, so a stalled MongoDB cannot hold a slot for
 //! ever.
 
-use crate::core::counters;
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
 use crate::core::format::Value;
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::mongo::{queries, runtime};
+use crate::state::counters;
 use futures_util::FutureExt;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;

@@ -9,10 +9,11 @@
 //!
 //! Refusals are added to `ACL LOG` as Redis's own are.
 
+use crate::core::acl_rules;
 use crate::core::rewrite::{Native, NATIVES};
-use crate::core::{acl_rules, counters};
 use crate::redis::args::string_bytes;
 use crate::redis::server_commands;
+use crate::state::counters;
 use redis_module::{raw, Context, RedisValue};
 use std::os::raw::c_int;
 use std::ptr;

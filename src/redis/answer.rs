@@ -6,6 +6,7 @@
 
 use crate::core::error::{Error, Outcome};
 use crate::core::format::{Format, Slot, Value};
+use crate::redis::args::RStr;
 use crate::redis::keys::{as_own_lookup, probe, Held};
 use crate::redis::reply::{reply_bulk, reply_error, reply_error_text, reply_null};
 use redis_module::{raw, Context};
@@ -31,38 +32,40 @@ pub fn forward(ctx: &Context, args: &[&[u8]], as_user: bool) {
     let Ok(name) = CString::new(name.to_vec()) else {
         return reply_error(ctx, &Error::Internal("a command name with NUL".into()));
     };
-    // SAFETY: `ctx` is live; the strings made here are freed below, after the call.
+    // SAFETY: `ctx` is live; the strings made here are freed below, after their last use.
     unsafe {
-        let strings: Vec<*mut raw::RedisModuleString> = rest
+        let strings: Vec<RStr> = rest
             .iter()
-            .map(|a| raw::RedisModule_CreateString.unwrap()(ctx.ctx, a.as_ptr().cast(), a.len()))
+            .map(|a| {
+                RStr::new(raw::RedisModule_CreateString.unwrap()(
+                    ctx.ctx,
+                    a.as_ptr().cast(),
+                    a.len(),
+                ))
+            })
             .collect();
         forward_raw(ctx, &name, &strings, as_user);
         for s in strings {
-            raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+            raw::RedisModule_FreeString.unwrap()(ctx.ctx, s.as_ptr());
         }
     }
 }
 
 /// `forward` with the arguments as Redis strings (the client's own, on the hit path: no copy).
-pub fn forward_raw(
-    ctx: &Context,
-    name: &CStr,
-    args: &[*mut raw::RedisModuleString],
-    as_user: bool,
-) {
+pub fn forward_raw(ctx: &Context, name: &CStr, args: &[RStr<'_>], as_user: bool) {
     // `v`: the arguments as a vector; `0`: the reply in the client's protocol (RESP2 or 3);
     // `C`: with the client's ACL rights; `E`: errors as replies.
     let fmt = if as_user { c"v0CE" } else { c"v0E" };
     // SAFETY: `ctx` is the live context of the call being answered, on the main thread; `args`
-    // are live Redis strings; the reply is freed after Redis copied it to the client.
+    // are live Redis strings (their type says so; `RStr` is a transparent wrapper, so the slice
+    // is the vector of pointers Redis expects); the reply is freed after Redis copied it.
     unsafe {
         let reply = as_own_lookup(|| {
             raw::RedisModule_Call.unwrap()(
                 ctx.ctx,
                 name.as_ptr(),
                 fmt.as_ptr(),
-                args.as_ptr(),
+                args.as_ptr().cast::<*mut raw::RedisModuleString>(),
                 args.len(),
             )
         });

@@ -1,11 +1,43 @@
 //! A command's arguments, borrowed from Redis for the duration of the call.
 
 use redis_module::raw;
+use std::marker::PhantomData;
 use std::os::raw::c_int;
+
+/// A Redis string that stays valid, and unchanged, for `'a`: a command's argument, or a string
+/// the module made and frees after `'a`. Redis calls that take a string take this, so they need
+/// no promise from their caller.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct RStr<'a> {
+    ptr: *mut raw::RedisModuleString,
+    _valid_for: PhantomData<&'a raw::RedisModuleString>,
+}
+
+impl<'a> RStr<'a> {
+    /// # Safety
+    /// `ptr` must be a valid Redis string that is neither freed nor changed during `'a`.
+    pub unsafe fn new(ptr: *mut raw::RedisModuleString) -> RStr<'a> {
+        RStr {
+            ptr,
+            _valid_for: PhantomData,
+        }
+    }
+
+    pub fn as_ptr(self) -> *mut raw::RedisModuleString {
+        self.ptr
+    }
+
+    /// The string's bytes, borrowed from Redis.
+    pub fn bytes(self) -> &'a [u8] {
+        // SAFETY: the string is valid and unchanged for 'a (the type's promise).
+        unsafe { string_bytes(self.ptr) }
+    }
+}
 
 /// The arguments of one command call (no copies, no reference counting).
 pub struct Args<'a> {
-    argv: &'a [*mut raw::RedisModuleString],
+    argv: &'a [RStr<'a>],
 }
 
 impl<'a> Args<'a> {
@@ -15,8 +47,9 @@ impl<'a> Args<'a> {
         let argv = if argv.is_null() || argc <= 0 {
             &[][..]
         } else {
-            // SAFETY: the caller guarantees `argc` valid pointers at `argv`.
-            unsafe { std::slice::from_raw_parts(argv, argc as usize) }
+            // SAFETY: the caller guarantees `argc` valid strings at `argv` for 'a; `RStr` is a
+            // transparent wrapper of the pointer, so the slice is read as it is.
+            unsafe { std::slice::from_raw_parts(argv.cast::<RStr<'a>>(), argc as usize) }
         };
         Args { argv }
     }
@@ -26,17 +59,16 @@ impl<'a> Args<'a> {
     }
 
     pub fn bytes(&self, i: usize) -> &'a [u8] {
-        // SAFETY: every element of `argv` is a valid string for 'a (see `new`).
-        unsafe { string_bytes(self.argv[i]) }
+        self.argv[i].bytes()
     }
 
-    /// The raw string at `i`, for Redis calls that take one (opening a key).
-    pub fn raw(&self, i: usize) -> *mut raw::RedisModuleString {
+    /// The Redis string at `i`, for Redis calls that take one (opening a key).
+    pub fn raw(&self, i: usize) -> RStr<'a> {
         self.argv[i]
     }
 
-    /// The raw strings from `i` on, for a call that takes a vector of them (`RM_Call` "v").
-    pub fn raw_from(&self, i: usize) -> &'a [*mut raw::RedisModuleString] {
+    /// The Redis strings from `i` on, for a call that takes a vector of them (`RM_Call` "v").
+    pub fn raw_from(&self, i: usize) -> &'a [RStr<'a>] {
         &self.argv[i..]
     }
 }

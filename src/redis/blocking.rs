@@ -1,13 +1,13 @@
 //! Blocked clients: a client that missed waits (the server does not) until its load ends, and
 //! gets exactly one reply.
 
-use crate::core::counters;
 use crate::core::error::{Error, Outcome};
 use crate::core::format::{Format, Slot, Value};
-use crate::core::{fault, settings};
 use crate::redis::answer::{reply_native, reply_outcome, reply_slots};
 use crate::redis::panic_guard::catch;
 use crate::redis::reply::reply_error;
+use crate::state::counters;
+use crate::state::{fault, settings};
 use redis_module::{raw, Context};
 use std::os::raw::{c_int, c_void};
 use std::ptr;
@@ -147,9 +147,8 @@ fn send_reply(ctx: &Context, (reply, answer): &Unblocked) {
 }
 
 /// Main thread, after `UnblockClient`: send the outcome to the client.
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_reply(
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_reply(
     ctx: *mut raw::RedisModuleCtx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
@@ -174,9 +173,8 @@ unsafe extern "C" fn on_reply(
 }
 
 /// Main thread: Redis's safety-net timeout ran out (see `TIMEOUT_SAFETY_MS`).
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_timeout(
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_timeout(
     ctx: *mut raw::RedisModuleCtx,
     _argv: *mut *mut raw::RedisModuleString,
     _argc: c_int,
@@ -194,9 +192,8 @@ unsafe extern "C" fn on_timeout(
     raw::REDISMODULE_OK as c_int
 }
 
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn free_reply(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn free_reply(_ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     if !data.is_null() {
         // SAFETY: `data` is the box made by `unblock`; Redis frees it exactly once. Dropping an
         // `Unblocked` runs no code of ours that could panic (strings and errors only).

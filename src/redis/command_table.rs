@@ -2,9 +2,9 @@
 //! categories; and running a handler so that a panic becomes an error reply.
 
 use crate::core::error::Error;
-use crate::core::fault;
 use crate::redis::args::Args;
 use crate::redis::panic_guard;
+use crate::state::fault;
 use redis_module::{raw, Context, RedisResult};
 use std::ffi::CString;
 use std::os::raw::c_int;

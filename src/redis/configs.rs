@@ -1,18 +1,19 @@
 //! The `readthrough.*` module configs as Redis sees them: settable in redis.conf after
 //! `loadmodule`, with `MODULE LOADEX ... CONFIG`, and by `CONFIG SET`. A value is checked here
 //! and refused with an error (the old value stays in force); an accepted one goes into the
-//! settings snapshot (`core/settings.rs`), and the engine is told (`callbacks`).
+//! settings snapshot (`state/settings.rs`), and the engine is told (`callbacks`).
 
 use crate::core::format::Format;
 use crate::core::invalidation::Mode;
 use crate::core::mapping::Mappings;
-use crate::core::settings::{self, Numeric, Text};
-use crate::core::{config_redaction, uri};
+use crate::core::uri;
 use crate::redis::callbacks::{self, Changed};
 use crate::redis::events::load_configs;
 use crate::redis::mongo_uri;
 use crate::redis::panic_guard::catch;
 use crate::redis::server_commands;
+use crate::state::config_redaction;
+use crate::state::settings::{self, Numeric, Text};
 use redis_module::configuration::{
     register_bool_configuration, register_i64_configuration, register_string_configuration,
     ConfigurationContext, ConfigurationFlags, ConfigurationValue,
@@ -62,7 +63,7 @@ fn notify(change: Changed) {
 }
 
 /// `readthrough.mongo-uri`. Marked sensitive; a value with credentials reaches the setter as a
-/// placeholder (see `core/config_redaction.rs`), so the slowlog and MONITOR never see it. Not in
+/// placeholder (see `state/config_redaction.rs`), so the slowlog and MONITOR never see it. Not in
 /// force while `readthrough.mongo-uri-file` names a file (see `mongo_uri.rs`).
 static MONGO_URI: StringConfig = StringConfig {
     text: &settings::MONGO_URI,

@@ -1,10 +1,10 @@
 //! Server events and the INFO section: registered at load, each callback catches panics and
 //! hands the event to the engine (`callbacks`).
 
-use crate::core::fault;
 use crate::redis::callbacks;
 use crate::redis::keys::is_replica;
 use crate::redis::panic_guard::catch;
+use crate::state::fault;
 use redis_module::{raw, Context};
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
@@ -18,9 +18,8 @@ pub fn register_info(ctx: &Context) -> bool {
     }
 }
 
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
     let fields = catch("the INFO section", || {
         fault::maybe_panic("info");
         (callbacks::get().info)()
@@ -67,9 +66,8 @@ pub fn subscribe_role(ctx: &Context) -> bool {
     )
 }
 
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_role(
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_role(
     _ctx: *mut raw::RedisModuleCtx,
     _eid: raw::RedisModuleEvent,
     subevent: u64,
@@ -86,9 +84,8 @@ pub fn subscribe_flush(ctx: &Context) -> bool {
     subscribe(ctx, raw::REDISMODULE_EVENT_FLUSHDB, on_flush)
 }
 
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_flush(
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_flush(
     _ctx: *mut raw::RedisModuleCtx,
     _eid: raw::RedisModuleEvent,
     subevent: u64,

@@ -4,7 +4,7 @@
 
 use crate::core::error::Error;
 use crate::core::format::Format;
-use crate::redis::args::Args;
+use crate::redis::args::{Args, RStr};
 use crate::redis::reply::reply_bulk;
 use redis_module::{raw, Context, ContextFlags};
 use std::os::raw::c_int;
@@ -55,21 +55,26 @@ impl Held {
 /// Main thread, or a thread holding the GIL.
 pub fn probe(ctx: &Context, key: &[u8], want_ttl: bool) -> (Held, i64) {
     // SAFETY: `ctx` is live and the caller runs on the main thread or holds the GIL; the string
-    // made here is freed before returning.
+    // made here is freed after its last use.
     unsafe {
         let name = raw::RedisModule_CreateString.unwrap()(ctx.ctx, key.as_ptr().cast(), key.len());
-        let found = probe_raw(ctx, name, want_ttl);
+        let found = probe_raw(ctx, RStr::new(name), want_ttl);
         raw::RedisModule_FreeString.unwrap()(ctx.ctx, name);
         found
     }
 }
 
 /// `probe` of a key given as a Redis string (a command's own argument: no copy).
-pub fn probe_raw(ctx: &Context, name: *mut raw::RedisModuleString, want_ttl: bool) -> (Held, i64) {
-    // SAFETY: as in `probe`; `name` is a live Redis string; the key is closed before returning.
+pub fn probe_raw(ctx: &Context, name: RStr<'_>, want_ttl: bool) -> (Held, i64) {
+    // SAFETY: `ctx` is live (main thread or the GIL held, as for `probe`); `name` is a live
+    // Redis string (its type says so); the key is closed before returning.
     unsafe {
         let k = as_own_lookup(|| {
-            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name, raw::REDISMODULE_READ as c_int)
+            raw::RedisModule_OpenKey.unwrap()(
+                ctx.ctx,
+                name.as_ptr(),
+                raw::REDISMODULE_READ as c_int,
+            )
         });
         if k.is_null() {
             return (Held::Nothing, -1);
@@ -105,7 +110,11 @@ fn with_cached<R>(
     OWN_LOOKUP.store(true, Ordering::Relaxed);
     // SAFETY: main thread, inside a command call: `ctx` and the argument are live.
     let key = unsafe {
-        raw::RedisModule_OpenKey.unwrap()(ctx.ctx, args.raw(i), raw::REDISMODULE_READ as c_int)
+        raw::RedisModule_OpenKey.unwrap()(
+            ctx.ctx,
+            args.raw(i).as_ptr(),
+            raw::REDISMODULE_READ as c_int,
+        )
     };
     OWN_LOOKUP.store(false, Ordering::Relaxed);
     if key.is_null() {

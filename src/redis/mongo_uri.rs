@@ -7,9 +7,10 @@
 //! `RT.RELOAD-SECRETS`; a file that cannot be read or holds no valid URI is refused with an
 //! error and the URI in force stays.
 
-use crate::core::{settings, uri};
+use crate::core::uri;
 use crate::redis::callbacks::{self, Changed};
 use crate::redis::panic_guard::catch;
+use crate::state::settings;
 use redis_module::logging::log_notice;
 use std::sync::Mutex;
 

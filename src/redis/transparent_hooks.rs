@@ -2,12 +2,13 @@
 //! reads prefetch. Both run inside Redis's own command processing, so both catch panics and
 //! never block or write.
 
-use crate::core::{config_redaction, counters, fault, policy, rewrite, settings};
+use crate::core::rewrite;
 use crate::redis::acl;
 use crate::redis::args::string_bytes;
 use crate::redis::callbacks;
 use crate::redis::keys::{is_replica, own_lookup, selected_db};
 use crate::redis::panic_guard::catch;
+use crate::state::{config_redaction, counters, fault, random, settings};
 use redis_module::{raw, Context};
 use std::os::raw::c_int;
 use std::ptr;
@@ -40,12 +41,14 @@ impl Filtered {
     }
 
     fn arg(&self, i: c_int) -> &[u8] {
-        // SAFETY: `i` < `len()`; the argument lives until the filter replaces it, and every
-        // borrow of it ends before `replace` is called (callers collect what they need first).
+        // SAFETY: `i` < `len()` (every caller); the argument lives until the filter replaces
+        // it, and `replace` takes `&mut self`, so the borrow returned here has ended by then.
         unsafe { string_bytes(raw::RedisModule_CommandFilterArgGet.unwrap()(self.0, i)) }
     }
 
-    fn replace(&self, i: c_int, text: &[u8]) {
+    /// Takes `&mut self`: no argument borrowed by `arg` may live past a replacement, which
+    /// frees it.
+    fn replace(&mut self, i: c_int, text: &[u8]) {
         // SAFETY: a new string owned by Redis once handed to `CommandFilterArgReplace`.
         unsafe {
             let s = raw::RedisModule_CreateString.unwrap()(
@@ -60,16 +63,15 @@ impl Filtered {
 
 /// Runs before every command: rewrites reads of mapped keys (see `core/rewrite.rs`) and
 /// hides the credentials of a `CONFIG SET readthrough.mongo-uri` (see
-/// `core/config_redaction.rs`). A panic leaves the command as it was.
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
+/// `state/config_redaction.rs`). A panic leaves the command as it was.
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     // SAFETY: the filter context of this call.
     let client = unsafe { acl::filter_client(fctx) };
-    catch("the command filter", || filter(&Filtered(fctx), client));
+    catch("the command filter", || filter(&mut Filtered(fctx), client));
 }
 
-fn filter(cmd: &Filtered, client: Option<u64>) {
+fn filter(cmd: &mut Filtered, client: Option<u64>) {
     let argc = cmd.len();
     if argc < 1 {
         return;
@@ -85,7 +87,7 @@ fn filter(cmd: &Filtered, client: Option<u64>) {
         for i in config_redaction::secret_positions(&args) {
             // A value that is not UTF-8 is refused by the setter as it is; leave it alone.
             if let Ok(value) = std::str::from_utf8(args[i]) {
-                let placeholder = config_redaction::set_aside(value.into(), policy::random());
+                let placeholder = config_redaction::set_aside(value.into(), random::random());
                 swaps.push((i as c_int, placeholder));
             }
         }
@@ -115,9 +117,8 @@ fn filter(cmd: &Filtered, client: Option<u64>) {
 }
 
 /// A read command missed a key: prefetch it if it is mapped. Never blocks, never writes.
-// SAFETY: a callback Redis calls on its main thread with the arguments its API
-// documents; every raw call inside has its own SAFETY comment.
-unsafe extern "C" fn on_key_miss(
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_key_miss(
     ctx: *mut raw::RedisModuleCtx,
     _type: c_int,
     _event: *const std::os::raw::c_char,

@@ -2,9 +2,9 @@
 //! Every write is replicated to replicas and the AOF, and refused under OOM.
 
 use crate::core::format::{Format, Value};
-use crate::core::settings;
 use crate::redis::gil::Gil;
 use crate::redis::keys::{probe, Held};
+use crate::state::settings;
 use redis_module::{CallOptionsBuilder, CallReply, CallResult};
 
 /// The condition of a `SET`.

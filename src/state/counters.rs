@@ -23,7 +23,7 @@ pub static BATCHED: AtomicU64 = AtomicU64::new(0);
 pub static STORE_SKIPPED: AtomicU64 = AtomicU64::new(0);
 /// Loaded values larger than `readthrough.max-value-bytes`, answered but not stored.
 pub static TOO_LARGE: AtomicU64 = AtomicU64::new(0);
-/// Loads whose query Redis's main thread sent and read itself (`engine/inline.rs`).
+/// Loads whose query Redis's main thread sent and read itself (`engine/load/inline.rs`).
 pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
 /// Inline queries handed to the driver: the connection broke or was dropped (an error reply
 /// after which the driver retries, an answer not understood, no answer by half the deadline).

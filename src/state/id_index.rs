@@ -5,7 +5,7 @@
 
 use crate::core::invalidation::{Change, Mode};
 use crate::core::mapping::{self, Mapping};
-use crate::core::settings;
+use crate::state::settings;
 use mongodb::bson::{Bson, Document};
 use mongodb::change_stream::event::OperationType;
 use once_cell::sync::Lazy;

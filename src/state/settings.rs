@@ -82,7 +82,7 @@ pub fn store_ttl_ms() -> Option<i64> {
         TTL.get(),
         TTL_JITTER.get(),
         GRACE.get(),
-        crate::core::policy::random(),
+        crate::state::random::random(),
     )
 }
 

@@ -3,17 +3,17 @@
 //! with `SCAN ... COUNT 500`, one lock hold per step.
 
 use super::{current, databases, tokens, Watcher, EVENTS, LAG_MS, PURGES, UNPLACED_DELETES};
-use crate::core::counters;
-use crate::core::fault;
-use crate::core::id_index;
 use crate::core::invalidation::{actions, glob_escape, Action, Change};
 use crate::core::mapping::Mapping;
 use crate::core::resume_token::{self, START_AFTER};
-use crate::core::settings;
 use crate::engine::cache::{Cache, RedisCache};
 use crate::engine::{cache_state, store};
 use crate::redis::gil::Gil;
 use crate::redis::write::{self, Only};
+use crate::state::counters;
+use crate::state::fault;
+use crate::state::id_index;
+use crate::state::settings;
 use mongodb::bson::Document;
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
 use redis_module::CallReply;

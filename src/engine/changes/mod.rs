@@ -27,8 +27,8 @@ mod watch;
 
 use crate::core::invalidation::Mode;
 use crate::core::mapping::Mapping;
-use crate::core::settings;
 use crate::mongo::runtime;
+use crate::state::settings;
 use once_cell::sync::Lazy;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -2,15 +2,15 @@
 //! query per mapping, stored, and answered in key order. Batches do not join the single-flight
 //! table; their keys count against `readthrough.max-inflight` while they load.
 
-use crate::core::counters;
 use crate::core::deadline::Deadline;
 use crate::core::format::Slot;
 use crate::core::mapping::{canonical_id, Mapping, Target};
-use crate::core::settings;
 use crate::engine::cache_state::{self, BatchSlots};
 use crate::engine::store::{self, BatchDone};
 use crate::mongo::{queries, runtime};
 use crate::redis::blocking::Waiter;
+use crate::state::counters;
+use crate::state::settings;
 use std::sync::Arc;
 use std::time::Instant;
 

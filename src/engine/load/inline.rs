@@ -31,16 +31,16 @@
 //! thread (`mongo/inline_conn.rs`), only for a deployment where a plain `find` is what the
 //! driver would send, and it follows `readthrough.mongo-uri`.
 
-use crate::core::counters;
 use crate::core::error::{Error, Outcome};
 use crate::core::format::Value;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
-use crate::core::{fault, id_index, settings};
 use crate::engine::load::{driver, Loading};
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
 use crate::mongo::{client, runtime};
 use crate::redis::event_loop::{self, Timer};
+use crate::state::counters;
+use crate::state::{fault, id_index, settings};
 use redis_module::logging::{log_notice, log_verbose};
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;

@@ -12,15 +12,15 @@ pub mod batch;
 mod driver;
 pub mod inline;
 
-use crate::core::counters;
 use crate::core::deadline::Deadline;
 use crate::core::error::{Error, Outcome};
 use crate::core::mapping::Target;
-use crate::core::settings;
 use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
 use crate::engine::store::{self, Kind};
 use crate::redis::blocking::Waiter;
+use crate::state::counters;
+use crate::state::settings;
 use redis_module::Context;
 use std::sync::Arc;
 use std::time::Instant;
