@@ -1,0 +1,118 @@
+"""3b. The miss path on the URI shapes users run: a plain one-host URI (inline loads on and
+off) and the production shape, SCRAM + TLS + a replica set (Atlas; self-hosted replica sets
+with auth), where only the driver serves. The module and the client use the same URI. Each
+round interleaves RT.GET, find_one and a PING read by read (loadgen pair) on every shape."""
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from .. import goals
+from ..context import free_port, wait_port
+from ..report import Row, Skipped
+from ..paths import SECURE_MONGO
+from ..stats import med, ratio_of_rounds
+from .cache_aside import CLIENTS, ratios, versus_aside
+from .miss_path import MISS_READS
+
+NUMBER, NAME = "3b", "uri_shapes"
+TITLE = "The miss path on each URI shape (one client, cold ids, interleaved with find_one and a PING)"
+
+
+@dataclass
+class Shape:
+    shape: str
+    rt_p50_us: float
+    rt_p99_us: float
+    find_p50_us: float
+    find_p99_us: float
+    p50_ratio: float  # RT.GET / find_one, median of rounds
+    p99_ratio: float
+    ping_p50_us: float
+    cost_pings: float  # (RT.GET p50 - find_one p50) / PING p50, median of rounds
+
+
+@dataclass
+class UriShapes:
+    rows: list
+    aside: list  # cache_aside.VersusAside on the SCRAM + TLS URI
+
+    def summary(self):
+        out = []
+        for r in self.rows:
+            out += [Row(NUMBER, f"{r.shape}: module's own cost of a miss (RT.GET p50 - find_one p50) in PINGs",
+                        goals.MISS_COST_PINGS, f"{r.cost_pings:.2f}", r.cost_pings),
+                    Row(NUMBER, f"{r.shape}: RT.GET / find_one, p99", goals.MISS_VS_FIND,
+                        f"{r.p99_ratio:.3f}", r.p99_ratio)]
+        out.append(Row(NUMBER, "SCRAM + TLS + replica set: RT.GET vs cache-aside at 1/16/64 clients: rps ratio "
+                       "(p50 ratio)", goals.BEATS_ASIDE, ratios(self.aside), self.aside))
+        return out
+
+    def section(self):
+        return [f"## 3b. {TITLE}", "",
+                "The module and the client use the same URI. The production shape is SecantusDB with `--auth` "
+                "(SCRAM-SHA-256), TLS and its one-node replica set (`scripts/secure_mongo.py`): what Atlas and "
+                "self-hosted replica sets look like to a client. Only the driver serves it.", "",
+                "| URI shape | RT.GET p50 µs | find_one p50 µs | PING p50 µs | module's own cost (PINGs) | p50 ratio "
+                "| p99 ratio |", "|---|---|---|---|---|---|---|",
+                *[f"| {r.shape} | {r.rt_p50_us} | {r.find_p50_us} | {r.ping_p50_us} | {r.cost_pings:.2f} | "
+                  f"{r.p50_ratio:.3f} | {r.p99_ratio:.3f} |" for r in self.rows], ""]
+
+    def bars(self):
+        return []
+
+
+def secure_uri(ctx):
+    """MONGO_URI_SECURE, or a SecantusDB with SCRAM and TLS started here (None with an external
+    MongoDB and no secure URI)."""
+    secure = os.environ.get("MONGO_URI_SECURE")
+    if secure or not ctx.mongo_proc:
+        return secure
+    sport, sdir = free_port(), os.path.join(ctx.tmp, "secure-mongo")
+    ctx.spawn([sys.executable, SECURE_MONGO, "--port", str(sport), "--dir", sdir], "secure-mongo.log")
+    # The script writes the URI once the user exists and the first (open) start has stopped.
+    uri_file, end = os.path.join(sdir, "uri"), time.time() + 120
+    while not os.path.exists(uri_file) and time.time() < end:
+        time.sleep(0.1)
+    wait_port(sport, "SecantusDB with SCRAM and TLS")
+    secure = open(uri_file).read().strip()
+    ctx.load_demo_data(secure)
+    return secure
+
+
+def run(ctx):
+    secure = secure_uri(ctx)
+    if not secure:
+        print("3b. URI shapes: skipped (set MONGO_URI_SECURE to a SCRAM + TLS URI of the external MongoDB)")
+        return Skipped(NUMBER, "the miss path on the SCRAM + TLS URI", TITLE,
+                       "set MONGO_URI_SECURE to a SCRAM + TLS URI of the external MongoDB")
+    server = ctx.redis_server("redis-secure.log", {"mongo-uri": secure, "mappings": "todo:=test.todos:id",
+                                                   "timeout": 60000, "invalidation": "off"})
+    shapes = [("plain one-host URI, inline loads (default)", ctx.rport, ctx.uri, "yes"),
+              ("plain one-host URI, inline loads off (the driver)", ctx.rport, ctx.uri, "no"),
+              ("SCRAM + TLS + replica set (the driver)", server.port, secure, None)]
+    n, runs = MISS_READS, {name: [] for name, *_ in shapes}
+    for i in range(ctx.args.rounds):
+        for name, port, uri, inline in shapes if i % 2 == 0 else reversed(shapes):
+            if inline:
+                ctx.r.config_set("readthrough.inline-loads", inline)
+            runs[name].append(ctx.loadgen("pair", port, uri, start=ctx.ids.take(2 * n), count=2 * n))
+    ctx.r.config_set("readthrough.inline-loads", "yes")
+    rows = []
+    for name, *_ in shapes:
+        rt, direct, ping = zip(*runs[name])
+        row = Shape(name, med([x["p50_us"] for x in rt]), med([x["p99_us"] for x in rt]),
+                    med([x["p50_us"] for x in direct]), med([x["p99_us"] for x in direct]),
+                    ratio_of_rounds(rt, direct, "p50_us"), ratio_of_rounds(rt, direct, "p99_us"),
+                    med([x["p50_us"] for x in ping]),
+                    med([(r["p50_us"] - d["p50_us"]) / p["p50_us"] for r, d, p in zip(rt, direct, ping)]))
+        rows.append(row)
+        print(f"3b. {name}: RT.GET p50 {row.rt_p50_us} us, find_one {row.find_p50_us} us, PING "
+              f"{row.ping_p50_us} us: module's own cost {row.cost_pings:.2f} PING; ratios p50 "
+              f"{row.p50_ratio:.3f}, p99 {row.p99_ratio:.3f}")
+    aside = []
+    for c in CLIENTS:
+        aside.append(versus_aside(ctx, c, server.port, secure))
+        print(f"3b. SCRAM + TLS, cache-aside at {c:>2} clients: rps ratio {aside[-1].rps_ratio:.2f}x, "
+              f"p50 ratio {aside[-1].p50_ratio:.2f}")
+    return UriShapes(rows, aside)
