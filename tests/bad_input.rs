@@ -36,7 +36,7 @@ fn odd_keys_and_ids_are_looked_up_literally_or_refused_clearly() {
             .map(|id| doc! {"id": *id, "name": format!("odd {id}")})
             .collect(),
     );
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut c = redis.conn();
     for id in odd {
         let v = rt_get(&mut c, &format!("todo:{id}")).unwrap();
@@ -114,10 +114,11 @@ fn odd_keys_and_ids_are_looked_up_literally_or_refused_clearly() {
 
 #[test]
 fn out_of_range_numbers_in_configs_are_refused() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "oddconf", 1);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture {
+        redis: _redis,
+        mut c,
+        ..
+    } = fixture("oddconf", 1);
     for (name, bad) in [
         ("ttl", "-1"),
         ("ttl", "315360001"),
@@ -142,24 +143,11 @@ fn out_of_range_numbers_in_configs_are_refused() {
         ("mongo-uri", "mongodb://a:b@"),
     ] {
         let key = format!("readthrough.{name}");
-        let before: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(&key)
-            .query(&mut c)
-            .unwrap();
-        let r = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(&key)
-            .arg(bad)
-            .query::<()>(&mut c);
-        let e = err_of(r);
+        let before = config_get(&mut c, &key);
+        let e = config_refused(&mut c, &key, bad);
         assert!(e.starts_with("ERR"), "{name}={bad}: {e}");
         assert!(!e.contains("b@"), "no credentials in the error: {e}");
-        let after: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(&key)
-            .query(&mut c)
-            .unwrap();
+        let after = config_get(&mut c, &key);
         assert_eq!(before, after, "{name} kept its value");
     }
     // The largest values are accepted and work: a huge TTL is stored as given.
@@ -168,12 +156,7 @@ fn out_of_range_numbers_in_configs_are_refused() {
         ("timeout", "3600000"),
         ("ttl-jitter", "0"),
     ] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(format!("readthrough.{name}"))
-            .arg(v)
-            .query(&mut c)
-            .unwrap_or_else(|e| panic!("{name}={v}: {e}"));
+        config_set(&mut c, &format!("readthrough.{name}"), v);
     }
     still_serving(&mut c);
     let ttl: i64 = redis::cmd("TTL").arg("todo:1").query(&mut c).unwrap();
@@ -227,17 +210,11 @@ fn documents_of_every_bson_type_become_valid_json() {
     deep.insert("id", "deep");
     mongo.insert(&db, "todos", vec![every, deep]);
     mongo.insert(&db, "todos", vec![big]);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        // 32 MB: the 16 MB document below is stored (the default, 8 MB, is checked after).
-        &[
-            "--readthrough.timeout",
-            "10000",
-            "--readthrough.max-value-bytes",
-            "33554432",
-        ],
-    );
+    // 32 MB: the 16 MB document below is stored (the default, 8 MB, is checked after).
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", 10000)
+        .config("max-value-bytes", 33554432)
+        .start();
     let mut c = redis.conn();
 
     let v = json(&read(&redis, "todo:every").unwrap());

@@ -4,18 +4,9 @@
 
 mod common;
 
-use common::{err_of, json, mappings, rt_get, seed, wait_until, HoldingProxy, Mongo, Redis};
+use common::*;
 use mongodb::bson::doc;
 use std::time::{Duration, Instant};
-
-fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg(format!("readthrough.{name}"))
-        .arg(value)
-        .query(c)
-        .unwrap();
-}
 
 #[test]
 fn five_hundred_concurrent_reads_of_one_cold_key_make_one_mongodb_query() {
@@ -24,11 +15,9 @@ fn five_hundred_concurrent_reads_of_one_cold_key_make_one_mongodb_query() {
     };
     let db = seed(&mongo, "sf", 1);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "20000"],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "20000")
+        .start();
     assert!(rt_get(&mut redis.conn(), "todo:1").is_ok(), "warm the pool");
     let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
     let q0 = mongo.query_count();
@@ -64,11 +53,9 @@ fn misses_of_many_keys_share_queries_while_mongodb_is_busy() {
     };
     let db = seed(&mongo, "batch", 100);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "20000"],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "20000")
+        .start();
     assert!(rt_get(&mut redis.conn(), "todo:1").is_ok(), "warm the pool");
     let q0 = mongo.query_count();
     // MongoDB busy (its queries held): the first misses take the query slots, the rest queue.
@@ -121,11 +108,9 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
     let db = seed(&mongo, "neg", 1);
     // Change streams would forget the negative entry on insert (tests/freshness.rs); here the
     // negative cache is tested alone.
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "off"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("invalidation", "off")
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
     let q0 = mongo.query_count();
@@ -154,7 +139,7 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
     assert_eq!(json(&v)["name"], "late");
 
     // Negative entries expire after negative-ttl; FLUSHALL forgets them; 0 turns them off.
-    config_set(&mut c, "negative-ttl", "1");
+    config_set(&mut c, "readthrough.negative-ttl", "1");
     let remembered = Instant::now();
     assert_eq!(rt_get(&mut c, "todo:405").unwrap(), None);
     mongo.insert(
@@ -178,7 +163,7 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
         remembered.elapsed() >= Duration::from_millis(900),
         "expired only after its 1 s"
     );
-    config_set(&mut c, "negative-ttl", "30");
+    config_set(&mut c, "readthrough.negative-ttl", "30");
     mongo.delete_one(&db, "todos", doc! { "id": "406" });
     assert_eq!(rt_get(&mut c, "todo:406").unwrap(), None);
     mongo.insert(&db, "todos", vec![doc! { "id": "406" }]);
@@ -187,7 +172,7 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
         rt_get(&mut c, "todo:406").unwrap().is_some(),
         "FLUSHALL forgot the negative entry"
     );
-    config_set(&mut c, "negative-ttl", "0");
+    config_set(&mut c, "readthrough.negative-ttl", "0");
     let q1 = mongo.query_count();
     assert_eq!(rt_get(&mut c, "todo:407").unwrap(), None);
     assert_eq!(rt_get(&mut c, "todo:407").unwrap(), None);
@@ -200,21 +185,11 @@ fn absent_ids_are_remembered_for_negative_ttl_and_invalidate_forgets_them() {
 
 #[test]
 fn ttls_of_a_thousand_loads_spread_over_the_jitter_range() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "jitter", 1000);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &[
-            "--readthrough.ttl",
-            "100",
-            "--readthrough.ttl-jitter",
-            "10",
-            "--readthrough.timeout",
-            "20000",
-        ],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture_with("jitter", 1000, |r| {
+        r.config("ttl", "100")
+            .config("ttl-jitter", "10")
+            .config("timeout", "20000")
+    });
     let now_ms = |c: &mut redis::Connection| -> i64 {
         let (s, us): (i64, i64) = redis::cmd("TIME").query(c).unwrap();
         s * 1000 + us / 1000
@@ -268,20 +243,12 @@ fn grace_serves_stale_at_once_refreshes_in_background_and_survives_mongodb_failu
     };
     let db = seed(&mongo, "grace", 2);
     // Stale values are the point here: no change-stream invalidation.
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &[
-            "--readthrough.invalidation",
-            "off",
-            "--readthrough.ttl",
-            "3",
-            "--readthrough.ttl-jitter",
-            "0",
-            "--readthrough.grace",
-            "30",
-        ],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("invalidation", "off")
+        .config("ttl", "3")
+        .config("ttl-jitter", "0")
+        .config("grace", "30")
+        .start();
     let mut c = redis.conn();
     let old = rt_get(&mut c, "todo:1").unwrap().unwrap();
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
@@ -356,16 +323,10 @@ fn held_behind_proxy(name: &str, docs: usize, max: usize) -> Option<Held> {
     let db = seed(&mongo, name, docs);
     let proxy = HoldingProxy::start(mongo.port);
     let max = max.to_string();
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.max-inflight",
-            &max,
-            "--readthrough.timeout",
-            "20000",
-        ],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("max-inflight", &max)
+        .config("timeout", "20000")
+        .start();
     let last = format!("todo:{docs}");
     assert!(
         rt_get(&mut redis.conn(), &last).unwrap().is_some(),
@@ -466,15 +427,13 @@ fn batches_count_against_max_inflight() {
 
 #[test]
 fn invalidate_and_refresh() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "inval", 3);
     // Explicit invalidation and refresh, without change streams doing it first.
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "off"],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("inval", 3, |r| r.config("invalidation", "off"));
     for i in 1..=3 {
         rt_get(&mut c, &format!("todo:{i}")).unwrap().unwrap();
     }
@@ -543,8 +502,8 @@ fn invalidate_and_refresh() {
 fn invalidate_is_replicated() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "invrepl", 1);
-    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let master = Redis::with(&mongo.uri, &mappings(&db)).start();
+    let replica = Redis::with(&mongo.uri, &mappings(&db)).replica_of(&master);
     let mut m = master.conn();
     let mut r = replica.conn();
     rt_get(&mut m, "todo:1").unwrap().unwrap();
@@ -582,7 +541,7 @@ fn mget_of_a_hundred_cold_keys_is_one_query_in_order_with_nils() {
     };
     let db = seed(&mongo, "mget", 120);
     mongo.insert(&db, "items", vec![doc! { "_id": 7_i32, "n": "seven" }]);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut c = redis.conn();
     assert!(
         rt_get(&mut c, "todo:1").unwrap().is_some(),
@@ -660,11 +619,9 @@ fn mget_reports_a_backend_error_and_keeps_serving() {
         return;
     };
     let db = seed(&mongo, "mgetdown", 3);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.timeout", "800"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "800")
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     mongo.stop();
@@ -689,11 +646,9 @@ fn a_load_that_timed_out_stores_nothing_and_the_next_read_loads_again() {
     };
     let db = seed(&mongo, "latefill", 3);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "300"],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "300")
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
     proxy.hold();
@@ -716,20 +671,15 @@ fn a_load_that_timed_out_stores_nothing_and_the_next_read_loads_again() {
 /// `readthrough.negative-max`: at most that many negative entries, the oldest dropped first.
 #[test]
 fn negative_entries_beyond_negative_max_drop_the_oldest() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "negmax", 1);
     // No change streams: the inserts below must not clear the entries.
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &[
-            "--readthrough.negative-max",
-            "2",
-            "--readthrough.invalidation",
-            "off",
-        ],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("negmax", 1, |r| {
+        r.config("negative-max", "2").config("invalidation", "off")
+    });
     for id in ["101", "102", "103"] {
         assert_eq!(rt_get(&mut c, &format!("todo:{id}")).unwrap(), None);
     }
@@ -743,7 +693,7 @@ fn negative_entries_beyond_negative_max_drop_the_oldest() {
     }
     assert_eq!(redis.info()["negative_hits"], 2);
     // 0 turns negative caching off.
-    config_set(&mut c, "negative-max", "0");
+    config_set(&mut c, "readthrough.negative-max", "0");
     assert_eq!(rt_get(&mut c, "todo:404").unwrap(), None);
     mongo.insert(&db, "todos", vec![doc! {"id": "404"}]);
     assert!(rt_get(&mut c, "todo:404").unwrap().is_some());
@@ -781,18 +731,12 @@ fn prefetches_are_bounded_by_max_inflight() {
 /// (`too_large` in INFO); a refresh to such a value deletes the cached one.
 #[test]
 fn a_value_larger_than_max_value_bytes_is_answered_but_not_stored() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "maxvalue", 3);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "off"],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } =
+        fixture_with("maxvalue", 3, |r| r.config("invalidation", "off"));
     let small = rt_get(&mut c, "todo:1").unwrap().unwrap();
     assert!(common::stored(&mut c, "todo:1").is_some());
     // Smaller than every document now.
-    config_set(&mut c, "max-value-bytes", "20");
+    config_set(&mut c, "readthrough.max-value-bytes", "20");
     let v = rt_get(&mut c, "todo:2").unwrap().expect("answered");
     assert_eq!(json(&v)["id"], "2");
     let g: Option<String> = redis::cmd("GET").arg("todo:3").query(&mut c).unwrap();
@@ -808,10 +752,6 @@ fn a_value_larger_than_max_value_bytes_is_answered_but_not_stored() {
     assert_eq!(r.as_deref(), Some(small.as_str()));
     assert!(common::stored(&mut c, "todo:1").is_none());
     assert_eq!(redis.info()["too_large"], 3);
-    let e = err_of(
-        redis::cmd("CONFIG")
-            .arg(&["SET", "readthrough.max-value-bytes", "0"])
-            .query::<()>(&mut c),
-    );
+    let e = config_refused(&mut c, "readthrough.max-value-bytes", "0");
     assert!(e.contains("max-value-bytes"), "{e}");
 }

@@ -14,7 +14,7 @@ struct Cluster {
 impl Cluster {
     fn start(mongo_uri: &str, mappings: &str) -> Cluster {
         let nodes: Vec<Redis> = (0..3)
-            .map(|_| Redis::start_cluster_node(mongo_uri, mappings))
+            .map(|_| Redis::with(mongo_uri, mappings).cluster_node().start())
             .collect();
         let mut args = vec![
             "60".to_string(),

@@ -57,7 +57,7 @@ fn the_original_fastapi_demo_reads_bare_ids_with_json_get_and_no_cache_code() {
         Some(p) => vec!["--loadmodule", p.as_str()],
         None => vec![],
     };
-    let redis = Redis::start(&mongo.uri, &mapping, &extra);
+    let redis = Redis::with(&mongo.uri, &mapping).args(&extra).start();
     let port = free_port();
     let app_dir = root().join("examples/fastapi_todo");
     let dir = temp_dir("fastapi");
@@ -125,7 +125,7 @@ fn the_node_example_reads_todos_with_node_redis() {
     }
     let mongo = Mongo::shared();
     let db = seed(mongo, "node", 20);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let out = Command::new("node")
         .arg(dir.join("get_todo.js"))
         .args([redis.url().as_str(), "7", "999999", "7"])
@@ -164,7 +164,7 @@ fn docker_config_matches_redis_conf_and_every_config_is_documented() {
     let local = settings("redis.conf");
     let docker = settings("docker/redis.conf");
     assert_eq!(local, docker, "docker/redis.conf drifted from redis.conf");
-    let redis = Redis::start(&Mongo::shared().uri, "", &[]);
+    let redis = Redis::with(&Mongo::shared().uri, "").start();
     let all: Vec<String> = redis::cmd("CONFIG")
         .arg(&["GET", "readthrough.*"])
         .query(&mut redis.conn())

@@ -31,7 +31,9 @@ fn own_mongo(name: &str, docs: usize, extra: &[&str]) -> Option<(Mongo, HoldingP
     let mongo = Mongo::dedicated(name)?;
     let db = seed(&mongo, name, docs);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(&proxy.uri(), &mappings(&db), extra);
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .args(extra)
+        .start();
     let first = rt_get(&mut redis.conn(), "todo:1").unwrap();
     assert!(first.is_some(), "warm the pool");
     Some((mongo, proxy, redis))
@@ -44,11 +46,9 @@ fn mongodb_down_before_redis_starts_then_comes_up() {
     };
     let db = seed(&mongo, "downstart", 3);
     mongo.stop();
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.timeout", "1000"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "1000")
+        .start();
     let mut c = redis.conn();
     let t = Instant::now();
     let e = err_of(rt_get(&mut c, "todo:1"));
@@ -167,10 +167,7 @@ fn a_stall_is_timeout_at_every_driver_stage_and_loads_recover_within_a_second() 
     }
     // A new client while MongoDB is stalled: its server was never heard from.
     let uri = format!("{}&appName=stall-stages", proxy.uri());
-    redis::cmd("CONFIG")
-        .arg(&["SET", "readthrough.mongo-uri", &uri])
-        .query::<()>(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.mongo-uri", &uri);
     for e in errors_of_parallel_gets(&redis, next, 50) {
         assert!(e.starts_with("TIMEOUT"), "after CONFIG SET: {e}");
     }
@@ -276,16 +273,10 @@ fn a_slow_mongodb_finishes_loads_while_ping_stays_fast() {
         .unwrap();
     let delay = Duration::from_millis(300);
     let proxy = SlowProxy::start(port, delay);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.timeout",
-            "10000",
-            "--readthrough.invalidation",
-            "off",
-        ],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "10000")
+        .config("invalidation", "off")
+        .start();
     let readers: Vec<_> = (1..=40)
         .map(|i| {
             let h = redis.spawn_rt_get(&format!("todo:{i}"));
@@ -318,7 +309,9 @@ fn a_slow_mongodb_finishes_loads_while_ping_stays_fast() {
 fn an_rdb_restart_keeps_values_and_ttls() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "rdb", 3);
-    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--readthrough.ttl", "1000"]);
+    let mut redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("ttl", "1000")
+        .start();
     let mut c = redis.conn();
     let v = rt_get(&mut c, "todo:1").unwrap().unwrap();
     let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
@@ -366,14 +359,9 @@ fn flushall_during_loads_does_not_bring_flushed_data_back() {
 
 #[test]
 fn at_maxmemory_the_value_is_returned_and_the_store_skipped() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "oom", 10);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture_with("oom", 10, |r| {
+        r.args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])
+    });
     // Large fillers first, then small ones: Valkey 8 refuses a large SET before the limit is
     // reached (it counts what the command will need), while a small value still fits there.
     let mut i = 0;

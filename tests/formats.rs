@@ -7,9 +7,7 @@
 
 mod common;
 
-use common::{
-    err_of, json, rejson_module, seed, skip, unique_db, wait_until, HoldingProxy, Mongo, Redis,
-};
+use common::*;
 use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use redis::Value;
 use std::time::Duration;
@@ -22,9 +20,9 @@ fn json_redis(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Option<Redis> 
             let path = path.to_string_lossy().into_owned();
             let mut args = vec!["--loadmodule", path.as_str()];
             args.extend_from_slice(extra);
-            Some(Redis::start(mongo_uri, mappings, &args))
+            Some(Redis::with(mongo_uri, mappings).args(&args).start())
         }
-        Ok(None) => Some(Redis::start(mongo_uri, mappings, extra)),
+        Ok(None) => Some(Redis::with(mongo_uri, mappings).args(extra).start()),
         Err(why) => {
             skip(&why);
             None
@@ -70,12 +68,7 @@ fn loads(redis: &Redis) -> i64 {
 
 fn set_transparent(c: &mut redis::Connection, on: bool) {
     let v = if on { "yes" } else { "no" };
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.transparent")
-        .arg(v)
-        .query(c)
-        .unwrap();
+    config_set(c, "readthrough.transparent", v);
 }
 
 #[test]
@@ -211,7 +204,7 @@ fn hash_reads_through_with_every_bson_type_as_documented() {
             doc! { "sku": "B2", "name": "b" },
         ],
     );
-    let redis = Redis::start(&mongo.uri, &format!("t:={db}.things:sku;format=hash"), &[]);
+    let redis = Redis::with(&mongo.uri, &format!("t:={db}.things:sku;format=hash")).start();
     let mut c = redis.conn();
     // HGET of a cold key: the field as stored.
     assert_eq!(text(&mut c, &["HGET", "t:A1", "n"]).unwrap(), "42");
@@ -276,19 +269,16 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
     };
     let db = seed(&mongo, "hp", 5);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
+    // No change streams: the update below would otherwise race RT.REFRESH, and when its
+    // event came second it deleted the refreshed key before RT.INVALIDATE (seen once on
+    // Redis 7.4.1). Change events on hashes are tested below.
+    let redis = Redis::with(
         &proxy.uri(),
         &format!("h:={db}.todos:id;format=hash;fields=-_id"),
-        // No change streams: the update below would otherwise race RT.REFRESH, and when its
-        // event came second it deleted the refreshed key before RT.INVALIDATE (seen once on
-        // Redis 7.4.1). Change events on hashes are tested below.
-        &[
-            "--readthrough.timeout",
-            "20000",
-            "--readthrough.invalidation",
-            "off",
-        ],
-    );
+    )
+    .config("timeout", 20000)
+    .config("invalidation", "off")
+    .start();
     // Single flight: 50 cold HGETALLs of one key, one load.
     proxy.hold();
     let readers: Vec<_> = (0..50)
@@ -350,11 +340,11 @@ fn a_hash_key_goes_through_single_flight_negative_cache_refresh_and_invalidate()
 fn a_key_of_another_type_is_wrongtype_and_never_overwritten() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "wrongtype", 5);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("h:={db}.todos:id;format=hash s:={db}.todos:id"),
-        &[],
-    );
+    )
+    .start();
     let mut c = redis.conn();
     let _: () = redis::cmd("SET")
         .arg("h:1")
@@ -445,8 +435,8 @@ fn replicas_get_each_format_with_its_ttl_and_warm_up_stores_the_format() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "freplica", 30);
     let mapping = format!("h:={db}.todos:id;format=hash;fields=-_id");
-    let master = Redis::start(&mongo.uri, &mapping, &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mapping, &master);
+    let master = Redis::with(&mongo.uri, &mapping).start();
+    let replica = Redis::with(&mongo.uri, &mapping).replica_of(&master);
     let mut c = master.conn();
     assert_eq!(text(&mut c, &["HGET", "h:1", "name"]).unwrap(), "todo 1");
     let mut r = replica.conn();
@@ -481,7 +471,7 @@ fn replicas_get_each_format_with_its_ttl_and_warm_up_stores_the_format() {
 fn inside_multi_a_cold_read_answers_as_native_and_loads_in_the_background() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "fmulti", 5);
-    let redis = Redis::start(&mongo.uri, &format!("h:={db}.todos:id;format=hash"), &[]);
+    let redis = Redis::with(&mongo.uri, &format!("h:={db}.todos:id;format=hash")).start();
     let mut c = redis.conn();
     let (all, one): (Value, Value) = redis::pipe()
         .atomic()
@@ -507,7 +497,7 @@ fn inside_multi_a_cold_read_answers_as_native_and_loads_in_the_background() {
 fn a_transparent_read_keeps_the_native_command_s_acl() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "facl", 5);
-    let redis = Redis::start(&mongo.uri, &format!("h:={db}.todos:id;format=hash"), &[]);
+    let redis = Redis::with(&mongo.uri, &format!("h:={db}.todos:id;format=hash")).start();
     let mut admin = redis.conn();
     let _: () = redis::cmd("ACL")
         .arg(&[
@@ -534,17 +524,9 @@ fn a_transparent_read_keeps_the_native_command_s_acl() {
 #[test]
 fn format_json_is_refused_where_no_json_set_exists_and_bad_options_say_why() {
     let mongo = Mongo::shared();
-    let redis = Redis::start(&mongo.uri, "", &[]);
+    let redis = Redis::with(&mongo.uri, "").start();
     let mut c = redis.conn();
-    let set = |c: &mut redis::Connection, v: &str| {
-        err_of(
-            redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("readthrough.mappings")
-                .arg(v)
-                .query::<()>(c),
-        )
-    };
+    let set = |c: &mut redis::Connection, v: &str| config_refused(c, "readthrough.mappings", v);
     let e = set(&mut c, "j:=d.c;format=json");
     assert!(e.contains("JSON.SET"), "{e}");
     for (v, why) in [
@@ -556,20 +538,21 @@ fn format_json_is_refused_where_no_json_set_exists_and_bad_options_say_why() {
         let e = set(&mut c, v);
         assert!(e.contains(why), "{v}: {e}");
     }
-    let kept: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("readthrough.mappings")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(kept[1], "", "the old value stays in force");
+    assert_eq!(
+        config_get(&mut c, "readthrough.mappings"),
+        "",
+        "the old value stays in force"
+    );
     // At startup, the log says why the module did not load.
     let module = common::module_path().to_string_lossy().into_owned();
-    let out = Redis::start_failing(vec![
-        "--loadmodule".into(),
-        module,
-        "--readthrough.mappings".into(),
-        "j:=d.c;format=json".into(),
-    ]);
+    let out = Redis::bare()
+        .args(&[
+            "--loadmodule",
+            &module,
+            "--readthrough.mappings",
+            "j:=d.c;format=json",
+        ])
+        .start_failing();
     assert!(out.contains("needs the JSON.SET command"), "{out}");
 }
 
@@ -577,11 +560,11 @@ fn format_json_is_refused_where_no_json_set_exists_and_bad_options_say_why() {
 fn the_empty_prefix_maps_bare_ids_and_longer_prefixes_still_win() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "fempty", 5);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("={db}.todos:id;fields=-_id,-description todo:={db}.todos:id"),
-        &[],
-    );
+    )
+    .start();
     let mut c = redis.conn();
     assert_eq!(
         json(&text(&mut c, &["GET", "3"]).unwrap()),
@@ -600,11 +583,12 @@ fn a_loaded_value_that_could_not_be_stored_is_still_answered_as_native() {
         return;
     };
     let db = seed(&mongo, "unstored", 3);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("h:={db}.todos:id;format=hash;fields=-_id"),
-        &["--readthrough.timeout", "20000"],
-    );
+    )
+    .config("timeout", "20000")
+    .start();
     assert_eq!(
         text(&mut redis.conn(), &["HGET", "h:3", "name"]).unwrap(),
         "todo 3",

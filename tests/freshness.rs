@@ -31,7 +31,7 @@ fn eventually(redis: &Redis, what: &str, check: impl FnMut() -> bool) -> Duratio
 fn an_update_in_mongodb_reaches_rt_get_delete_mode() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-delete", 20);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     assert_eq!(redis.info_str("invalidation").as_deref(), Some("delete"));
     redis.wait_watching();
     let mut c = redis.conn();
@@ -67,14 +67,14 @@ fn an_update_in_mongodb_reaches_rt_get_delete_mode() {
 
 #[test]
 fn refresh_mode_rewrites_cached_keys_only() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-refresh", 20);
-    let redis = Redis::start_watching(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "refresh"],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-refresh", 20, |r| {
+        r.config("invalidation", "refresh").watching()
+    });
     rt_get(&mut c, "todo:3").unwrap().unwrap();
     rt_get(&mut c, "todo:5").unwrap().unwrap();
     for (id, name) in [("3", "fresh"), ("4", "never read"), ("5", "after 4")] {
@@ -110,11 +110,10 @@ fn a_delete_in_mongodb_makes_the_key_nil() {
         ],
     );
     // Negative entries last long here: only the change stream can make a key reappear.
-    let redis = Redis::start_watching(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.negative-ttl", "600"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("negative-ttl", "600")
+        .watching()
+        .start();
     let mut c = redis.conn();
     // By field `id` (placed through the _id -> id index of loaded documents), loaded by RT.GET
     // and by RT.MGET, and by `_id`.
@@ -141,14 +140,14 @@ fn a_delete_in_mongodb_makes_the_key_nil() {
 
 #[test]
 fn an_insert_clears_the_negative_entry() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-insert", 5);
-    let redis = Redis::start_watching(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.negative-ttl", "600"],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-insert", 5, |r| {
+        r.config("negative-ttl", "600").watching()
+    });
     assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
     assert_eq!(rt_get(&mut c, "todo:77").unwrap(), None);
     assert_eq!(redis.info()["negative_hits"], 1, "remembered as absent");
@@ -160,10 +159,12 @@ fn an_insert_clears_the_negative_entry() {
 
 #[test]
 fn dropping_the_collection_empties_the_prefix_in_every_db() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-drop", 300);
-    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-drop", 300, |r| r.watching());
     let keys: Vec<String> = (1..=300).map(|i| format!("todo:{i}")).collect();
     let _: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
     let mut c2 = redis.conn();
@@ -218,7 +219,10 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
         &db,
         doc! {"collMod": "todos", "changeStreamPreAndPostImages": {"enabled": true}},
     );
-    let mut redis = Redis::start_watching(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    let mut redis = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&["--appendonly", "yes"])
+        .watching()
+        .start();
     let mut c = redis.conn();
     rt_get(&mut c, "todo:1").unwrap().unwrap();
     // One event, so a resume token is saved.
@@ -271,7 +275,10 @@ fn events_made_while_redis_was_down_are_applied_after_an_aof_restart() {
 fn a_token_mongodb_cannot_resume_purges_the_prefix() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-badtoken", 10);
-    let mut redis = Redis::start_watching(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    let mut redis = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&["--appendonly", "yes"])
+        .watching()
+        .start();
     let mut c = redis.conn();
     rt_get(&mut c, "todo:1").unwrap().unwrap();
     rt_get(&mut c, "todo:2").unwrap().unwrap();
@@ -298,7 +305,7 @@ fn the_watcher_reconnects_after_mongodb_restarts() {
         return;
     };
     let db = seed(&mongo, "cdc-reconnect", 10);
-    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).watching().start();
     let mut c = redis.conn();
     rt_get(&mut c, "todo:3").unwrap().unwrap();
     mongo.stop();
@@ -329,8 +336,8 @@ fn the_watcher_reconnects_after_mongodb_restarts() {
 fn watchers_run_on_the_master_only_and_start_on_promotion() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "cdc-role", 10);
-    let master = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let master = Redis::with(&mongo.uri, &mappings(&db)).watching().start();
+    let replica = Redis::with(&mongo.uri, &mappings(&db)).replica_of(&master);
     let mut m = master.conn();
     rt_get(&mut m, "todo:4").unwrap().unwrap();
     let mut r = replica.conn();
@@ -358,32 +365,23 @@ fn watchers_run_on_the_master_only_and_start_on_promotion() {
 
 #[test]
 fn invalidation_config_is_checked_and_off_stops_the_watchers() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-config", 5);
-    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
-    let e = err_of(
-        redis::cmd("CONFIG")
-            .arg(&["SET", "readthrough.invalidation", "sometimes"])
-            .query::<()>(&mut c),
-    );
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-config", 5, |r| r.watching());
+    let e = config_refused(&mut c, "readthrough.invalidation", "sometimes");
     assert!(e.contains("off, delete or refresh"), "{e}");
-    let v: Vec<String> = redis::cmd("CONFIG")
-        .arg(&["GET", "readthrough.invalidation"])
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(v[1], "delete");
-    redis::cmd("CONFIG")
-        .arg(&["SET", "readthrough.invalidation", "off"])
-        .query::<()>(&mut c)
-        .unwrap();
+    assert_eq!(config_get(&mut c, "readthrough.invalidation"), "delete");
+    config_set(&mut c, "readthrough.invalidation", "off");
     wait_until("the watcher to stop", Duration::from_secs(5), || {
         redis.watchers().iter().all(|w| w.contains("state=off"))
     });
     rt_get(&mut c, "todo:2").unwrap().unwrap();
     // A second server, watching (delete mode), is the control: once it has dropped todo:2,
     // the event was delivered, and a watcher of this server would have seen it too.
-    let control = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
+    let control = Redis::with(&mongo.uri, &mappings(&db)).watching().start();
     let mut k = control.conn();
     rt_get(&mut k, "todo:2").unwrap().unwrap();
     mongo.update_one(
@@ -400,12 +398,15 @@ fn invalidation_config_is_checked_and_off_stops_the_watchers() {
         Some("todo 2"),
         "off: the cache is left alone"
     );
-    let e = Redis::start_failing(vec![
-        "--loadmodule".into(),
-        module_path().to_string_lossy().into_owned(),
-        "--readthrough.invalidation".into(),
-        "maybe".into(),
-    ]);
+    let module = module_path().to_string_lossy().into_owned();
+    let e = Redis::bare()
+        .args(&[
+            "--loadmodule",
+            &module,
+            "--readthrough.invalidation",
+            "maybe",
+        ])
+        .start_failing();
     assert!(e.contains("off, delete or refresh"), "{e}");
 }
 
@@ -440,7 +441,7 @@ fn warm_up_of_the_200k_demo_documents_while_ping_answers() {
     let mongo = own.as_ref().unwrap_or_else(|| Mongo::shared());
     let n = 200_000;
     let db = seed_many(mongo, "warm-demo", n);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut c = redis.conn();
     redis::cmd("SELECT").arg(1).query::<()>(&mut c).unwrap();
     let t = Instant::now();
@@ -490,14 +491,8 @@ fn warm_up_of_the_200k_demo_documents_while_ping_answers() {
 
 #[test]
 fn warm_limits_errors_and_warm_on_load() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "warm-small", 50);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.warm-on-load", "todo:"],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } =
+        fixture_with("warm-small", 50, |r| r.config("warm-on-load", "todo:"));
     wait_until("warm-on-load", Duration::from_secs(20), || {
         redis
             .info_str("warm_0")
@@ -543,11 +538,7 @@ fn warm_limits_errors_and_warm_on_load() {
     }
     let e = err_of(redis::cmd("RT.WARM").query::<String>(&mut c));
     assert!(e.contains("wrong number of arguments"), "{e}");
-    let e = err_of(
-        redis::cmd("CONFIG")
-            .arg(&["SET", "readthrough.warm-on-load", "* todo:"])
-            .query::<()>(&mut c),
-    );
+    let e = config_refused(&mut c, "readthrough.warm-on-load", "* todo:");
     assert!(e.contains("either * or a list"), "{e}");
 }
 
@@ -556,11 +547,12 @@ fn warm_limits_errors_and_warm_on_load() {
 fn warm_on_load_star_warms_every_mapping() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "warm-star", 7);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("todo:={db}.todos:id other:={db}.todos:id"),
-        &["--readthrough.warm-on-load", "*"],
-    );
+    )
+    .config("warm-on-load", "*")
+    .start();
     let mut c = redis.conn();
     wait_until("both warm-ups", Duration::from_secs(20), || {
         let lines: Vec<String> = (0..2)
@@ -591,11 +583,9 @@ fn flushdb_stops_a_warm_up_and_forgets_negative_entries() {
         return;
     };
     let db = seed(&mongo, "warm-flushdb", 20);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "off"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("invalidation", "off")
+        .start();
     let mut c = redis.conn();
     // A negative entry: todo:99 is not in MongoDB; then it is, but the entry answers nil.
     assert_eq!(rt_get(&mut c, "todo:99").unwrap(), None);
@@ -637,8 +627,8 @@ fn flushdb_stops_a_warm_up_and_forgets_negative_entries() {
 fn rt_warm_on_a_replica_is_readonly() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "warm-replica", 5);
-    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let master = Redis::with(&mongo.uri, &mappings(&db)).start();
+    let replica = Redis::with(&mongo.uri, &mappings(&db)).replica_of(&master);
     let mut r = replica.conn();
     let e = err_of(redis::cmd("RT.WARM").arg("todo:").query::<String>(&mut r));
     assert!(e.starts_with("READONLY"), "{e}");
@@ -661,7 +651,7 @@ fn rename_and_drop_database_empty_the_prefix() {
     let mongo = Mongo::shared();
     for how in ["rename", "dropDatabase"] {
         let db = seed(mongo, &format!("cdc-{how}"), 5);
-        let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
+        let redis = Redis::with(&mongo.uri, &mappings(&db)).watching().start();
         let mut c = redis.conn();
         let keys: Vec<String> = (1..=5).map(|i| format!("todo:{i}")).collect();
         let _: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
@@ -691,10 +681,12 @@ fn rename_and_drop_database_empty_the_prefix() {
 /// `_id → id` index of loaded documents says which it was).
 #[test]
 fn an_update_of_the_mapped_field_deletes_the_old_key() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-idchange", 5);
-    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-idchange", 5, |r| r.watching());
     rt_get(&mut c, "todo:3").unwrap().unwrap();
     mongo.update_one(&db, "todos", doc! {"id": "3"}, doc! {"$set": {"id": "33"}});
     eventually(&redis, "the old key to go", || {
@@ -719,11 +711,10 @@ fn a_load_in_flight_when_its_document_changes_is_answered_but_not_stored() {
         return;
     };
     let db = seed(&mongo, "cdc-inflight", 3);
-    let redis = Redis::start_watching(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.timeout", "20000"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "20000")
+        .watching()
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some(), "warm the pool");
     mongo.hold_finds(1, 3000);
@@ -758,10 +749,12 @@ fn a_load_in_flight_when_its_document_changes_is_answered_but_not_stored() {
 /// placed: it is counted, and the key lives until its TTL.
 #[test]
 fn a_delete_that_cannot_be_placed_is_counted_and_the_key_kept() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "cdc-unplaced", 5);
-    let redis = Redis::start_watching(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("cdc-unplaced", 5, |r| r.watching());
     redis::cmd("SET")
         .arg(&["todo:5", "set by hand"])
         .query::<()>(&mut c)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config_set, err_of, mappings, rt_get, seed, wait_until, HoldingProxy, Mongo, Redis};
+use common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,13 @@ fn misses_at_low_load_go_inline_and_answer_and_store_what_the_loader_thread_does
         mappings(&db)
     );
     // On by default (README, configuration).
-    let on = Redis::start(&mongo.uri, &maps, &[]);
-    let off = Redis::start(&mongo.uri, &maps, &["--readthrough.inline-loads", "no"]);
+    let on = Redis::with(&mongo.uri, &maps).start();
+    let off = Redis::with(&mongo.uri, &maps)
+        .config("inline-loads", "no")
+        .start();
     let (mut a, mut b) = (on.conn(), off.conn());
-    let default: Vec<String> = redis::cmd("CONFIG")
-        .arg(&["GET", "readthrough.inline-loads"])
-        .query(&mut a)
-        .unwrap();
-    assert_eq!(default, ["readthrough.inline-loads", "yes"]);
-    let bad = err_of(
-        redis::cmd("CONFIG")
-            .arg(&["SET", "readthrough.inline-loads", "maybe"])
-            .query::<()>(&mut a),
-    );
+    assert_eq!(config_get(&mut a, "readthrough.inline-loads"), "yes");
+    let bad = config_refused(&mut a, "readthrough.inline-loads", "maybe");
     assert!(bad.contains("'yes' or 'no'"), "{bad}");
     let mut next = 1..=20;
     until_inline(&on, &mut a, &mut next);
@@ -90,16 +84,10 @@ fn a_stall_during_an_inline_query_goes_to_the_driver_at_half_the_deadline_then_t
     let db = seed(&mongo, "istall", 400);
     // The proxy's URI names one host without options that rule inline loads out.
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.timeout",
-            "500",
-            "--readthrough.inline-loads",
-            "yes",
-        ],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "500")
+        .config("inline-loads", "yes")
+        .start();
     let mut c = redis.conn();
     let mut next = 1..=40;
     until_inline(&redis, &mut c, &mut next);
@@ -138,14 +126,12 @@ fn a_stall_during_an_inline_query_goes_to_the_driver_at_half_the_deadline_then_t
 
 #[test]
 fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_fits() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "iuri", 300);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.inline-loads", "yes"],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        redis,
+        mut c,
+        ..
+    } = fixture_with("iuri", 300, |r| r.config("inline-loads", "yes"));
     let mut next = 1..=20;
     until_inline(&redis, &mut c, &mut next);
     let set_uri =
@@ -196,12 +182,10 @@ fn a_large_document_and_a_replica_set_name_are_served_as_through_the_driver() {
         "todos",
         vec![mongodb::bson::doc! { "id": "big", "name": "big", "description": big.clone() }],
     );
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let off = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.inline-loads", "no"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
+    let off = Redis::with(&mongo.uri, &mappings(&db))
+        .config("inline-loads", "no")
+        .start();
     let mut c = redis.conn();
     let mut next = 1..=100;
     until_inline(&redis, &mut c, &mut next);

@@ -129,8 +129,12 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
             "off",
         ]
     };
-    let inline = Redis::start(&mongo.uri, &mappings(&db), &args("yes"));
-    let driver = Redis::start(&mongo.uri, &mappings(&db), &args("no"));
+    let inline = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&args("yes"))
+        .start();
+    let driver = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&args("no"))
+        .start();
     let (mut ci, mut cd) = (inline.conn(), driver.conn());
     let mut ids = (1..2000).step_by(2);
     // The inline connection is opened in the background at load: wait for the first inline load.
@@ -258,7 +262,9 @@ fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge(
     let db = seed(&mongo, "failcdc", 40);
     // One mapped collection, so one watcher: two watchers opening at once would share the
     // fail point's failures, one each, and the driver's one retry would hide both.
-    let redis = Redis::start_watching(&mongo.uri, &format!("todo:={db}.todos:id"), &[]);
+    let redis = Redis::with(&mongo.uri, &format!("todo:={db}.todos:id"))
+        .watching()
+        .start();
     let mut c = redis.conn();
     // One event first, so a resume token is saved: the reopens below resume from it.
     rt_get(&mut c, "todo:1").unwrap().unwrap();

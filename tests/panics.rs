@@ -37,12 +37,9 @@ fn a_panic_in_any_callback_becomes_an_error_reply_or_a_log_line() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "panics", 20);
     let points = "command,reply,filter,key-miss,flush-event,info";
-    let redis = Redis::start_with_env(
-        &mongo.uri,
-        &mappings(&db),
-        &[],
-        &[("READTHROUGH_TEST_PANIC_AT", points)],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .env("READTHROUGH_TEST_PANIC_AT", points)
+        .start();
     let mut c = redis.conn();
     // A command handler: the error reply names the internal error.
     let e = err_of(rt_get(&mut c, "todo:1"));
@@ -84,12 +81,10 @@ fn a_panic_in_redis_s_timeout_callback_still_answers_timeout() {
     let silent = SilentServer::start();
     let db = unique_db("ptimeout");
     // The module's own deadline is far away, so Redis's safety-net timeout fires first.
-    let redis = Redis::start_with_env(
-        &silent.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "3600000"],
-        &[("READTHROUGH_TEST_PANIC_AT", "timeout")],
-    );
+    let redis = Redis::with(&silent.uri(), &mappings(&db))
+        .config("timeout", "3600000")
+        .env("READTHROUGH_TEST_PANIC_AT", "timeout")
+        .start();
     // Not waiting 5 s + 1 h: block a client with CLIENT UNBLOCK ... TIMEOUT instead.
     let h = redis.spawn_rt_get("todo:2");
     redis.wait_blocked(1);
@@ -118,10 +113,7 @@ fn a_panic_in_redis_s_timeout_callback_still_answers_timeout() {
         ("readthrough.mongo-uri", mongo.uri.clone()),
         ("readthrough.timeout", "5000".into()),
     ] {
-        redis::cmd("CONFIG")
-            .arg(&["SET", name, &value])
-            .query::<()>(&mut c)
-            .unwrap();
+        config_set(&mut c, name, &value);
     }
     still_serving(&redis, "todo:3", "3");
 }
@@ -130,12 +122,9 @@ fn a_panic_in_redis_s_timeout_callback_still_answers_timeout() {
 fn a_panic_while_applying_a_change_event_does_not_end_the_watcher() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "panic-cdc", 5);
-    let redis = Redis::start_with_env(
-        &mongo.uri,
-        &mappings(&db),
-        &[],
-        &[("READTHROUGH_TEST_PANIC_AT", "change-event")],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .env("READTHROUGH_TEST_PANIC_AT", "change-event")
+        .start();
     redis.wait_watching();
     let mut c = redis.conn();
     rt_get(&mut c, "todo:1").unwrap().unwrap();
@@ -170,15 +159,9 @@ fn a_panic_while_applying_a_change_event_does_not_end_the_watcher() {
 
 #[test]
 fn a_panic_in_a_warm_up_ends_it_and_the_prefix_can_be_warmed_again() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "panic-warm", 50);
-    let redis = Redis::start_with_env(
-        &mongo.uri,
-        &mappings(&db),
-        &[],
-        &[("READTHROUGH_TEST_PANIC_AT", "warm-up")],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture_with("panic-warm", 50, |r| {
+        r.env("READTHROUGH_TEST_PANIC_AT", "warm-up")
+    });
     let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
     assert_eq!(ok, "OK");
     wait_until("the warm-up to end", Duration::from_secs(10), || {
@@ -203,15 +186,10 @@ fn a_panic_in_a_warm_up_ends_it_and_the_prefix_can_be_warmed_again() {
 /// key not left in flight), and the next misses load inline again.
 #[test]
 fn a_panic_in_an_inline_answer_answers_the_waiter_and_inline_loads_go_on() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "ipanic", 200);
-    let redis = Redis::start_with_env(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.inline-loads", "yes"],
-        &[("READTHROUGH_TEST_PANIC_AT", "inline-answer")],
-    );
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture_with("ipanic", 200, |r| {
+        r.config("inline-loads", "yes")
+            .env("READTHROUGH_TEST_PANIC_AT", "inline-answer")
+    });
     let mut ids = 1..=150;
     // Misses load through the loader thread until the inline connection is up; the first inline
     // answer panics.

@@ -34,11 +34,11 @@ fn per_client() -> bool {
 fn a_user_granted_only_the_native_reads_gets_them_as_without_the_module() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclnative", 8);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("todo:={db}.todos:id h:={db}.todos:id;format=hash"),
-        &[],
-    );
+    )
+    .start();
     let mut admin = redis.conn();
     let natives = ["+get", "+mget", "+hget", "+hmget", "+hgetall"];
     let mut app = redis.acl_user("app", &[&["~todo:*", "~h:*"][..], &natives].concat());
@@ -99,11 +99,11 @@ fn a_user_granted_only_the_native_reads_gets_them_as_without_the_module() {
 fn a_refused_plain_read_names_the_command_sent_and_loads_nothing() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclrefuse", 4);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("todo:={db}.todos:id secret:={db}.todos:id"),
-        &[],
-    );
+    )
+    .start();
     let mut admin = redis.conn();
     // May run everything but GET.
     let mut noget = redis.acl_user("noget", &["~*", "+@all", "-get"]);
@@ -138,7 +138,7 @@ fn a_refused_plain_read_names_the_command_sent_and_loads_nothing() {
 fn a_read_only_key_permission_reads_the_cache_and_loads_nothing() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclro", 4);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut admin = redis.conn();
     let read = [
         "+get",
@@ -218,7 +218,7 @@ fn a_read_only_key_permission_reads_the_cache_and_loads_nothing() {
 fn rt_warm_is_refused_unless_the_user_may_write_the_whole_prefix() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclwarm", 6);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut admin = redis.conn();
     let cases: [(&str, &[&str], bool); 8] = [
         ("other keys", &["~x:*", "+@all"], false),
@@ -269,7 +269,7 @@ fn rt_warm_is_refused_unless_the_user_may_write_the_whole_prefix() {
 fn scripts_read_as_the_user_may() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclscript", 2);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut app = redis.acl_user("app", &["~todo:*", "+get", "+eval"]);
     let v: Option<String> = redis::cmd("EVAL")
         .arg("return redis.call('GET', KEYS[1])")

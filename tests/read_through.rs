@@ -3,20 +3,14 @@
 
 mod common;
 
-use common::{
-    err_of, json, mappings, rt_get, seed, server_version, stored, wait_until, HoldingProxy, Mongo,
-    Redis,
-};
+use common::*;
 use mongodb::bson::{doc, oid::ObjectId};
 use redis::Value;
 use std::time::{Duration, Instant};
 
 #[test]
 fn hit_is_served_from_redis_without_a_load() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "hit", 1);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("hit", 1);
     let _: () = redis::cmd("SET")
         .arg("todo:1")
         .arg("cached text")
@@ -32,10 +26,7 @@ fn hit_is_served_from_redis_without_a_load() {
 
 #[test]
 fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "miss", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("miss", 3);
 
     let v = rt_get(&mut c, "todo:2").unwrap().expect("found");
     let doc = json(&v);
@@ -53,12 +44,7 @@ fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text(
         "default ttl 3600 s + up to 10% jitter, got {pttl} ms"
     );
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.ttl")
-        .arg("100")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.ttl", "100");
     rt_get(&mut c, "todo:1").unwrap().expect("found");
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
     assert!(
@@ -66,12 +52,7 @@ fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text(
         "ttl 100 s + up to 10% jitter, got {pttl} ms"
     );
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.ttl")
-        .arg("0")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.ttl", "0");
     rt_get(&mut c, "todo:3").unwrap().expect("found");
     let pttl: i64 = redis::cmd("PTTL").arg("todo:3").query(&mut c).unwrap();
     assert_eq!(pttl, -1, "ttl 0 means no expiry");
@@ -94,10 +75,7 @@ fn miss_loads_the_document_stores_it_with_the_ttl_and_get_returns_the_same_text(
 
 #[test]
 fn the_value_lands_in_the_db_the_client_selected() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "selectdb", 2);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("selectdb", 2);
     let _: () = redis::cmd("SELECT").arg(5).query(&mut c).unwrap();
     let v = rt_get(&mut c, "todo:1").unwrap().expect("found");
     let in5 = common::stored(&mut c, "todo:1");
@@ -113,10 +91,7 @@ fn the_value_lands_in_the_db_the_client_selected() {
 
 #[test]
 fn absent_document_is_nil_and_nothing_is_stored() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "absent", 1);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("absent", 1);
     assert_eq!(rt_get(&mut c, "todo:999").unwrap(), None);
     let n: i64 = redis::cmd("EXISTS").arg("todo:999").query(&mut c).unwrap();
     assert_eq!(n, 0);
@@ -131,10 +106,7 @@ fn absent_document_is_nil_and_nothing_is_stored() {
 
 #[test]
 fn bad_requests_get_clear_errors() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "errors", 1);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("errors", 1);
     let e = err_of(redis::cmd("RT.GET").query::<Value>(&mut c));
     assert!(e.contains("wrong number of arguments"), "{e}");
     let e = err_of(
@@ -191,7 +163,7 @@ fn string_integer_and_objectid_ids() {
             doc! { "_id": 42_i32, "kind": "int id" },
         ],
     );
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut c = redis.conn();
     let kind = |c: &mut redis::Connection, key: &str| -> Option<String> {
         rt_get(c, key)
@@ -225,11 +197,9 @@ fn string_integer_and_objectid_ids() {
 fn two_hundred_concurrent_distinct_misses_are_all_answered_correctly() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "concurrent", 200);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.timeout", "20000"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "20000")
+        .start();
     let url = redis.url();
     let handles: Vec<_> = (1..=200)
         .map(|i| {
@@ -283,10 +253,7 @@ fn loader_cpu_ticks(pid: u32) -> u64 {
 fn the_loader_thread_sleeps_when_no_load_is_in_flight() {
     // The loader thread sleeps whenever it has nothing to do (src/mongo/runtime.rs): once the
     // loads are done it must not poll on.
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "idle_cpu", 30);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("idle_cpu", 30);
     for i in 1..=30 {
         assert!(rt_get(&mut c, &format!("todo:{i}")).unwrap().is_some());
     }
@@ -306,11 +273,9 @@ fn mongodb_down_gives_an_error_in_time_and_recovers_without_a_redis_restart() {
         return;
     };
     let db = seed(&mongo, "down", 2);
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.timeout", "1000"],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "1000")
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     mongo.stop();
@@ -347,11 +312,9 @@ fn a_stalled_mongodb_times_out_and_redis_keeps_answering() {
     };
     let db = seed(&mongo, "stall", 3);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "500"],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "500")
+        .start();
     let mut c = redis.conn();
     assert!(
         rt_get(&mut c, "todo:1").unwrap().is_some(),
@@ -390,11 +353,9 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
     };
     let db = seed(&mongo, "kill", 2);
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &["--readthrough.timeout", "30000"],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "30000")
+        .start();
     let mut admin = redis.conn();
     assert!(
         rt_get(&mut admin, "todo:1").unwrap().is_some(),
@@ -457,8 +418,8 @@ fn a_client_killed_while_blocked_leaves_no_trace() {
 fn a_loaded_value_reaches_a_replica() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "replica", 2);
-    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let master = Redis::with(&mongo.uri, &mappings(&db)).start();
+    let replica = Redis::with(&mongo.uri, &mappings(&db)).replica_of(&master);
     let mut r = replica.conn();
     let mut m = master.conn();
     let _: () = redis::cmd("SELECT").arg(2).query(&mut m).unwrap();
@@ -490,7 +451,9 @@ fn a_loaded_value_reaches_a_replica() {
 fn a_loaded_value_survives_an_aof_restart() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "aof", 1);
-    let mut redis = Redis::start(&mongo.uri, &mappings(&db), &["--appendonly", "yes"]);
+    let mut redis = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&["--appendonly", "yes"])
+        .start();
     let mut c = redis.conn();
     let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
     let v = rt_get(&mut c, "todo:1").unwrap().expect("found");
@@ -511,10 +474,7 @@ fn a_loaded_value_survives_an_aof_restart() {
 
 #[test]
 fn inside_multi_and_lua_a_hit_returns_and_a_miss_errors_then_loads_in_background() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "multi", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("multi", 3);
     let cached = rt_get(&mut c, "todo:1").unwrap().expect("found");
 
     // MULTI/EXEC typed into redis-cli, as a user would.
@@ -558,15 +518,13 @@ fn inside_multi_and_lua_a_hit_returns_and_a_miss_errors_then_loads_in_background
 /// background; an all-hit `RT.MGET` answers.
 #[test]
 fn inside_multi_and_lua_mget_and_refresh_say_noblock_and_load_in_background() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "multimget", 6);
     // Change streams off: the update below must reach the cache by RT.REFRESH alone.
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &["--readthrough.invalidation", "off"],
-    );
-    let mut c = redis.conn();
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("multimget", 6, |r| r.config("invalidation", "off"));
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     let noblock = |r: redis::RedisResult<Value>| {
         let e = err_of(r);
@@ -627,7 +585,9 @@ fn changing_mongo_uri_at_runtime_switches_servers_without_a_restart() {
         "mongodb://alice:hunter2secret@127.0.0.1:{}",
         common::free_port()
     );
-    let redis = Redis::start(&unused, &mappings(&db), &["--readthrough.timeout", "800"]);
+    let redis = Redis::with(&unused, &mappings(&db))
+        .config("timeout", "800")
+        .start();
     let mut c = redis.conn();
     let e = err_of(rt_get(&mut c, "todo:1"));
     assert!(e.starts_with("BACKEND"), "{e}");
@@ -636,12 +596,7 @@ fn changing_mongo_uri_at_runtime_switches_servers_without_a_restart() {
         !redis.log().contains("hunter2secret"),
         "credentials in the log"
     );
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.mongo-uri")
-        .arg(&mongo.uri)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.mongo-uri", &mongo.uri);
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
 }
 
@@ -650,7 +605,7 @@ fn malformed_configs_are_refused_and_the_old_value_stays() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "badconf", 1);
     let good = mappings(&db);
-    let redis = Redis::start(&mongo.uri, &good, &[]);
+    let redis = Redis::with(&mongo.uri, &good).start();
     let mut c = redis.conn();
     let set = |c: &mut redis::Connection, name: &str, value: &str| {
         redis::cmd("CONFIG")
@@ -659,14 +614,7 @@ fn malformed_configs_are_refused_and_the_old_value_stays() {
             .arg(value)
             .query::<()>(c)
     };
-    let get = |c: &mut redis::Connection, name: &str| -> String {
-        let v: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(format!("readthrough.{name}"))
-            .query(c)
-            .unwrap();
-        v[1].clone()
-    };
+    let get = |c: &mut redis::Connection, name: &str| config_get(c, &format!("readthrough.{name}"));
     for (name, bad, why) in [
         ("mappings", "todo:", "expected PREFIX=DATABASE.COLLECTION"),
         ("mappings", "todo:=nodot", "no '.'"),
@@ -697,15 +645,14 @@ fn malformed_configs_are_refused_and_the_old_value_stays() {
 
     // At startup (command line / redis.conf) a bad value stops Redis with a clear log line.
     let module = common::module_path().to_string_lossy().into_owned();
-    let log = Redis::start_failing(vec![
-        "--loadmodule".into(),
-        module.clone(),
-        "--readthrough.mappings".into(),
-        "broken".into(),
-    ]);
+    let log = Redis::bare()
+        .args(&["--loadmodule", &module, "--readthrough.mappings", "broken"])
+        .start_failing();
     assert!(log.contains("mapping 'broken'"), "{log}");
     // MODULE LOADEX with a bad config is refused; Redis keeps serving without the module.
-    let plain = Redis::start_raw(vec!["--enable-module-command".into(), "yes".into()]);
+    let plain = Redis::bare()
+        .args(&["--enable-module-command", "yes"])
+        .start();
     let mut p = plain.conn();
     let e = err_of(
         redis::cmd("MODULE")
@@ -731,12 +678,7 @@ fn malformed_configs_are_refused_and_the_old_value_stays() {
         .arg(&good)
         .query(&mut p)
         .unwrap();
-    let v: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("readthrough.mappings")
-        .query(&mut p)
-        .unwrap();
-    assert_eq!(v[1], good);
+    assert_eq!(config_get(&mut p, "readthrough.mappings"), good);
     // MODULE UNLOAD is refused while background threads run.
     let e = err_of(
         redis::cmd("MODULE")
@@ -761,7 +703,7 @@ fn the_module_loads_and_reports_on_this_server() {
     let (name, major, minor) = server_version();
     let mongo = Mongo::shared();
     let db = seed(mongo, "server", 2);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let server = redis.info_section("server");
     let field = if name == "valkey" {
         "valkey_version"

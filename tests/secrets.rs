@@ -62,12 +62,10 @@ fn the_uri_file_is_used_and_its_secret_shown_nowhere() {
     write(&file, &format!("{}\n", app_uri(&mongo, PW1)));
     let path = file.to_string_lossy().into_owned();
     // readthrough.mongo-uri points nowhere: the file's URI is the one in force.
-    let redis = Redis::start_with_conf(
-        "",
-        "mongodb://127.0.0.1:1/",
-        &mappings(&db),
-        &["--readthrough.mongo-uri-file", &path],
-    );
+    let redis = Redis::with("mongodb://127.0.0.1:1/", &mappings(&db))
+        .conf_file("")
+        .config("mongo-uri-file", &path)
+        .start();
     let mut c = redis.conn();
     let v = rt_get(&mut c, "todo:1")
         .unwrap()
@@ -114,11 +112,9 @@ fn a_file_that_cannot_be_read_is_refused_and_the_uri_in_force_stays() {
     let dir = temp_dir("secretbad");
     let good = dir.join("good");
     write(&good, &mongo.uri);
-    let redis = Redis::start(
-        "mongodb://127.0.0.1:1/",
-        &mappings(&db),
-        &["--readthrough.mongo-uri-file", &good.to_string_lossy()],
-    );
+    let redis = Redis::with("mongodb://127.0.0.1:1/", &mappings(&db))
+        .config("mongo-uri-file", good.to_string_lossy())
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     let empty = dir.join("empty");
@@ -134,18 +130,14 @@ fn a_file_that_cannot_be_read_is_refused_and_the_uri_in_force_stays() {
     ];
     for (path, why) in cases {
         let p = path.to_string_lossy().into_owned();
-        let e = err_of(
-            redis::cmd("CONFIG")
-                .arg(&["SET", "readthrough.mongo-uri-file", &p])
-                .query::<()>(&mut c),
-        );
+        let e = config_refused(&mut c, "readthrough.mongo-uri-file", &p);
         assert!(e.contains(why) && e.contains(&p), "{p}: {e}");
         assert!(!e.contains("not-shown-77"), "{e}");
-        let now: Vec<String> = redis::cmd("CONFIG")
-            .arg(&["GET", "readthrough.mongo-uri-file"])
-            .query(&mut c)
-            .unwrap();
-        assert_eq!(now[1], good.to_string_lossy(), "the old value stays");
+        assert_eq!(
+            config_get(&mut c, "readthrough.mongo-uri-file"),
+            good.to_string_lossy(),
+            "the old value stays"
+        );
     }
     // The file in force becomes unreadable: RT.RELOAD-SECRETS says why, loads go on.
     std::fs::remove_file(&good).unwrap();
@@ -170,12 +162,16 @@ fn a_file_that_cannot_be_read_is_refused_and_the_uri_in_force_stays() {
     let e = err_of(reload(&mut c));
     assert!(e.contains("not set"), "{e}");
     // A file missing at start: the server refuses to start and says why.
-    let log = Redis::start_failing(vec![
-        "--loadmodule".into(),
-        module_path().to_string_lossy().into_owned(),
-        "--readthrough.mongo-uri-file".into(),
-        dir.join("missing").to_string_lossy().into_owned(),
-    ]);
+    let module = module_path().to_string_lossy().into_owned();
+    let missing = dir.join("missing").to_string_lossy().into_owned();
+    let log = Redis::bare()
+        .args(&[
+            "--loadmodule",
+            &module,
+            "--readthrough.mongo-uri-file",
+            &missing,
+        ])
+        .start_failing();
     assert!(log.contains("No such file"), "{log}");
 }
 
@@ -192,16 +188,10 @@ fn a_password_rotated_while_loads_are_in_flight_loses_none() {
     let dir = temp_dir("secretrotate-redis");
     let file = dir.join("mongo-uri");
     write(&file, &app_uri(&mongo, PW1));
-    let redis = Redis::start(
-        "mongodb://127.0.0.1:1/",
-        &mappings(&db),
-        &[
-            "--readthrough.mongo-uri-file",
-            &file.to_string_lossy(),
-            "--readthrough.timeout",
-            "5000",
-        ],
-    );
+    let redis = Redis::with("mongodb://127.0.0.1:1/", &mappings(&db))
+        .config("mongo-uri-file", file.to_string_lossy())
+        .config("timeout", "5000")
+        .start();
     let mut c = redis.conn();
     assert!(rt_get(&mut c, "todo:1").unwrap().is_some());
     // Two loads held by MongoDB for a second.

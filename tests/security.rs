@@ -13,16 +13,10 @@ fn mongodb_credentials_never_show_in_info_log_errors_slowlog_or_monitor() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "secret", 1);
     let dead = format!("mongodb://alice:{SECRET}@127.0.0.1:{}/", free_port());
-    let redis = Redis::start(
-        &mongo.uri,
-        &mappings(&db),
-        &[
-            "--readthrough.timeout",
-            "800",
-            "--slowlog-log-slower-than",
-            "0",
-        ],
-    );
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .config("timeout", "800")
+        .args(&["--slowlog-log-slower-than", "0"])
+        .start();
     let mut c = redis.conn();
     // A MONITOR client watches everything that follows.
     let mut monitor = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
@@ -34,21 +28,14 @@ fn mongodb_credentials_never_show_in_info_log_errors_slowlog_or_monitor() {
     let mut lines = BufReader::new(monitor.try_clone().unwrap());
     lines.read_line(&mut seen).unwrap(); // +OK
 
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.mongo-uri")
-        .arg(&dead)
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.mongo-uri", &dead);
     let e = err_of(rt_get(&mut c, "todo:1"));
     assert!(e.starts_with("BACKEND"), "{e}");
     assert!(!e.contains(SECRET), "error reply: {e}");
-    let e = err_of(
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("readthrough.mongo-uri")
-            .arg(format!("mongodb://alice:{SECRET}@/"))
-            .query::<()>(&mut c),
+    let e = config_refused(
+        &mut c,
+        "readthrough.mongo-uri",
+        &format!("mongodb://alice:{SECRET}@/"),
     );
     assert!(!e.contains(SECRET), "refused URI: {e}");
     let ok: String = redis::cmd("RT.WARM").arg("todo:").query(&mut c).unwrap();
@@ -83,23 +70,18 @@ fn mongodb_credentials_never_show_in_info_log_errors_slowlog_or_monitor() {
     assert!(!seen.contains(SECRET), "MONITOR: {seen}");
     assert!(!redis.log().contains(SECRET), "log: {}", redis.log());
     // CONFIG GET shows it to an administrator, as Redis does for `masterauth`.
-    let v: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("readthrough.mongo-uri")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(v[1], dead);
+    assert_eq!(config_get(&mut c, "readthrough.mongo-uri"), dead);
 }
 
 #[test]
 fn acl_key_patterns_and_command_rights_apply_to_every_module_command() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "acl", 3);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("{} secret:={db}.todos:id", mappings(&db)),
-        &[],
-    );
+    )
+    .start();
     let mut admin = redis.conn();
     let exists = |c: &mut redis::Connection, k: &str| -> i64 {
         redis::cmd("EXISTS").arg(k).query(c).unwrap()
@@ -302,7 +284,9 @@ fn tls_and_authentication_to_mongodb_through_the_uri() {
     };
     let tls = format!("&tls=true&tlsCAFile={}", ca.display());
     let good = uri(&format!("alice:{SECRET}"), &tls);
-    let redis = Redis::start(&good, &mappings(&db), &["--readthrough.timeout", "3000"]);
+    let redis = Redis::with(&good, &mappings(&db))
+        .config("timeout", "3000")
+        .start();
     let mut c = redis.conn();
     let v = rt_get(&mut c, "todo:1")
         .unwrap()
@@ -310,12 +294,7 @@ fn tls_and_authentication_to_mongodb_through_the_uri() {
     assert_eq!(json(&v)["id"], "1");
 
     let set = |c: &mut redis::Connection, uri: &str| {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("readthrough.mongo-uri")
-            .arg(uri)
-            .query(c)
-            .unwrap();
+        config_set(c, "readthrough.mongo-uri", uri);
     };
     // A wrong password, a server certificate nobody vouches for: BACKEND, and no secret shown.
     for (what, bad) in [
@@ -354,7 +333,7 @@ fn acl_categories_grant_the_module_commands_where_the_server_has_the_api() {
     let has_api = name == "valkey" || (major, minor) >= (7, 2);
     let mongo = Mongo::shared();
     let db = seed(mongo, "aclcat", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
+    let redis = Redis::with(&mongo.uri, &mappings(&db)).start();
     let mut reader = redis.acl_user("catreader", &["~*", "+@read"]);
     let mut writer = redis.acl_user("catwriter", &["~*", "+@write"]);
     let denied = |r: redis::RedisResult<redis::Value>| err_of(r).starts_with("NOPERM");

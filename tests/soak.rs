@@ -86,18 +86,11 @@ fn a_hundred_thousand_misses_with_disconnects_and_timeouts_leave_memory_at_basel
     mongo.insert(&db, "todos", docs);
     mongo.create_index(&db, "todos", "id");
     let proxy = HoldingProxy::start(mongo.port);
-    let redis = Redis::start(
-        &proxy.uri(),
-        &mappings(&db),
-        &[
-            "--readthrough.timeout",
-            "300",
-            "--readthrough.negative-ttl",
-            "0",
-            "--maxclients",
-            "10000",
-        ],
-    );
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "300")
+        .config("negative-ttl", "0")
+        .args(&["--maxclients", "10000"])
+        .start();
     let pid = redis.pid();
     let (mut baseline, mut total_ok, mut total_err) = (None, 0, 0);
     let mut samples = Vec::new();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{err_of, json, mappings, seed, wait_until, Mongo, Redis};
+use common::*;
 use std::time::Duration;
 
 /// A plain GET.
@@ -17,10 +17,7 @@ fn exists(c: &mut redis::Connection, key: &str) -> bool {
 
 #[test]
 fn plain_get_reads_through_and_other_keys_are_untouched() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "tget", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("tget", 3);
     let v = get(&mut c, "todo:1").expect("the first GET of a cold mapped key returns the document");
     assert_eq!(json(&v)["id"], "1");
     let pttl: i64 = redis::cmd("PTTL").arg("todo:1").query(&mut c).unwrap();
@@ -71,10 +68,7 @@ fn plain_get_reads_through_and_other_keys_are_untouched() {
 
 #[test]
 fn mget_reads_through_when_all_keys_are_mapped_and_mixed_mget_prefetches() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "tmget", 5);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("tmget", 5);
     let v: Vec<Option<String>> = redis::cmd("MGET")
         .arg("todo:1")
         .arg("todo:2")
@@ -104,10 +98,7 @@ fn mget_reads_through_when_all_keys_are_mapped_and_mixed_mget_prefetches() {
 
 #[test]
 fn a_miss_of_any_read_command_prefetches_so_the_next_get_hits() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "prefetch", 5);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture { redis, mut c, .. } = fixture("prefetch", 5);
     for (cmd, key) in [
         ("EXISTS", "todo:1"),
         ("STRLEN", "todo:2"),
@@ -155,10 +146,11 @@ fn a_miss_of_any_read_command_prefetches_so_the_next_get_hits() {
 
 #[test]
 fn inside_multi_and_lua_get_behaves_like_get_and_prefetches() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "tmulti", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
+    let Fixture {
+        redis: _redis,
+        mut c,
+        ..
+    } = fixture("tmulti", 3);
     let cached = get(&mut c, "todo:1").unwrap();
     let (a, b): (Option<String>, Option<String>) = redis::pipe()
         .atomic()
@@ -208,8 +200,8 @@ fn inside_multi_and_lua_get_behaves_like_get_and_prefetches() {
 fn master_and_replica_both_read_through_and_replication_is_not_rewritten() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "trepl", 3);
-    let master = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let replica = Redis::start_replica(&mongo.uri, &mappings(&db), &master);
+    let master = Redis::with(&mongo.uri, &mappings(&db)).start();
+    let replica = Redis::with(&mongo.uri, &mappings(&db)).replica_of(&master);
     let mut m = master.conn();
     let mut r = replica.conn();
     let v = get(&mut m, "todo:1").unwrap();
@@ -246,16 +238,8 @@ fn master_and_replica_both_read_through_and_replication_is_not_rewritten() {
 
 #[test]
 fn transparent_off_turns_it_all_off_at_runtime() {
-    let mongo = Mongo::shared();
-    let db = seed(mongo, "toff", 3);
-    let redis = Redis::start(&mongo.uri, &mappings(&db), &[]);
-    let mut c = redis.conn();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.transparent")
-        .arg("no")
-        .query(&mut c)
-        .unwrap();
+    let Fixture { redis, mut c, .. } = fixture("toff", 3);
+    config_set(&mut c, "readthrough.transparent", "no");
     assert_eq!(get(&mut c, "todo:1"), None, "plain GET again");
     let _: i64 = redis::cmd("EXISTS").arg("todo:2").query(&mut c).unwrap();
     // Decided before EXISTS replies: nothing started means nothing will load.
@@ -270,12 +254,7 @@ fn transparent_off_turns_it_all_off_at_runtime() {
         "1",
         "RT.GET still works"
     );
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("readthrough.transparent")
-        .arg("yes")
-        .query(&mut c)
-        .unwrap();
+    config_set(&mut c, "readthrough.transparent", "yes");
     assert_eq!(json(&get(&mut c, "todo:3").unwrap())["id"], "3");
 }
 
@@ -283,11 +262,11 @@ fn transparent_off_turns_it_all_off_at_runtime() {
 fn acl_key_permissions_apply_to_the_transparent_get() {
     let mongo = Mongo::shared();
     let db = seed(mongo, "tacl", 2);
-    let redis = Redis::start(
+    let redis = Redis::with(
         &mongo.uri,
         &format!("{} secret:={db}.todos:id", mappings(&db)),
-        &[],
-    );
+    )
+    .start();
     let mut admin = redis.conn();
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")

@@ -252,3 +252,59 @@ pub fn stored(c: &mut redis::Connection, key: &str) -> Option<String> {
         .query(c)
         .unwrap()
 }
+
+/// The opening most tests share: the shared MongoDB, a fresh database seeded with `docs` todos
+/// (`seed`), a redis-server with the module on the standard mappings (`mappings`), and one
+/// connection to it. Tests take the parts they use:
+/// `let Fixture { redis, mut c, .. } = fixture("name", 3);`
+pub struct Fixture {
+    pub mongo: &'static Mongo,
+    pub db: String,
+    pub redis: Redis,
+    pub c: redis::Connection,
+}
+
+pub fn fixture(name: &str, docs: usize) -> Fixture {
+    fixture_with(name, docs, |r| r)
+}
+
+/// `fixture` with the server's options: `fixture_with("name", 3, |r| r.config("ttl", 5))`.
+pub fn fixture_with(
+    name: &str,
+    docs: usize,
+    options: impl FnOnce(RedisBuilder) -> RedisBuilder,
+) -> Fixture {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, name, docs);
+    let redis = options(Redis::with(&mongo.uri, &mappings(&db))).start();
+    let c = redis.conn();
+    Fixture {
+        mongo,
+        db,
+        redis,
+        c,
+    }
+}
+
+/// `CONFIG GET name`: its value.
+pub fn config_get(c: &mut redis::Connection, name: &str) -> String {
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query(c)
+        .unwrap_or_else(|e| panic!("CONFIG GET {name}: {e}"));
+    v.get(1)
+        .cloned()
+        .unwrap_or_else(|| panic!("CONFIG GET {name}: no such config ({v:?})"))
+}
+
+/// `CONFIG SET name value`, which must be refused: the error.
+pub fn config_refused(c: &mut redis::Connection, name: &str, value: &str) -> String {
+    err_of(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(c),
+    )
+}

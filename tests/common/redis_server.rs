@@ -20,120 +20,151 @@ pub struct Redis {
     proc: Option<Proc>,
 }
 
+/// How a test asks for a redis-server: `Redis::with(uri, mappings)` (the module loaded) or
+/// `Redis::bare()` (no module), then the options, then `start()` (or `start_failing()`,
+/// `replica_of(&master)`).
+#[must_use]
+pub struct RedisBuilder {
+    /// `--name value` arguments, in the order given; they precede the module's `--loadmodule`,
+    /// so another module (RedisJSON) given here loads first.
+    args: Vec<String>,
+    /// The module's own arguments: `--loadmodule`, URI, mappings (none for `bare`).
+    module: Vec<String>,
+    env: Vec<(String, String)>,
+    conf: Option<String>,
+    cluster: bool,
+    watching: bool,
+}
+
 impl Redis {
-    /// redis-server with the module loaded, MongoDB at `mongo_uri`, the given mappings, and
-    /// extra `--name value` arguments.
-    pub fn start(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
-        Redis::start_raw(Redis::args(mongo_uri, mappings, extra))
+    /// redis-server with the module loaded, MongoDB at `mongo_uri` and these mappings.
+    pub fn with(mongo_uri: &str, mappings: &str) -> RedisBuilder {
+        let module = module_path().to_string_lossy().into_owned();
+        RedisBuilder {
+            module: [
+                "--loadmodule",
+                &module,
+                "--readthrough.mongo-uri",
+                mongo_uri,
+                "--readthrough.mappings",
+                mappings,
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Redis::bare()
+        }
     }
 
-    fn args(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "--save".into(),
-            "".into(),
-            "--appendonly".into(),
-            "no".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend([
-            "--loadmodule".into(),
-            module_path().to_string_lossy().into_owned(),
-            "--readthrough.mongo-uri".into(),
-            mongo_uri.into(),
-            "--readthrough.mappings".into(),
-            mappings.into(),
-        ]);
+    /// redis-server without the module (give it with `arg` if the test loads it its own way).
+    pub fn bare() -> RedisBuilder {
+        RedisBuilder {
+            args: Vec::new(),
+            module: Vec::new(),
+            env: Vec::new(),
+            conf: None,
+            cluster: false,
+            watching: false,
+        }
+    }
+}
+
+impl RedisBuilder {
+    /// `--readthrough.<name> <value>`.
+    pub fn config(self, name: &str, value: impl ToString) -> Self {
+        self.args(&[&format!("--readthrough.{name}"), &value.to_string()])
+    }
+
+    /// Server arguments as given (`--replicaof`, `--loadmodule` of another module, ...).
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// An environment variable of the server process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// A config file with this text (written into the server's directory and given first, so
+    /// that `CONFIG REWRITE` has a file to rewrite).
+    pub fn conf_file(mut self, text: &str) -> Self {
+        self.conf = Some(text.into());
+        self
+    }
+
+    /// A Redis Cluster node: its port + 10000 (the cluster bus) is free too.
+    pub fn cluster_node(mut self) -> Self {
+        self.cluster = true;
+        self
+    }
+
+    /// `start` also waits until every change-stream watcher is watching.
+    pub fn watching(mut self) -> Self {
+        self.watching = true;
+        self
+    }
+
+    fn full_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = ["--save", "", "--appendonly", "no"]
+            .map(String::from)
+            .to_vec();
+        if self.cluster {
+            args.extend(
+                [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ]
+                .map(String::from),
+            );
+        }
+        args.extend(self.args.iter().cloned());
+        args.extend(self.module.iter().cloned());
         args
     }
 
-    /// `start` with extra environment variables for the server process.
-    pub fn start_with_env(
-        mongo_uri: &str,
-        mappings: &str,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> Redis {
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Redis::start_raw_on(free_port(), Redis::args(mongo_uri, mappings, extra), env)
-    }
-
-    /// `start`, then waits until every change-stream watcher is watching.
-    pub fn start_watching(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
-        let r = Redis::start(mongo_uri, mappings, extra);
-        r.wait_watching();
-        r
-    }
-
-    /// redis-server with exactly these arguments (a free `--port` and `--dir` are added).
-    pub fn start_raw(args: Vec<String>) -> Redis {
-        Redis::start_raw_on(free_port(), args, Vec::new())
-    }
-
-    /// A Redis Cluster node with the module: `port + 10000` (its cluster bus) must be free too.
-    pub fn start_cluster_node(mongo_uri: &str, mappings: &str) -> Redis {
-        // Ports (and bus ports) below the ephemeral range, each handed out once per process.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let base = 10000 + (std::process::id() as usize % 50) * 100;
-        let port = std::iter::repeat_with(|| NEXT.fetch_add(1, Ordering::Relaxed))
-            .take(5000)
-            .map(|i| (base + i % 5000) as u16)
-            .find(|&p| {
-                TcpListener::bind(("127.0.0.1", p)).is_ok()
-                    && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
-            })
-            .expect("a free port pair for a cluster node");
-        let module = module_path().to_string_lossy().into_owned();
-        let args = [
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--loadmodule",
-            &module,
-            "--readthrough.mongo-uri",
-            mongo_uri,
-            "--readthrough.mappings",
-            mappings,
-        ];
-        Redis::start_raw_on(
-            port,
-            args.iter().map(|s| s.to_string()).collect(),
-            Vec::new(),
-        )
-    }
-
-    fn start_raw_on(port: u16, args: Vec<String>, env: Vec<(String, String)>) -> Redis {
+    pub fn start(self) -> Redis {
+        let dir = temp_dir("redis");
+        let mut args = self.full_args();
+        if let Some(text) = &self.conf {
+            let path = dir.join("redis.conf");
+            std::fs::write(&path, text).unwrap();
+            args.insert(0, path.to_string_lossy().into_owned());
+        }
+        let port = if self.cluster {
+            cluster_port()
+        } else {
+            free_port()
+        };
         let mut r = Redis {
             port,
-            dir: temp_dir("redis"),
+            dir,
             args,
-            env,
+            env: self.env,
             proc: None,
         };
         r.launch();
+        if self.watching {
+            r.wait_watching();
+        }
         r
     }
 
-    /// Starts redis-server expecting it to fail; returns its log.
-    pub fn start_failing(args: Vec<String>) -> String {
+    /// Starts redis-server expecting it to refuse to start; returns its log.
+    pub fn start_failing(self) -> String {
         let dir = temp_dir("redis-fail");
-        let port = free_port();
         let mut full = vec![
             "--port".to_string(),
-            port.to_string(),
+            free_port().to_string(),
             "--dir".into(),
             dir.to_string_lossy().into_owned(),
         ];
-        full.extend(args);
+        full.extend(self.full_args());
         let out = Command::new(server_program())
             .args(&full)
+            .envs(self.env)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -144,25 +175,55 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
-    /// `start` with a config file (written into the server's directory, given first, so that
-    /// `CONFIG REWRITE` has a file to rewrite): the file's text, then the usual arguments.
-    pub fn start_with_conf(conf: &str, mongo_uri: &str, mappings: &str, extra: &[&str]) -> Redis {
-        let dir = temp_dir("redis");
-        let path = dir.join("redis.conf");
-        std::fs::write(&path, conf).unwrap();
-        let mut args = vec![path.to_string_lossy().into_owned()];
-        args.extend(Redis::args(mongo_uri, mappings, extra));
-        let mut r = Redis {
-            port: free_port(),
-            dir,
-            args,
-            env: Vec::new(),
-            proc: None,
-        };
-        r.launch();
-        r
+    /// A replica of `master`, once its replication link is up.
+    pub fn replica_of(self, master: &Redis) -> Redis {
+        let port = master.port.to_string();
+        let replica = self.args(&["--replicaof", "127.0.0.1", &port]).start();
+        let start = Instant::now();
+        let mut last: String;
+        loop {
+            // A fresh connection each time: a sync may close clients; keep the last answer.
+            let r = replica
+                .try_conn()
+                .ok_or_else(|| "no connection".to_owned())
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                        .map_err(|e| e.to_string())
+                });
+            match r {
+                Ok(s) if s.contains("master_link_status:up") => return replica,
+                Ok(s) => last = s,
+                Err(e) => last = e,
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!(
+                    "replication link not up: {last}\nreplica log:\n{}",
+                    replica.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
+}
 
+/// A port for a cluster node whose bus port (+10000) is free too: below the ephemeral range,
+/// each handed out once per process.
+fn cluster_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 10000 + (std::process::id() as usize % 50) * 100;
+    std::iter::repeat_with(|| NEXT.fetch_add(1, Ordering::Relaxed))
+        .take(5000)
+        .map(|i| (base + i % 5000) as u16)
+        .find(|&p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+        })
+        .expect("a free port pair for a cluster node")
+}
+
+impl Redis {
     fn launch(&mut self) {
         // A config file, if any, must come first.
         let conf = self.args.first().filter(|a| a.ends_with(".conf")).cloned();
@@ -271,40 +332,6 @@ impl Redis {
         self.launch();
     }
 
-    /// A text field of `INFO readthrough` (without the `readthrough_` prefix).
-    /// A second server with the module, replica of `master`, once its replication link is up.
-    pub fn start_replica(mongo_uri: &str, mappings: &str, master: &Redis) -> Redis {
-        let port = master.port.to_string();
-        let replica = Redis::start(mongo_uri, mappings, &["--replicaof", "127.0.0.1", &port]);
-        let start = Instant::now();
-        let mut last: String;
-        loop {
-            // A fresh connection each time: a sync may close clients; keep the last answer.
-            let r = replica
-                .try_conn()
-                .ok_or_else(|| "no connection".to_owned())
-                .and_then(|mut c| {
-                    redis::cmd("INFO")
-                        .arg("replication")
-                        .query::<String>(&mut c)
-                        .map_err(|e| e.to_string())
-                });
-            match r {
-                Ok(s) if s.contains("master_link_status:up") => return replica,
-                Ok(s) => last = s,
-                Err(e) => last = e,
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                panic!(
-                    "replication link not up: {last}\nreplica log:\n{}",
-                    replica.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until exactly `n` clients are blocked (on loads).
     /// A connection as ACL user `name` (password `pw`), made afresh with exactly `rules`.
     pub fn acl_user(&self, name: &str, rules: &[&str]) -> redis::Connection {
         let _: () = redis::cmd("ACL")
