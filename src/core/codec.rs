@@ -5,7 +5,7 @@
 //! NaN and the infinities become `{"$numberDouble": "NaN"}`, so the output is always valid JSON.
 //! Field order is the document's own (serde_json's `preserve_order`).
 
-use mongodb::bson::{Bson, Document};
+use bson::{Bson, Document};
 
 pub fn to_json(doc: Document) -> String {
     Bson::Document(doc).into_relaxed_extjson().to_string()
@@ -14,7 +14,7 @@ pub fn to_json(doc: Document) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::{
+    use bson::{
         doc, oid::ObjectId, spec::BinarySubtype, Binary, DateTime, Decimal128, Regex, Timestamp,
     };
 

@@ -11,7 +11,7 @@
 //! Every format starts from MongoDB Relaxed Extended JSON (`core/codec.rs`).
 
 use crate::core::codec;
-use mongodb::bson::{Bson, Document};
+use bson::{Bson, Document};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -104,7 +104,7 @@ fn hash_field(v: Bson) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::{doc, oid::ObjectId, DateTime};
+    use bson::{doc, oid::ObjectId, DateTime};
 
     #[test]
     fn formats_parse_and_name_themselves() {

@@ -3,7 +3,7 @@
 //! when a property does not hold.
 
 use crate::core::mapping::{Mappings, ResolveError};
-use mongodb::bson::{Bson, Document};
+use bson::{Bson, Document};
 
 /// A `readthrough.mappings` value: parsed or refused with a message, never a panic; what
 /// parses has sane parts and parses again from its own text to the same mappings.

@@ -3,8 +3,7 @@
 
 use crate::core::format::Value;
 use crate::core::mapping::{self, Mapping};
-use mongodb::bson::{Bson, Document};
-use mongodb::change_stream::event::OperationType;
+use bson::{Bson, Document};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +57,24 @@ pub enum Action {
     Purge(String),
 }
 
+/// What a change event did, as far as the cache cares (the MongoDB side maps the driver's
+/// operation types to these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Replace,
+    Delete,
+    /// The collection is gone or no longer watched: dropped, renamed, its database dropped, or
+    /// the stream invalidated.
+    Gone,
+    /// Anything else (index builds, collection options): nothing to do.
+    Other,
+}
+
 /// The parts of a change event `actions` looks at.
 pub struct Change<'a> {
-    pub op: &'a OperationType,
+    pub op: Op,
     pub full: Option<&'a Document>,
     pub before: Option<&'a Document>,
     /// `documentKey._id`.
@@ -98,12 +112,12 @@ pub fn actions(
             })
         };
         match ev.op {
-            OperationType::Insert => {
+            Op::Insert => {
                 if let Some(key) = ev.full.and_then(|d| key_of(m, d)) {
                     out.push(Action::Forget(key));
                 }
             }
-            OperationType::Update | OperationType::Replace => {
+            Op::Update | Op::Replace => {
                 let new = ev.full.and_then(|d| key_of(m, d));
                 let old = old();
                 if let (Some(key), Some(doc)) = (&new, ev.full) {
@@ -117,16 +131,13 @@ pub fn actions(
                     out.push(Action::Delete(old));
                 }
             }
-            OperationType::Delete => {
+            Op::Delete => {
                 if let Some(old) = old() {
                     out.push(Action::Delete(old));
                 }
             }
-            OperationType::Drop
-            | OperationType::Rename
-            | OperationType::DropDatabase
-            | OperationType::Invalidate => out.push(Action::Purge(m.prefix.clone())),
-            _ => {}
+            Op::Gone => out.push(Action::Purge(m.prefix.clone())),
+            Op::Other => {}
         }
     }
     out
@@ -148,7 +159,7 @@ pub fn glob_escape(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::doc;
+    use bson::doc;
 
     fn maps(spec: &str) -> Vec<Arc<Mapping>> {
         crate::core::mapping::Mappings::parse(spec)
@@ -167,7 +178,7 @@ mod tests {
         let m = maps("todo:=test.todos:id");
         let full = doc! {"_id": 7, "id": "42", "name": "n"};
         let ev = Change {
-            op: &OperationType::Update,
+            op: Op::Update,
             full: Some(&full),
             before: None,
             id: Some(&Bson::Int32(7)),
@@ -203,7 +214,7 @@ mod tests {
         let m = maps("todo:=test.todos:id");
         let full = doc! {"_id": 7, "id": "43"};
         let ev = Change {
-            op: &OperationType::Replace,
+            op: Op::Replace,
             full: Some(&full),
             before: None,
             id: Some(&Bson::Int32(7)),
@@ -217,10 +228,10 @@ mod tests {
     #[test]
     fn deletes_are_placed_by_id_pre_image_or_index() {
         let on_id = maps("user:=app.users");
-        let oid = mongodb::bson::oid::ObjectId::parse_str("64b7f1a2c3d4e5f601234567").unwrap();
+        let oid = bson::oid::ObjectId::parse_str("64b7f1a2c3d4e5f601234567").unwrap();
         let id = Bson::ObjectId(oid);
         let ev = Change {
-            op: &OperationType::Delete,
+            op: Op::Delete,
             full: None,
             before: None,
             id: Some(&id),
@@ -252,7 +263,7 @@ mod tests {
         let m = maps("todo:=test.todos:id t:=test.todos");
         let full = doc! {"_id": "a", "id": "1"};
         let ev = Change {
-            op: &OperationType::Insert,
+            op: Op::Insert,
             full: Some(&full),
             before: None,
             id: Some(&Bson::String("a".into())),
@@ -266,25 +277,19 @@ mod tests {
                 Action::Forget("todo:1".into())
             ]
         );
-        for op in [
-            OperationType::Drop,
-            OperationType::Rename,
-            OperationType::DropDatabase,
-            OperationType::Invalidate,
-        ] {
-            let ev = Change {
-                op: &op,
-                full: None,
-                before: None,
-                id: None,
-            };
-            let mut a = actions(&m, &ev, Mode::Refresh, &none);
-            a.sort_by_key(|x| format!("{x:?}"));
-            assert_eq!(
-                a,
-                vec![Action::Purge("t:".into()), Action::Purge("todo:".into())]
-            );
-        }
+        // A dropped, renamed or invalidated collection (`engine/changes/apply.rs` maps them).
+        let ev = Change {
+            op: Op::Gone,
+            full: None,
+            before: None,
+            id: None,
+        };
+        let mut a = actions(&m, &ev, Mode::Refresh, &none);
+        a.sort_by_key(|x| format!("{x:?}"));
+        assert_eq!(
+            a,
+            vec![Action::Purge("t:".into()), Action::Purge("todo:".into())]
+        );
     }
 
     #[test]

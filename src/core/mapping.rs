@@ -13,7 +13,7 @@
 
 use crate::core::format::{self, Format, Value};
 use crate::core::projection::Projection;
-use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
+use bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::Arc;
 
 /// Keys the module keeps for itself (change-stream resume tokens): never mapped, not even by

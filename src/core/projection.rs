@@ -9,7 +9,7 @@
 //! and to follow change events. The user's projection is then applied exactly, here, before
 //! the document is encoded.
 
-use mongodb::bson::{Bson, Document};
+use bson::{Bson, Document};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Projection {
@@ -105,7 +105,7 @@ impl Projection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::doc;
+    use bson::doc;
 
     #[test]
     fn keep_and_drop_lists() {

@@ -1,5 +1,9 @@
 //! MongoDB connection strings: checked without I/O, shown without credentials, and
 //! credentials removed from any message. Pure.
+//!
+//! The one core file that names the driver: a URI is checked by the very parser the driver will
+//! connect with (a pure function, no I/O), so a URI accepted here is never refused later. Moving
+//! the check to `mongo/` would make the Redis side's config setters reach the MongoDB side.
 
 use mongodb::options::ConnectionString;
 

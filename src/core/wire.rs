@@ -4,7 +4,7 @@
 //! (`engine/load/inline.rs`), whose `find` Redis's main thread sends and reads itself. Pure: bytes
 //! in, documents out.
 
-use mongodb::bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document};
 
 const OP_MSG: i32 = 2013;
 const HEADER: usize = 16;
@@ -174,7 +174,7 @@ impl NoAnswer {
 /// The document a `find` reply holds, `None` for none.
 pub fn found(reply: Document) -> Result<Option<Document>, NoAnswer> {
     ok(&reply)?;
-    let odd = |e: mongodb::bson::document::ValueAccessError| NoAnswer::Odd(e.to_string());
+    let odd = |e: bson::document::ValueAccessError| NoAnswer::Odd(e.to_string());
     let cursor = reply.get_document("cursor").map_err(odd)?;
     let batch = cursor.get_array("firstBatch").map_err(odd)?;
     match batch.first() {

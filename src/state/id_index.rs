@@ -3,11 +3,10 @@
 //! finds the key to delete when the collection has no pre-images. Bounded; the one owner of
 //! that state. Pure: no Redis, no I/O.
 
-use crate::core::invalidation::{Change, Mode};
+use crate::core::invalidation::{Change, Mode, Op};
 use crate::core::mapping::{self, Mapping};
 use crate::state::settings;
 use mongodb::bson::{Bson, Document};
-use mongodb::change_stream::event::OperationType;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +54,7 @@ pub fn update(mappings: &[Arc<Mapping>], ev: &Change) {
             ev.op,
             ev.full.and_then(|d| mapping::field_value(d, &m.field)),
         ) {
-            (OperationType::Delete, _) | (_, None) => {
+            (Op::Delete, _) | (_, None) => {
                 index().remove(&k);
             }
             (_, Some(v)) => {

@@ -3,7 +3,7 @@
 //! with `SCAN ... COUNT 500`, one lock hold per step.
 
 use super::{current, databases, tokens, Watcher, EVENTS, LAG_MS, PURGES, UNPLACED_DELETES};
-use crate::core::invalidation::{actions, glob_escape, Action, Change};
+use crate::core::invalidation::{actions, glob_escape, Action, Change, Op};
 use crate::core::mapping::Mapping;
 use crate::core::resume_token::{self, START_AFTER};
 use crate::engine::cache::{Cache, RedisCache};
@@ -39,7 +39,7 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
     }
     let id = ev.document_key.as_ref().and_then(|d| d.get("_id"));
     let change = Change {
-        op: &ev.operation_type,
+        op: op_of(&ev.operation_type),
         full: ev.full_document.as_ref(),
         before: ev.full_document_before_change.as_ref(),
         id,
@@ -62,7 +62,9 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
     } else {
         ""
     };
-    let token = resume_token::to_text(&ev.id).map(|t| (w.ns.clone(), format!("{after}{t}")));
+    let token = mongodb::bson::to_bson(&ev.id)
+        .ok()
+        .map(|t| (w.ns.clone(), format!("{after}{}", resume_token::to_text(t))));
     store::with_gil(move |gil: &Gil| {
         // Checked under the GIL, where CONFIG SET runs: no event is applied after a change
         // of mode or mappings; its token is not saved, so the next watcher sees it again.
@@ -174,6 +176,21 @@ fn scan_step(gil: &Gil, db: i32, cursor: &str, prefix: &str, pattern: &str) -> O
     Some(next)
 }
 
+/// The driver's operation type as the core's `Op`.
+fn op_of(t: &OperationType) -> Op {
+    match t {
+        OperationType::Insert => Op::Insert,
+        OperationType::Update => Op::Update,
+        OperationType::Replace => Op::Replace,
+        OperationType::Delete => Op::Delete,
+        OperationType::Drop
+        | OperationType::Rename
+        | OperationType::DropDatabase
+        | OperationType::Invalidate => Op::Gone,
+        _ => Op::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +214,20 @@ mod tests {
         assert_eq!(cache.get(1, "todo:2"), Some("new"));
         assert_eq!(cache.get(0, "todo:2"), None, "XX: not filled where absent");
         assert_eq!(cache.get(1, "todo:3"), None);
+    }
+
+    #[test]
+    fn a_collection_gone_is_one_op_and_what_the_cache_ignores_is_other() {
+        for t in [
+            OperationType::Drop,
+            OperationType::Rename,
+            OperationType::DropDatabase,
+            OperationType::Invalidate,
+        ] {
+            assert_eq!(op_of(&t), Op::Gone, "{t:?}");
+        }
+        assert_eq!(op_of(&OperationType::Insert), Op::Insert);
+        assert_eq!(op_of(&OperationType::Delete), Op::Delete);
+        assert_eq!(op_of(&OperationType::Other("modify".into())), Op::Other);
     }
 }

@@ -10,7 +10,7 @@ use crate::core::wire;
 use crate::mongo::client;
 use futures_util::FutureExt;
 use mongodb::bson::Document;
-use mongodb::change_stream::event::OperationType;
+use mongodb::change_stream::event::{OperationType, ResumeToken};
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -43,7 +43,10 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
             Some(rest) => (true, Some(rest.to_owned())),
             None => (false, saved),
         };
-        let token = saved.as_deref().and_then(resume_token::parse);
+        let token = saved
+            .as_deref()
+            .and_then(resume_token::parse)
+            .and_then(|b| mongodb::bson::from_bson::<ResumeToken>(b).ok());
         let c = client.database(&db).collection::<Document>(&coll);
         let mut watch = c
             .watch()
