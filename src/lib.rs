@@ -32,6 +32,8 @@ use redis_module::{redis_module, Context, RedisString, Status};
 type Step = (fn(&Context) -> bool, &'static str);
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    // Redis loads a module on its main thread.
+    let mt = redis::main_thread::MainThread::mark();
     fault::arm_from_env();
     // The engine's callbacks first: the configs applied below already tell it their values.
     callbacks::set(engine::callbacks());
@@ -50,7 +52,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             "readthrough: this server has no event-loop API for modules: inline loads off",
         );
     }
-    engine::load::inline::connect();
+    engine::load::inline::connect(mt);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     random::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
     let steps: [Step; 6] = [

@@ -12,20 +12,21 @@ use crate::redis::answer::{forward_raw, native_read};
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{probe_raw, reply_cached, selected_db, Held};
+use crate::redis::main_thread::MainThread;
 use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
-pub fn rt_get(ctx: &Context, args: &Args) -> RedisResult {
-    get(ctx, args, false)
+pub fn rt_get(ctx: &Context, args: &Args, mt: MainThread) -> RedisResult {
+    get(ctx, args, mt, false)
 }
 
 /// A plain `GET` rewritten by the command filter: where it cannot block, a miss answers nil
 /// as GET would, and the key is loaded in the background.
-pub fn rt_tget(ctx: &Context, args: &Args) -> RedisResult {
-    get(ctx, args, true)
+pub fn rt_tget(ctx: &Context, args: &Args, mt: MainThread) -> RedisResult {
+    get(ctx, args, mt, true)
 }
 
-fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
+fn get(ctx: &Context, args: &Args, mt: MainThread, transparent: bool) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
@@ -37,7 +38,7 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
         if policy::in_grace(pttl, grace) && acl::may_write(ctx, key) {
             // Served stale-while-revalidate: one background refresh per key.
             let target = settings::resolve(key)?;
-            load::start(selected_db(ctx), key, target, None, Kind::Refresh);
+            load::start(mt, selected_db(ctx), key, target, None, Kind::Refresh);
         }
         return Ok(RedisValue::NoReply);
     }
@@ -52,7 +53,14 @@ fn get(ctx: &Context, args: &Args, transparent: bool) -> RedisResult {
     let target = settings::resolve(key)?;
     let answer = || Answer::Value(key.to_vec());
     let nil = || Ok(RedisValue::Null);
-    load_one(ctx, transparent, (db, key), target, Kind::Fill, answer, nil)
+    load_one(
+        ctx,
+        mt,
+        transparent,
+        (db, key, target, Kind::Fill),
+        answer,
+        nil,
+    )
 }
 
 /// Replies with the cached value if there is one and returns `Some(ms left)` (see

@@ -3,6 +3,7 @@
 use crate::engine::cache_state;
 use crate::redis::args::Args;
 use crate::redis::keys::selected_db;
+use crate::redis::main_thread::MainThread;
 use crate::state::{counters, settings};
 use redis_module::{
     CallOptionsBuilder, CallReply, CallResult, Context, RedisError, RedisResult, RedisValue,
@@ -10,7 +11,7 @@ use redis_module::{
 
 /// Removes the cached value and the negative entry of each key; replies how many keys had
 /// either. The deletes are replicated. Every key must be mapped, else nothing is removed.
-pub fn rt_invalidate(ctx: &Context, args: &Args) -> RedisResult {
+pub fn rt_invalidate(ctx: &Context, args: &Args, _: MainThread) -> RedisResult {
     if args.len() < 2 {
         return Err(RedisError::WrongArity);
     }

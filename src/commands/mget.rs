@@ -8,16 +8,17 @@ use crate::redis::answer::reply_slots;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{probe, read_cached, selected_db, Held};
+use crate::redis::main_thread::MainThread;
 use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
-pub fn rt_mget(ctx: &Context, args: &Args) -> RedisResult {
+pub fn rt_mget(ctx: &Context, args: &Args, _: MainThread) -> RedisResult {
     mget(ctx, args, false)
 }
 
 /// A plain `MGET` rewritten by the command filter: where it cannot block, misses answer nil as
 /// MGET would, and are loaded in the background.
-pub fn rt_tmget(ctx: &Context, args: &Args) -> RedisResult {
+pub fn rt_tmget(ctx: &Context, args: &Args, _: MainThread) -> RedisResult {
     mget(ctx, args, true)
 }
 

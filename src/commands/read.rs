@@ -13,6 +13,7 @@ use crate::engine::store::Kind;
 use crate::redis::acl;
 use crate::redis::blocking::{Answer, Waiter, TIMEOUT_SAFETY_MS};
 use crate::redis::keys::{cannot_block, is_replica};
+use crate::redis::main_thread::MainThread;
 use crate::state::counters;
 use crate::state::settings;
 use redis_module::{Context, RedisResult, RedisValue};
@@ -84,27 +85,27 @@ fn new_load(db: i32, key: &[u8]) -> usize {
 /// for a transparent read: what the native command answers), `NOBLOCK` or `BUSY`.
 pub fn load_one(
     ctx: &Context,
+    mt: MainThread,
     transparent: bool,
-    (db, key): (i32, &[u8]),
-    target: Target,
-    kind: Kind,
+    // The key, its database, mapping and what its load is for.
+    (db, key, target, kind): (i32, &[u8], Target, Kind),
     answer: impl FnOnce() -> Answer,
     answer_now: impl FnOnce() -> RedisResult,
 ) -> RedisResult {
     match plan(ctx, transparent, 1, new_load(db, key)) {
         Plan::Answer | Plan::AnswerOnly => answer_now(),
         Plan::AnswerAndLoad => {
-            load::start(db, key, target, None, kind);
+            load::start(mt, db, key, target, None, kind);
             answer_now()
         }
         Plan::NoBlock => {
-            load::start(db, key, target, None, kind);
+            load::start(mt, db, key, target, None, kind);
             Err(Error::NoBlock.into())
         }
         Plan::Busy => Err(busy().into()),
         Plan::Block => {
             let waiter = Waiter::block(ctx, settings::timeout_ms() + TIMEOUT_SAFETY_MS, answer());
-            load::start(db, key, target, Some(waiter), kind);
+            load::start(mt, db, key, target, Some(waiter), kind);
             Ok(RedisValue::NoReply)
         }
     }

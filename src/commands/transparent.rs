@@ -12,10 +12,11 @@ use crate::redis::answer::forward_raw;
 use crate::redis::args::Args;
 use crate::redis::blocking::Answer;
 use crate::redis::keys::{is_replica, probe_raw, selected_db, Held};
+use crate::redis::main_thread::MainThread;
 use crate::state::{counters, settings};
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
-pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
+pub fn rt_tnative(ctx: &Context, args: &Args, mt: MainThread) -> RedisResult {
     let Some(native) = native_of(args.bytes(0)) else {
         return Err(RedisError::Str("ERR not a transparent read"));
     };
@@ -45,10 +46,9 @@ pub fn rt_tnative(ctx: &Context, args: &Args) -> RedisResult {
         let m = misses.pop().expect("one miss");
         return load_one(
             ctx,
+            mt,
             true,
-            (db, &m.key),
-            m.target,
-            Kind::Fill,
+            (db, &m.key, m.target, Kind::Fill),
             answer,
             run_native,
         );

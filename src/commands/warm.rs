@@ -5,11 +5,12 @@ use crate::engine::warm;
 use crate::redis::acl;
 use crate::redis::args::Args;
 use crate::redis::keys::selected_db;
+use crate::redis::main_thread::MainThread;
 use redis_module::{Context, RedisError, RedisResult, RedisValue};
 
 /// Starts a background warm-up of the mapping with this prefix into the client's DB; replies
 /// at once. Progress in `INFO readthrough`.
-pub fn rt_warm(ctx: &Context, args: &Args) -> RedisResult {
+pub fn rt_warm(ctx: &Context, args: &Args, _: MainThread) -> RedisResult {
     if args.len() != 2 && args.len() != 4 {
         return Err(RedisError::WrongArity);
     }

@@ -12,6 +12,7 @@
 use crate::core::acl_rules;
 use crate::core::rewrite::{Native, NATIVES};
 use crate::redis::args::string_bytes;
+use crate::redis::main_thread::MainThread;
 use crate::redis::server_commands;
 use crate::state::counters;
 use redis_module::{raw, Context, RedisValue};
@@ -233,10 +234,13 @@ fn uptime_s() -> u64 {
 /// Whether the filter may rewrite this native read (`args`, name first) to its internal command
 /// for the client `client_id` (`None`: the server does not say).
 pub fn may_rewrite(native: &Native, args: &[&[u8]], client_id: Option<u64>) -> bool {
-    // A plain load and store: only the main thread touches it.
+    // A plain load and store: only the main thread recomputes (a background thread's own
+    // command under the lock leaves it to the next one there).
     if STALE.load(Ordering::Relaxed) {
-        STALE.store(false, Ordering::Relaxed);
-        recompute();
+        if let Some(mt) = MainThread::try_here() {
+            STALE.store(false, Ordering::Relaxed);
+            recompute(mt);
+        }
     }
     let i = NATIVES
         .iter()
@@ -256,7 +260,7 @@ pub fn may_rewrite(native: &Native, args: &[&[u8]], client_id: Option<u64>) -> b
 
 /// Recomputes which native reads every user may run exactly when it may run their internal
 /// commands, from `ACL LIST`; logs the users for which it is not so.
-fn recompute() {
+fn recompute(mt: MainThread) {
     let own = OWN_CTX.load(Ordering::Relaxed);
     if own.is_null() {
         return;
@@ -275,7 +279,7 @@ fn recompute() {
     // A read whose command this server lacks (JSON.GET without a JSON module) is never sent.
     let present: Vec<bool> = NATIVES
         .iter()
-        .map(|n| server_commands::exists(n.name))
+        .map(|n| server_commands::exists(mt, n.name))
         .collect();
     for line in lines {
         let stand_in = acl_rules::parse_line(&line).and_then(|(name, selectors)| {

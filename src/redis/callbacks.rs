@@ -2,6 +2,7 @@
 //! once at load by `lib.rs`. This keeps the imports one way: the Redis side never names the
 //! engine, it calls what it was given.
 
+use crate::redis::main_thread::MainThread;
 use once_cell::sync::OnceCell;
 
 /// A config whose new value the engine must act on.
@@ -22,7 +23,7 @@ pub struct Callbacks {
     /// The replication role changed: true when this node is now a master.
     pub role_changed: fn(bool),
     /// Main thread: a read command missed this key in this DB (never blocks, never writes).
-    pub key_missed: fn(i32, &[u8]),
+    pub key_missed: fn(MainThread, i32, &[u8]),
     /// The `INFO readthrough` section: numeric fields, then text fields.
     pub info: fn() -> InfoFields,
     /// A config was accepted (main thread, where CONFIG SET runs).
@@ -41,7 +42,7 @@ fn nothing<T>(_: T) {}
 const NONE: Callbacks = Callbacks {
     flushed: || {},
     role_changed: nothing,
-    key_missed: |_, _| {},
+    key_missed: |_, _, _| {},
     info: || (Vec::new(), Vec::new()),
     config_changed: nothing,
 };

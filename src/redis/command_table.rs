@@ -3,6 +3,7 @@
 
 use crate::core::error::Error;
 use crate::redis::args::Args;
+use crate::redis::main_thread::MainThread;
 use crate::redis::panic_guard;
 use crate::state::fault;
 use redis_module::{raw, Context, RedisResult};
@@ -54,7 +55,7 @@ pub struct Spec {
 }
 
 /// A command handler: replies itself (returning `NoReply`) or returns the reply.
-pub type Handler = fn(&Context, &Args) -> redis_module::RedisResult;
+pub type Handler = fn(&Context, &Args, MainThread) -> redis_module::RedisResult;
 
 /// A raw command entry point.
 pub type Entry = unsafe extern "C" fn(
@@ -178,7 +179,7 @@ pub unsafe fn dispatch(
     let ctx = Context::new(ctx);
     let result = guarded(&ctx, || {
         fault::maybe_panic("command");
-        handler(&ctx, &args)
+        handler(&ctx, &args, MainThread::here())
     });
     ctx.reply(result);
     raw::REDISMODULE_OK as c_int

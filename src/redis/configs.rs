@@ -9,6 +9,7 @@ use crate::core::mapping::Mappings;
 use crate::core::uri;
 use crate::redis::callbacks::{self, Changed};
 use crate::redis::events::load_configs;
+use crate::redis::main_thread::MainThread;
 use crate::redis::mongo_uri;
 use crate::redis::panic_guard::catch;
 use crate::redis::server_commands;
@@ -87,7 +88,7 @@ static MAPPINGS: StringConfig = StringConfig {
     text: &settings::MAPPINGS_TEXT,
     accept: |t| {
         let parsed = Mappings::parse(&t)?;
-        if parsed.uses(Format::Json) && !server_commands::exists("json.set") {
+        if parsed.uses(Format::Json) && !server_commands::exists(MainThread::here(), "json.set") {
             let why = "a mapping with format=json needs the JSON.SET command, which this server \
                        does not have: load RedisJSON (or Valkey's JSON module) before readthrough, \
                        or use Redis 8";

@@ -1,6 +1,7 @@
 //! Redis's own event loop, for the inline loads: a socket watched by it, timers on the main
 //! thread, and work handed to the main thread from another one. Each callback catches panics.
 
+use crate::redis::main_thread::MainThread;
 use crate::redis::panic_guard::catch;
 use redis_module::{raw, Context};
 use std::os::raw::{c_int, c_void};
@@ -36,9 +37,9 @@ pub fn available() -> bool {
     !TIMER_CTX.load(Ordering::Acquire).is_null()
 }
 
-/// Main thread: calls `f` whenever `fd` is readable, until `unwatch(fd)`.
-pub fn watch(fd: c_int, f: fn()) -> bool {
-    // SAFETY: main thread; the callback is a plain fn pointer carried as user data.
+/// Calls `f` whenever `fd` is readable, until `unwatch(fd)`.
+pub fn watch(_: MainThread, fd: c_int, f: fn(MainThread)) -> bool {
+    // SAFETY: main thread (the token); the callback is a plain fn pointer carried as user data.
     unsafe {
         raw::RedisModule_EventLoopAdd.unwrap()(
             fd,
@@ -49,9 +50,9 @@ pub fn watch(fd: c_int, f: fn()) -> bool {
     }
 }
 
-/// Main thread: stops watching `fd` (before it is closed).
-pub fn unwatch(fd: c_int) {
-    // SAFETY: main thread; deleting a watch that is not there is a no-op.
+/// Stops watching `fd` (before it is closed).
+pub fn unwatch(_: MainThread, fd: c_int) {
+    // SAFETY: main thread (the token); deleting a watch that is not there is a no-op.
     unsafe {
         raw::RedisModule_EventLoopDel.unwrap()(fd, raw::REDISMODULE_EVENTLOOP_READABLE as c_int);
     }
@@ -59,11 +60,11 @@ pub fn unwatch(fd: c_int) {
 
 extern "C" fn on_readable(_fd: c_int, data: *mut c_void, _mask: c_int) {
     // SAFETY: `data` is the fn pointer `watch` was given.
-    let f: fn() = unsafe { std::mem::transmute::<*mut c_void, fn()>(data) };
-    catch("a MongoDB socket's callback", f);
+    let f: fn(MainThread) = unsafe { std::mem::transmute::<*mut c_void, fn(MainThread)>(data) };
+    catch("a MongoDB socket's callback", || f(MainThread::here()));
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(MainThread) + Send>;
 
 /// Any thread: runs `f` on the main thread at its next event-loop pass.
 pub fn on_main_thread(f: Job) {
@@ -77,31 +78,31 @@ pub fn on_main_thread(f: Job) {
 extern "C" fn run_job(data: *mut c_void) {
     // SAFETY: made by `on_main_thread` from a boxed job, taken back exactly once.
     let job = unsafe { Box::from_raw(data as *mut Job) };
-    catch("work handed to the main thread", job);
+    catch("work handed to the main thread", || job(MainThread::here()));
 }
 
-type TimerJob = Box<dyn FnOnce(&Context)>;
+type TimerJob = Box<dyn FnOnce(&Context, MainThread)>;
 
 /// A timer that has not fired yet.
 pub struct Timer(raw::RedisModuleTimerID);
 
-/// Main thread: runs `f` with a context (writes under it are replicated as one unit when it
-/// returns) after `ms`. A 0 ms timer fires later in the same event-loop pass.
-pub fn after_ms(ms: i64, f: TimerJob) -> Timer {
+/// Runs `f` with a context (writes under it are replicated as one unit when it returns) after
+/// `ms`. A 0 ms timer fires later in the same event-loop pass.
+pub fn after_ms(_: MainThread, ms: i64, f: TimerJob) -> Timer {
     let data = Box::into_raw(Box::new(f)) as *mut c_void;
     let ctx = TIMER_CTX.load(Ordering::Acquire);
-    // SAFETY: main thread; `ctx` is the module's detached context; `data` is freed by
+    // SAFETY: main thread (the token); `ctx` is the module's detached context; `data` is freed by
     // `fire` or by `cancel`.
     let id = unsafe { raw::RedisModule_CreateTimer.unwrap()(ctx, ms, Some(fire), data) };
     Timer(id)
 }
 
 impl Timer {
-    /// Main thread: the timer will not fire; its work is dropped.
-    pub fn cancel(self) {
+    /// The timer will not fire; its work is dropped.
+    pub fn cancel(self, _: MainThread) {
         let ctx = TIMER_CTX.load(Ordering::Acquire);
         let mut data: *mut c_void = std::ptr::null_mut();
-        // SAFETY: main thread; a timer that already fired is not found and nothing is freed.
+        // SAFETY: main thread (the token); a timer that already fired is not found and nothing is freed.
         unsafe {
             if raw::RedisModule_StopTimer.unwrap()(ctx, self.0, &mut data)
                 == raw::REDISMODULE_OK as c_int
@@ -117,5 +118,5 @@ extern "C" fn fire(ctx: *mut raw::RedisModuleCtx, data: *mut c_void) {
     // SAFETY: made by `after_ms` from a boxed job; a timer fires once.
     let job = unsafe { Box::from_raw(data as *mut TimerJob) };
     let ctx = Context::new(ctx);
-    catch("a timer", move || job(&ctx));
+    catch("a timer", move || job(&ctx, MainThread::here()));
 }

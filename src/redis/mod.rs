@@ -15,6 +15,7 @@ pub mod event_loop;
 pub mod events;
 pub mod gil;
 pub mod keys;
+pub mod main_thread;
 pub mod mongo_uri;
 pub mod panic_guard;
 pub mod reply;

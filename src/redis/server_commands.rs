@@ -1,13 +1,14 @@
 //! Which commands the server has: a `format=json` mapping needs `JSON.SET` (RedisJSON, Redis 8's
 //! built-in JSON, Valkey's JSON module) and is refused without it.
 
+use crate::redis::main_thread::MainThread;
 use redis_module::{raw, Context, RedisValue};
 use std::ptr;
 
-/// True when the server knows the command `name`. Main thread only (config setters, module
-/// load), where the Redis lock is held.
-pub fn exists(name: &str) -> bool {
-    // SAFETY: main thread, which holds the Redis lock; the detached context is freed below.
+/// True when the server knows the command `name` (config setters, module load, the ACL
+/// check's recompute).
+pub fn exists(_: MainThread, name: &str) -> bool {
+    // SAFETY: main thread (the token), which holds the Redis lock; the detached context is freed below.
     let ctx = unsafe { raw::RedisModule_GetThreadSafeContext.unwrap()(ptr::null_mut()) };
     let found = match Context::new(ctx).call("COMMAND", &["INFO", name]) {
         Ok(RedisValue::Array(items)) => items

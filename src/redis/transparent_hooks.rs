@@ -7,6 +7,7 @@ use crate::redis::acl;
 use crate::redis::args::string_bytes;
 use crate::redis::callbacks;
 use crate::redis::keys::{is_replica, own_lookup, selected_db};
+use crate::redis::main_thread::MainThread;
 use crate::redis::panic_guard::catch;
 use crate::state::{config_redaction, counters, fault, random, settings};
 use redis_module::{raw, Context};
@@ -138,8 +139,13 @@ extern "C" fn on_key_miss(
         }
         // A replica cannot store the value: prefetching there would only cost a query. A user
         // who may not write the key does not make the module write it.
+        // A miss on a background thread (under the lock: the store step, a change event's
+        // write) is the module's own, like `own_lookup`'s: nothing to prefetch.
+        let Some(mt) = MainThread::try_here() else {
+            return;
+        };
         if !is_replica(&ctx) && acl::last_client_may_write(key) {
-            (callbacks::get().key_missed)(selected_db(&ctx), key);
+            (callbacks::get().key_missed)(mt, selected_db(&ctx), key);
         }
     });
     raw::REDISMODULE_OK as c_int

@@ -39,6 +39,7 @@ use crate::engine::load::{driver, Loading};
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
 use crate::mongo::{client, runtime};
 use crate::redis::event_loop::{self, Timer};
+use crate::redis::main_thread::MainThread;
 use crate::state::counters;
 use crate::state::{fault, id_index, settings};
 use redis_module::logging::{log_notice, log_verbose};
@@ -86,28 +87,28 @@ thread_local! {
     }));
 }
 
-/// Main thread, at load: opens the connection now, so that the first miss is inline too.
-pub fn connect() {
+/// At load: opens the connection now, so that the first miss is inline too.
+pub fn connect(mt: MainThread) {
     if settings::inline_loads() && event_loop::available() {
-        LANE.with(|l| l.borrow_mut().refresh())
+        LANE.with(|l| l.borrow_mut().refresh(mt))
     }
 }
 
-/// Main thread: sends the load's query inline, or gives the load back for the loader thread.
-pub fn try_start(load: Loading) -> Result<(), Loading> {
+/// Sends the load's query inline, or gives the load back for the loader thread.
+pub fn try_start(mt: MainThread, load: Loading) -> Result<(), Loading> {
     if !settings::inline_loads() || !event_loop::available() {
         return Err(load);
     }
-    LANE.with(|l| l.borrow_mut().start(load))
+    LANE.with(|l| l.borrow_mut().start(mt, load))
 }
 
 impl Lane {
     /// Follows the MongoDB settings in force, and opens a connection if it is time to.
-    fn refresh(&mut self) {
+    fn refresh(&mut self, mt: MainThread) {
         // Every miss comes here: only a number is read unless a connection is to be opened.
         let generation = client::generation();
         if generation != self.generation {
-            self.close("the MongoDB settings changed");
+            self.close(mt, "the MongoDB settings changed");
             self.generation = generation;
             self.link = Link::Down {
                 retry_at: Instant::now(),
@@ -121,8 +122,8 @@ impl Lane {
         }
     }
 
-    fn start(&mut self, loading: Loading) -> Result<(), Loading> {
-        self.refresh();
+    fn start(&mut self, mt: MainThread, loading: Loading) -> Result<(), Loading> {
+        self.refresh(mt);
         match &mut self.link {
             Link::Up(conn) if self.sent.is_none() && runtime::loads() == 0 => {
                 let load = loading.load();
@@ -133,15 +134,16 @@ impl Lane {
                     Ok(id) => {
                         let left = load.deadline.at.saturating_duration_since(Instant::now());
                         let deadline = event_loop::after_ms(
+                            mt,
                             left.as_millis() as i64 / 2 + 1,
-                            Box::new(move |_| no_answer_in_time(id)),
+                            Box::new(move |_, mt| no_answer_in_time(mt, id)),
                         );
                         let load = loading;
                         self.sent = Some(Sent { id, load, deadline });
                         Ok(())
                     }
                     Err(e) => {
-                        self.close(&e);
+                        self.close(mt, &e);
                         Err(loading)
                     }
                 }
@@ -151,26 +153,26 @@ impl Lane {
     }
 
     /// Drops the connection, if any; the query in flight goes to the loader thread.
-    fn close(&mut self, why: &str) {
+    fn close(&mut self, mt: MainThread, why: &str) {
         if let Link::Up(conn) = &self.link {
-            event_loop::unwatch(conn.fd());
+            event_loop::unwatch(mt, conn.fd());
             log_notice(format!("readthrough: inline loads: connection dropped ({why})").as_str());
             self.link = Link::Down {
                 retry_at: Instant::now() + RETRY,
             };
         }
         if let Some(sent) = self.sent.take() {
-            sent.deadline.cancel();
+            sent.deadline.cancel(mt);
             hand_off(sent.load);
         }
     }
 
-    fn opened(&mut self, generation: u64, made: Result<Conn, NotOpened>) {
+    fn opened(&mut self, mt: MainThread, generation: u64, made: Result<Conn, NotOpened>) {
         if generation != self.generation || !matches!(self.link, Link::Opening) {
             return; // made for settings no longer in force: dropped, closed
         }
         self.link = match made {
-            Ok(conn) if event_loop::watch(conn.fd(), on_readable) => Link::Up(conn),
+            Ok(conn) if event_loop::watch(mt, conn.fd(), on_readable) => Link::Up(conn),
             Ok(_) => Link::Unfit,
             Err(NotOpened::Unfit(why)) => {
                 log_notice(
@@ -188,13 +190,13 @@ impl Lane {
     }
 
     /// What arrived on the socket: the query in flight and its answer, once whole.
-    fn read(&mut self) -> Option<(Sent, Vec<u8>)> {
+    fn read(&mut self, mt: MainThread) -> Option<(Sent, Vec<u8>)> {
         let Link::Up(conn) = &mut self.link else {
             return None;
         };
         match conn.receive() {
             Err(e) => {
-                self.close(&e);
+                self.close(mt, &e);
                 None
             }
             Ok(messages) => {
@@ -211,8 +213,8 @@ impl Lane {
 fn open(uri: String, timeout: Duration, generation: u64) {
     runtime::spawn(async move {
         let made = inline_conn::open(uri, timeout).await;
-        event_loop::on_main_thread(Box::new(move || {
-            LANE.with(|l| l.borrow_mut().opened(generation, made))
+        event_loop::on_main_thread(Box::new(move |mt| {
+            LANE.with(|l| l.borrow_mut().opened(mt, generation, made))
         }));
     });
 }
@@ -221,12 +223,12 @@ fn response_to(msg: &[u8]) -> i32 {
     i32::from_le_bytes([msg[8], msg[9], msg[10], msg[11]])
 }
 
-/// The socket is readable (main thread).
-fn on_readable() {
-    let Some((sent, answer)) = LANE.with(|l| l.borrow_mut().read()) else {
+/// The socket is readable.
+fn on_readable(mt: MainThread) {
+    let Some((sent, answer)) = LANE.with(|l| l.borrow_mut().read(mt)) else {
         return;
     };
-    sent.deadline.cancel();
+    sent.deadline.cancel(mt);
     let load = sent.load;
     fault::maybe_panic("inline-answer");
     if answer.len() > MAX_INLINE_BYTES {
@@ -240,8 +242,9 @@ fn on_readable() {
     // Written from a timer: its context replicates the writes as one unit. A 0 ms timer fires
     // later in this same pass of the event loop.
     event_loop::after_ms(
+        mt,
         0,
-        Box::new(move |ctx| conclude(load, decoded, |l, o| l.finish_here(ctx, o))),
+        Box::new(move |ctx, _| conclude(load, decoded, |l, o| l.finish_here(ctx, o))),
     );
 }
 
@@ -262,7 +265,9 @@ fn conclude(
             let why = format!("MongoDB answered: {}", e.into_text());
             // Dropping the connection must happen on the main thread, which owns it (this may
             // run on the loader thread, for a large answer).
-            event_loop::on_main_thread(Box::new(move || LANE.with(|l| l.borrow_mut().close(&why))));
+            event_loop::on_main_thread(Box::new(move |mt| {
+                LANE.with(|l| l.borrow_mut().close(mt, &why))
+            }));
             return hand_off(load);
         }
     };
@@ -286,9 +291,9 @@ fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, NoAnswer> {
     }))
 }
 
-/// Inline query `id` had no answer by half its deadline (main thread, in a timer): the
-/// connection may be dead without a word, so it is dropped and the load goes to the driver.
-fn no_answer_in_time(id: i32) {
+/// Inline query `id` had no answer by half its deadline (in a timer): the connection may be
+/// dead without a word, so it is dropped and the load goes to the driver.
+fn no_answer_in_time(mt: MainThread, id: i32) {
     let sent = LANE.with(|l| {
         let mut l = l.borrow_mut();
         if l.sent.as_ref().map(|s| s.id) != Some(id) {
@@ -297,7 +302,10 @@ fn no_answer_in_time(id: i32) {
         // Taken out before `close`, which would stop this very timer: Redis frees a timer only
         // after its callback returns, so stopping it here would free it, and this job, twice.
         let sent = l.sent.take();
-        l.close("no answer by half the deadline; the driver takes the load");
+        l.close(
+            mt,
+            "no answer by half the deadline; the driver takes the load",
+        );
         sent
     });
     if let Some(sent) = sent {

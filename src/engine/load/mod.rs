@@ -19,6 +19,7 @@ use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
 use crate::engine::store::{self, Kind};
 use crate::redis::blocking::Waiter;
+use crate::redis::main_thread::MainThread;
 use crate::state::counters;
 use crate::state::settings;
 use redis_module::Context;
@@ -39,14 +40,14 @@ pub struct Load {
 /// Main thread: starts a background load of a mapped `key` nobody waits on, unless it is
 /// loading already, known absent, or unmapped (then nothing happens). The key-miss hook's
 /// prefetch.
-pub fn prefetch(db: i32, key: &[u8]) {
+pub fn prefetch(mt: MainThread, db: i32, key: &[u8]) {
     let Ok(target) = settings::resolve(key) else {
         return;
     };
     if cache_state::is_loading(&(db, key.to_vec())) || cache_state::known_absent(db, key) {
         return;
     }
-    if start(db, key, target, None, Kind::Fill) {
+    if start(mt, db, key, target, None, Kind::Fill) {
         counters::count(&counters::PREFETCHES);
     }
 }
@@ -54,7 +55,14 @@ pub fn prefetch(db: i32, key: &[u8]) {
 /// Main thread: joins the load of `key` or starts one. `waiter` is `None` for a background
 /// load nobody waits on. Beyond `readthrough.max-inflight` keys loading the waiter gets `BUSY`.
 /// Returns false if the load was refused for `BUSY`.
-pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: Kind) -> bool {
+pub fn start(
+    mt: MainThread,
+    db: i32,
+    key: &[u8],
+    target: Target,
+    waiter: Option<Waiter>,
+    kind: Kind,
+) -> bool {
     let max = settings::max_inflight();
     let lkey: LoadKey = (db, key.to_vec());
     let waits = waiter.is_some();
@@ -68,7 +76,7 @@ pub fn start(db: i32, key: &[u8], target: Target, waiter: Option<Waiter>, kind: 
                 deadline: Deadline::after_ms(settings::timeout_ms() as u64),
                 started: Instant::now(),
             }));
-            if let Err(loading) = inline::try_start(loading) {
+            if let Err(loading) = inline::try_start(mt, loading) {
                 driver::spawn(loading);
             }
         }
