@@ -257,6 +257,8 @@ pub fn stored(c: &mut redis::Connection, key: &str) -> Option<String> {
 /// (`seed`), a redis-server with the module on the standard mappings (`mappings`), and one
 /// connection to it. Tests take the parts they use:
 /// `let Fixture { redis, mut c, .. } = fixture("name", 3);`
+/// Always bind `redis` (`redis: _redis` if unused): a field left to `..` is dropped at once,
+/// and the server with it.
 pub struct Fixture {
     pub mongo: &'static Mongo,
     pub db: String,
