@@ -15,8 +15,8 @@ REDIS_PORT ?= 6379
 ## machine has libclang-cpp14 (libclang-cpp.so) but not libclang-dev, which bindgen needs.
 ## redis-server/redis-tools: the default server and redis-cli/redis-benchmark; libclang-dev:
 ## bindgen; openssl: the TLS test's certificates; python3-venv: the SecantusDB virtualenv;
-## tcl: the vendored servers' own test suites (make test-redis-suite).
-APT_PKGS := redis-server redis-tools libclang-dev openssl python3-venv tcl
+## tcl: the vendored servers' own test suites (make test-redis-suite); g++: valkey-json.
+APT_PKGS := redis-server redis-tools libclang-dev openssl python3-venv tcl g++
 deps:
 	@missing=""; \
 	for p in $(APT_PKGS); do \
@@ -51,12 +51,14 @@ node-example:
 
 build: $(MODULE)
 
-## RedisJSON for `format=json` (tests and `make run`): built once from
-## ../shared/vendor/RedisJSON-2.4.19.tar.gz into target/rejson. Without the tarball the JSON tests
-## say they are skipped; REJSON_MODULE=/path/librejson.so uses your own build (empty: a server
-## with JSON built in, such as Redis 8).
+## The JSON modules for `format=json` (tests and `make run`), built once from ../shared/vendor:
+## RedisJSON 2.4.19 into target/rejson (for Redis) and valkey-json 1.0.2 into target/valkey-json
+## (for Valkey). Without a tarball the JSON tests say they are skipped; REJSON_MODULE=/path/librejson.so
+## or VALKEY_JSON_MODULE=/path/libjson.so uses your own build (REJSON_MODULE empty: a server with
+## JSON built in, such as Redis 8).
 rejson:
 	@scripts/build_rejson.sh >/dev/null || [ $$? -eq 2 ]
+	@scripts/build_valkey_json.sh >/dev/null || [ $$? -eq 2 ]
 
 $(MODULE): Cargo.toml $(shell find src -name '*.rs')
 	cargo build --release

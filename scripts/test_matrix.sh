@@ -36,7 +36,10 @@ run() { # label binary
     n % 2 == 1 && /^---- .* stdout ----$/ {print server ": " $2; k = 0}
     n % 2 == 1 && /panicked at/ {k = 5}
     n % 2 == 1 && k > 0 && !/^$/ {print "    " $0; k--}' "$log" >>"$logs/why-failed.txt"
-  rows+=("| $label | $version | $passed | $failed | $skipped |")
+  # The JSON module the format=json tests loaded (tests/common: json_module).
+  local json="RedisJSON 2.4.19"
+  case $label in valkey-*) json="valkey-json 1.0.2" ;; esac
+  rows+=("| $label | $version | $json | $passed | $failed | $skipped |")
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
   total_skipped=$((total_skipped + skipped))
@@ -47,14 +50,14 @@ for name in $servers; do
   if bin=$(scripts/build_server.sh "$name"); then
     run "$name" "$bin"
   else
-    rows+=("| $name | (not built: see above) | | | |")
+    rows+=("| $name | (not built: see above) | | | | |")
     total_failed=$((total_failed + 1))
   fi
 done
 
 echo
-echo "| server | version | passed | failed | skipped (said why) |"
-echo "|---|---|---|---|---|"
+echo "| server | version | JSON module | passed | failed | skipped (said why) |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo "logs: $logs/"
 if [ -s "$logs/why-failed.txt" ]; then

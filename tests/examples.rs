@@ -42,7 +42,7 @@ fn the_original_fastapi_demo_reads_bare_ids_with_json_get_and_no_cache_code() {
         skip("FastAPI is not in .venv (make venv installs it)");
         return;
     }
-    let rejson = match rejson_module() {
+    let rejson = match json_module() {
         Ok(p) => p.map(|p| p.to_string_lossy().into_owned()),
         Err(why) => {
             skip(&why);

@@ -1,9 +1,10 @@
-//! Every value shape end to end: `format=json` (RedisJSON, loaded beside the module),
+//! Every value shape end to end: `format=json` (the server's JSON module loaded beside ours:
+//! RedisJSON on Redis, valkey-json on Valkey),
 //! `format=hash` and `format=string`, projections (`fields=`), the empty prefix (the original
 //! demo's bare ids), and the transparent reads of each format (`JSON.GET`, `JSON.MGET`, `HGET`,
 //! `HMGET`, `HGETALL`), through every path: misses, single-flight, negative cache, refresh,
 //! invalidation, change streams, warm-up, replication, wrong types.
-//! The JSON tests say they are skipped when RedisJSON is not built (`make rejson`).
+//! The JSON tests say they are skipped when that module is not built (`make rejson`).
 
 mod common;
 
@@ -12,10 +13,10 @@ use mongodb::bson::{doc, oid::ObjectId, DateTime};
 use redis::Value;
 use std::time::Duration;
 
-/// Redis with RedisJSON loaded before the module; `None` (the test says it is skipped) when
-/// RedisJSON is not available.
+/// The server with its JSON module (RedisJSON, or valkey-json on Valkey) loaded before the
+/// module; `None` (the test says it is skipped) when it is not available.
 fn json_redis(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Option<Redis> {
-    match rejson_module() {
+    match json_module() {
         Ok(Some(path)) => {
             let path = path.to_string_lossy().into_owned();
             let mut args = vec!["--loadmodule", path.as_str()];
@@ -133,6 +134,78 @@ fn json_get_of_a_bare_id_reads_through_as_the_original_demo_did() {
     assert!(redis.info()["negative_hits"] >= 1);
     // The module's own keys are never mapped, even by the empty prefix.
     assert_eq!(text(&mut c, &["GET", "__readthrough__:x"]), None);
+}
+
+/// Where RedisJSON and valkey-json answer differently, a transparent read of a cold mapped key
+/// answers as the loaded module does (README, Compatibility): what each says is pinned here.
+#[test]
+fn the_two_json_modules_differ_only_where_the_readme_says() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "jdiff", 10);
+    let mapping = format!("j:={db}.todos:id;format=json;fields=name,id");
+    let Some(redis) = json_redis(&mongo.uri, &mapping, &[]) else {
+        return;
+    };
+    let mut c = redis.conn();
+    let valkey = json_module_name() == "valkey-json";
+    // The same compact text from RT.GET and a plain JSON.GET, cold, with both modules.
+    let v = cmd(&mut c, &["RT.GET", "j:1"]).unwrap();
+    assert_eq!(
+        v,
+        Value::BulkString(br#"{"id":"1","name":"todo 1"}"#.to_vec())
+    );
+    let v = cmd(&mut c, &["JSON.GET", "j:2"]).unwrap();
+    assert_eq!(
+        v,
+        Value::BulkString(br#"{"id":"2","name":"todo 2"}"#.to_vec())
+    );
+    // A legacy path that matches nothing, on a cold key: the module's own error, after the load.
+    let e = err_of(cmd(&mut c, &["JSON.GET", "j:3", "nothing"]));
+    if valkey {
+        assert!(e.starts_with("NONEXISTENT"), "{e}");
+    } else {
+        assert!(e.contains("Path '$.nothing' does not exist"), "{e}");
+    }
+    assert_eq!(
+        stored_type(&mut c, "j:3"),
+        "ReJSON-RL",
+        "loaded all the same"
+    );
+    // JSON.MGET of a cold mapped key beside a mapped key holding another type: RedisJSON
+    // answers nil for that key, valkey-json refuses the whole command; the cold key is loaded
+    // either way, and the other is never overwritten.
+    let _: () = redis::cmd("SET").arg("j:5").arg("x").query(&mut c).unwrap();
+    let r = cmd(&mut c, &["JSON.MGET", "j:4", "j:5", "$.name"]);
+    if valkey {
+        assert!(err_of(r).starts_with("WRONGTYPE"));
+    } else {
+        assert_eq!(
+            r.unwrap(),
+            Value::Array(vec![
+                Value::BulkString(br#"["todo 4"]"#.to_vec()),
+                Value::Nil
+            ])
+        );
+    }
+    assert_eq!(stored_type(&mut c, "j:4"), "ReJSON-RL");
+    assert_eq!(stored_type(&mut c, "j:5"), "string");
+    // JSON.GET of a key of another type: each module's own words.
+    let e = err_of(cmd(&mut c, &["JSON.GET", "j:5"]));
+    if valkey {
+        assert!(e.starts_with("WRONGTYPE"), "{e}");
+    } else {
+        assert!(e.contains("wrong Redis type"), "{e}");
+    }
+}
+
+/// The type of what Redis holds at `key`, read without a load.
+fn stored_type(c: &mut redis::Connection, key: &str) -> String {
+    redis::cmd("EVAL")
+        .arg("return redis.call('TYPE', KEYS[1])['ok']")
+        .arg(1)
+        .arg(key)
+        .query(c)
+        .unwrap()
 }
 
 #[test]

@@ -83,21 +83,45 @@ pub fn skip(why: &str) {
     }
 }
 
-/// RedisJSON for the `format=json` tests: `$REJSON_MODULE` (a path; empty when the server has
-/// JSON built in, as Redis 8 does), else the build of `make rejson` in `target/rejson`. `None`
-/// (with the reason) when neither is there: those tests say they are skipped.
-pub fn rejson_module() -> Result<Option<PathBuf>, String> {
-    if let Some(p) = std::env::var_os("REJSON_MODULE") {
+/// The JSON module for the `format=json` tests, the one users of the server under test load:
+/// on Valkey, valkey-json (`$VALKEY_JSON_MODULE`, else the build of `make rejson` in
+/// `target/valkey-json`); on Redis, RedisJSON (`$REJSON_MODULE`, a path, empty when the server
+/// has JSON built in as Redis 8 does; else `target/rejson`). `None` (with the reason) when it is
+/// not there: those tests say they are skipped.
+pub fn json_module() -> Result<Option<PathBuf>, String> {
+    let (env, built, make) = if server_version().0 == "valkey" {
+        (
+            "VALKEY_JSON_MODULE",
+            "target/valkey-json/libjson.so",
+            "../shared/vendor/valkey-json-1.0.2.tar.gz",
+        )
+    } else {
+        (
+            "REJSON_MODULE",
+            "target/rejson/librejson.so",
+            "../shared/vendor/RedisJSON-2.4.19.tar.gz",
+        )
+    };
+    if let Some(p) = std::env::var_os(env) {
         return Ok((!p.is_empty()).then(|| PathBuf::from(p)));
     }
-    let p = root().join("target/rejson/librejson.so");
+    let p = root().join(built);
     if p.exists() {
         Ok(Some(p))
     } else {
         Err(format!(
-            "{} not built (`make rejson` builds it from ../shared/vendor/RedisJSON-2.4.19.tar.gz)",
+            "{} not built (`make rejson` builds it from {make})",
             p.display()
         ))
+    }
+}
+
+/// Which JSON module `json_module` loads on the server under test.
+pub fn json_module_name() -> &'static str {
+    if server_version().0 == "valkey" {
+        "valkey-json"
+    } else {
+        "RedisJSON"
     }
 }
 
