@@ -4,11 +4,9 @@
 
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
-use crate::core::format::Value;
 use crate::core::mapping::{self, Mapping, Target};
 use crate::core::unanswered::{unanswered, Cause};
 use crate::mongo::client::{backend_error, client};
-use crate::state::id_index;
 use futures_util::TryStreamExt;
 use mongodb::action::Action;
 use mongodb::bson::Document;
@@ -19,36 +17,32 @@ use std::time::Duration;
 /// Pause between two tries of a query whose server did not answer.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
-/// Finds the document a key stands for (with the mapping's projection) and encodes it in the
-/// mapping's format; `None` when there is none. Bounded by `deadline`: `TIMEOUT` when MongoDB
+/// Finds the document a key stands for (with the mapping's projection); `None` when there is
+/// none. The engine turns it into a value (`engine/load: value_of`). Bounded by `deadline`: `TIMEOUT` when MongoDB
 /// has not answered by then, whatever the driver was doing.
-pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Value>, Error> {
+pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Document>, Error> {
     within(deadline, async {
         let client = client().await?;
         let m = &target.mapping;
         let coll = client.database(&m.db).collection::<Document>(&m.collection);
         let projection = m.projection();
-        let doc = until_answered(|| {
+        until_answered(|| {
             coll.find_one(target.filter())
                 .optional(projection.clone(), |f, p| f.projection(p))
         })
-        .await?;
-        Ok(doc.map(|d| {
-            id_index::remember(m, &d);
-            m.encode(d)
-        }))
+        .await
     })
     .await
 }
 
-/// Finds the documents of many ids of one mapping with one `$in` query; each found document in
-/// the mapping's format by its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
+/// Finds the documents of many ids of one mapping with one `$in` query; each found document by
+/// its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
 /// `find_one` is.
 pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
     deadline: Deadline,
-) -> Result<HashMap<String, Value>, Error> {
+) -> Result<HashMap<String, Document>, Error> {
     within(deadline, async {
         let client = client().await?;
         let coll = client
@@ -69,9 +63,8 @@ pub async fn find_many(
         while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
             let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
             if let Some(id) = id {
-                id_index::remember(mapping, &doc);
                 let id = mapping::canonical_id(&id).into_owned();
-                found.entry(id).or_insert_with(|| mapping.encode(doc));
+                found.entry(id).or_insert(doc);
             }
         }
         Ok(found)

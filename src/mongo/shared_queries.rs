@@ -10,11 +10,11 @@
 
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
-use crate::core::format::Value;
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::mongo::{queries, runtime};
 use crate::state::counters;
 use futures_util::FutureExt;
+use mongodb::bson::Document;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -26,7 +26,7 @@ pub const MAX_QUERIES: usize = 4;
 /// Most ids in one shared query.
 pub const MAX_BATCH: usize = 500;
 
-type Found = Result<Option<Value>, Error>;
+type Found = Result<Option<Document>, Error>;
 type Waiting = (String, Deadline, oneshot::Sender<Found>);
 
 #[derive(Default)]

@@ -70,8 +70,9 @@ async fn run_batch(
             Ok(docs) => {
                 for m in items {
                     match docs.get(canonical_id(&m.target.id).as_ref()) {
-                        Some(value) => {
+                        Some(doc) => {
                             counters::count(&counters::LOADS);
+                            let value = super::value_of(&m.target.mapping, doc.clone());
                             values[m.index] = Slot::Loaded(value.clone());
                             found.push((m.key.clone(), value.clone()));
                         }

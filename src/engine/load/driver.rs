@@ -3,7 +3,7 @@
 //! `Loading` guard it holds ends the load even if the task stops first.
 
 use crate::core::error::Error;
-use crate::engine::load::Loading;
+use crate::engine::load::{value_of, Loading};
 use crate::mongo::{runtime, shared_queries};
 
 /// Runs the load on the loader thread, with what is left of its deadline.
@@ -21,6 +21,7 @@ async fn run(loading: Loading) {
         shared_queries::load(load.target.clone(), deadline),
     )
     .await
-    .unwrap_or(Err(Error::Timeout(deadline.timeout_ms)));
+    .unwrap_or(Err(Error::Timeout(deadline.timeout_ms)))
+    .map(|doc| doc.map(|d| value_of(&load.target.mapping, d)));
     loading.finish(outcome);
 }

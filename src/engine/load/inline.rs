@@ -35,13 +35,13 @@ use crate::core::error::{Error, Outcome};
 use crate::core::format::Value;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
-use crate::engine::load::{driver, Loading};
+use crate::engine::load::{driver, value_of, Loading};
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
 use crate::mongo::{client, runtime};
 use crate::redis::event_loop::{self, Timer};
 use crate::redis::main_thread::MainThread;
 use crate::state::counters;
-use crate::state::{fault, id_index, settings};
+use crate::state::{fault, settings};
 use redis_module::logging::{log_notice, log_verbose};
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
@@ -285,10 +285,7 @@ fn hand_off(load: Loading) {
 fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, NoAnswer> {
     let (_, body) = wire::decode(answer).map_err(NoAnswer::Odd)?;
     let m = &target.mapping;
-    Ok(wire::found(body)?.map(|d| {
-        id_index::remember(m, &d);
-        m.encode(d)
-    }))
+    Ok(wire::found(body)?.map(|d| value_of(m, d)))
 }
 
 /// Inline query `id` had no answer by half its deadline (in a timer): the connection may be

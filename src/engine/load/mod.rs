@@ -14,17 +14,27 @@ pub mod inline;
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{Error, Outcome};
-use crate::core::mapping::Target;
+use crate::core::format::Value;
+use crate::core::mapping::{Mapping, Target};
 use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
 use crate::engine::store::{self, Kind};
 use crate::redis::blocking::Waiter;
 use crate::redis::main_thread::MainThread;
 use crate::state::counters;
-use crate::state::settings;
+use crate::state::{id_index, settings};
+use mongodb::bson::Document;
 use redis_module::Context;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What a found document becomes, on every path (inline, driver, batch, so in one place): the
+/// value in the mapping's format; its `_id` is remembered for change events that carry no more
+/// (`state/id_index.rs`).
+pub fn value_of(m: &Mapping, doc: Document) -> Value {
+    id_index::remember(m, &doc);
+    m.encode(doc)
+}
 
 /// One started load: which key, what to query, what to do with the result, and by when.
 pub struct Load {
