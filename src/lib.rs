@@ -47,6 +47,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning(&format!("readthrough: {e}"));
         return Status::Err;
     }
+    redis::keys::init_filter_ctx(ctx);
     if !redis::event_loop::init(ctx) {
         ctx.log_notice(
             "readthrough: this server has no event-loop API for modules: inline loads off",

@@ -293,3 +293,92 @@ fn acl_key_permissions_apply_to_the_transparent_get() {
         "nothing loaded for a refused key"
     );
 }
+
+/// `INFO commandstats` calls of `command` (lowercase, as Redis names it there).
+fn calls(redis: &Redis, command: &str) -> i64 {
+    redis
+        .info_section("commandstats")
+        .get(&format!("cmdstat_{command}"))
+        .and_then(|v| v.split(',').find_map(|f| f.strip_prefix("calls=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn a_read_of_cached_keys_runs_as_the_native_command_where_the_server_names_the_client() {
+    let Fixture { redis, mut c, .. } = fixture("tnative", 3);
+    // Cold: rewritten and loaded.
+    assert_eq!(json(&get(&mut c, "todo:1").unwrap())["id"], "1");
+    assert_eq!(calls(&redis, "rt.tget"), 1);
+    let (gets, hits) = (calls(&redis, "get"), redis.info()["hits"]);
+    // Cached: the same answer, a hit; on 7.2+ and Valkey the native GET answers it (cheaper),
+    // on 7.0 (its filter does not say which client, so not which DB) the rewritten read.
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["todo:1", "todo:1"])
+        .query(&mut c)
+        .unwrap();
+    assert!(v.iter().all(|v| json(v.as_deref().unwrap())["id"] == "1"));
+    assert_eq!(json(&get(&mut c, "todo:1").unwrap())["id"], "1");
+    assert_eq!(redis.info()["hits"], hits + 3);
+    let native = server_version() >= ("redis".into(), 7, 2) || server_version().0 == "valkey";
+    if native {
+        assert_eq!(
+            (calls(&redis, "get") - gets, calls(&redis, "rt.tget")),
+            (1, 1)
+        );
+        assert_eq!(calls(&redis, "rt.tmget"), 0);
+    } else {
+        assert_eq!(calls(&redis, "get"), gets);
+        assert_eq!(calls(&redis, "rt.tget"), 2);
+    }
+    // In another DB the key is not cached: rewritten, loaded there.
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
+    assert_eq!(json(&get(&mut c, "todo:1").unwrap())["id"], "1");
+    assert_eq!(calls(&redis, "rt.tget"), if native { 2 } else { 3 });
+    // A mapped key of another type: the native error, as ever, and not a hit.
+    let _: () = redis::cmd("RPUSH")
+        .arg("todo:9")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let hits = redis.info()["hits"];
+    assert!(err_of(
+        redis::cmd("GET")
+            .arg("todo:9")
+            .query::<Option<String>>(&mut c)
+    )
+    .starts_with("WRONGTYPE"));
+    assert_eq!(redis.info()["hits"], hits);
+}
+
+#[test]
+fn with_a_grace_window_a_plain_get_in_it_serves_stale_and_refreshes() {
+    let Fixture {
+        mongo,
+        db,
+        redis,
+        mut c,
+    } = fixture_with("tgrace", 2, |r| {
+        r.config("invalidation", "off")
+            .config("ttl", "2")
+            .config("ttl-jitter", "0")
+            .config("grace", "30")
+    });
+    let old = get(&mut c, "todo:1").unwrap();
+    mongo.update_one(
+        &db,
+        "todos",
+        mongodb::bson::doc! {"id": "1"},
+        mongodb::bson::doc! {"$set": {"name": "new"}},
+    );
+    let fresh = |c: &mut redis::Connection| {
+        redis::cmd("PTTL").arg("todo:1").query::<i64>(c).unwrap() > 30_000
+    };
+    wait_until("the grace window", Duration::from_secs(10), || {
+        !fresh(&mut c)
+    });
+    assert_eq!(get(&mut c, "todo:1").unwrap(), old, "stale at once");
+    wait_until("the background refresh", Duration::from_secs(10), || {
+        json(&common::stored(&mut c, "todo:1").unwrap())["name"] == "new"
+    });
+    assert_eq!(redis.info()["refreshes"], 1);
+}

@@ -64,7 +64,7 @@ fn misses(ctx: &Context, args: &Args, native: &Native, db: i32) -> Vec<BatchMiss
     for i in native.keys(args.len()) {
         let key = args.bytes(i);
         // Mapped with this format when rewritten; the mappings may have changed since.
-        if settings::check_format(key) != Ok(native.format) {
+        if settings::format_of(key) != Some(native.format) {
             continue;
         }
         if probe_raw(ctx, args.raw(i), false).0 != Held::Nothing {

@@ -5,10 +5,11 @@
 use crate::core::error::Error;
 use crate::core::format::Format;
 use crate::redis::args::{Args, RStr};
+use crate::redis::main_thread::MainThread;
 use crate::redis::reply::reply_bulk;
 use redis_module::{raw, Context, ContextFlags};
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// Set (on the main thread) while the module opens a key itself: on Redis 7.0 that lookup of a
 /// missing key fires the key-miss event too, and the hook must ignore it.
@@ -193,4 +194,98 @@ pub fn cannot_block(ctx: &Context) -> bool {
 /// True when Redis runs in cluster mode.
 pub fn is_cluster(ctx: &Context) -> bool {
     ctx.get_flags().contains(ContextFlags::CLUSTER)
+}
+
+/// A detached context of the module's for the command filter's key checks, which have no
+/// context of their own (made at load; null until then or where the server has none).
+static FILTER_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
+
+/// At load: makes the command filter's context.
+pub fn init_filter_ctx(ctx: &Context) {
+    // SAFETY: reading an API pointer Redis filled in at load; main thread, inside the module's
+    // init, with its context.
+    if let Some(detach) = unsafe { raw::RedisModule_GetDetachedThreadSafeContext } {
+        // SAFETY: as above.
+        let own = unsafe { detach(ctx.ctx) };
+        FILTER_CTX.store(own, Ordering::Release);
+    }
+}
+
+/// Whether every one of `keys` holds a value of `format`'s type in the DB client `client_id`
+/// has selected: the command filter's check, so that a read of cached keys can stay the native
+/// command. `None` when it cannot be known here. Does not let the key-miss hook prefetch what
+/// is missing (the rewritten read that follows loads it).
+pub fn all_cached_for_client<'k>(
+    _: MainThread,
+    client_id: u64,
+    keys: impl IntoIterator<Item = RStr<'k>>,
+    format: Format,
+) -> Option<bool> {
+    let ctx = FILTER_CTX.load(Ordering::Acquire);
+    if ctx.is_null() {
+        return None;
+    }
+    let db = client_db(client_id)?;
+    // SAFETY: main thread (the token), where the keyspace is Redis's own to read; `ctx` is the
+    // module's detached context; each key is a live Redis string (its type says so).
+    unsafe {
+        if raw::RedisModule_SelectDb.unwrap()(ctx, db) != raw::REDISMODULE_OK as c_int {
+            return None;
+        }
+        let ctx = Context::new(ctx);
+        Some(
+            keys.into_iter()
+                .all(|k| probe_raw(&ctx, k, false).0.fits(format)),
+        )
+    }
+}
+
+/// Slots of the cache of which DB each client has selected.
+const CLIENT_DBS: usize = 1024;
+
+thread_local! {
+    /// Main thread: `(client id + 1, DB)` by `id % CLIENT_DBS` (0: empty). Asking Redis costs
+    /// about 2,000 instructions (it formats the client's address), several times a cached read;
+    /// a client's DB changes only by a command the filter sees first (`forget_client_db`).
+    static CLIENT_DB: std::cell::RefCell<[(u64, c_int); CLIENT_DBS]> =
+        const { std::cell::RefCell::new([(0, 0); CLIENT_DBS]) };
+}
+
+/// The DB client `id` has selected, from the cache or from Redis.
+fn client_db(id: u64) -> Option<c_int> {
+    let slot = (id % CLIENT_DBS as u64) as usize;
+    let cached = CLIENT_DB.with(|c| {
+        let (tag, db) = c.borrow()[slot];
+        (tag == id + 1).then_some(db)
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    let mut info = raw::RedisModuleClientInfoV1 {
+        version: 1,
+        flags: 0,
+        id: 0,
+        addr: [0; 46],
+        port: 0,
+        db: 0,
+    };
+    // SAFETY: main thread (only `all_cached_for_client`, which holds the token, calls this);
+    // `info` is a version-1 struct Redis fills.
+    let found = unsafe {
+        let get_info = raw::RedisModule_GetClientInfoById?;
+        get_info((&mut info as *mut raw::RedisModuleClientInfoV1).cast(), id)
+    };
+    if found != raw::REDISMODULE_OK as c_int {
+        return None;
+    }
+    let db = info.db as c_int;
+    CLIENT_DB.with(|c| c.borrow_mut()[slot] = (id + 1, db));
+    Some(db)
+}
+
+/// The filter saw client `id` send a command that may change its DB (`SELECT`, `RESET`, or
+/// `EXEC` of a transaction that may hold one): its DB is asked again next time.
+pub fn forget_client_db(_: MainThread, id: u64) {
+    let slot = (id % CLIENT_DBS as u64) as usize;
+    CLIENT_DB.with(|c| c.borrow_mut()[slot] = (0, 0));
 }

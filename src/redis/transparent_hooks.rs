@@ -4,9 +4,9 @@
 
 use crate::core::rewrite;
 use crate::redis::acl;
-use crate::redis::args::string_bytes;
+use crate::redis::args::{string_bytes, RStr};
 use crate::redis::callbacks;
-use crate::redis::keys::{is_replica, own_lookup, selected_db};
+use crate::redis::keys::{self, is_replica, own_lookup, selected_db};
 use crate::redis::main_thread::MainThread;
 use crate::redis::panic_guard::catch;
 use crate::state::{config_redaction, counters, fault, random, settings};
@@ -41,6 +41,13 @@ impl Filtered {
         unsafe { raw::RedisModule_CommandFilterArgsCount.unwrap()(self.0) }
     }
 
+    /// Argument `i` as the Redis string it is (no copy).
+    fn raw(&self, i: c_int) -> RStr<'_> {
+        // SAFETY: `i` < `len()` (every caller); the string lives until the filter replaces it,
+        // and `replace` takes `&mut self`, so the borrow has ended by then.
+        unsafe { RStr::new(raw::RedisModule_CommandFilterArgGet.unwrap()(self.0, i)) }
+    }
+
     fn arg(&self, i: c_int) -> &[u8] {
         // SAFETY: `i` < `len()` (every caller); the argument lives until the filter replaces
         // it, and `replace` takes `&mut self`, so the borrow returned here has ended by then.
@@ -62,6 +69,9 @@ impl Filtered {
     }
 }
 
+/// Arguments of a read the filter keeps on the stack; longer ones go to the heap.
+const SHORT_ARGS: usize = 8;
+
 /// Runs before every command: rewrites reads of mapped keys (see `core/rewrite.rs`) and
 /// hides the credentials of a `CONFIG SET readthrough.mongo-uri` (see
 /// `state/config_redaction.rs`). A panic leaves the command as it was.
@@ -79,6 +89,13 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     }
     let name = cmd.arg(0);
     acl::saw_command(client, name, || (argc >= 2).then(|| cmd.arg(1)));
+    if let Some(id) = client {
+        if changes_db(name) {
+            if let Some(mt) = MainThread::try_here() {
+                keys::forget_client_db(mt, id);
+            }
+        }
+    }
     if argc < 2 {
         return;
     }
@@ -104,17 +121,60 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     if !settings::transparent() {
         return;
     }
-    let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
-    let format_of = |k: &[u8]| settings::check_format(k).ok();
-    if let rewrite::Rewrite::To(to) = rewrite::decide_for(native, &args, format_of) {
+    // The arguments on the stack for the usual short read (the filter runs for every command).
+    let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
+    let long: Vec<&[u8]>;
+    let args: &[&[u8]] = if argc as usize <= SHORT_ARGS {
+        for (i, slot) in short.iter_mut().enumerate().take(argc as usize) {
+            *slot = cmd.arg(i as c_int);
+        }
+        &short[..argc as usize]
+    } else {
+        long = (0..argc).map(|i| cmd.arg(i)).collect();
+        &long
+    };
+    if let rewrite::Rewrite::To(to) = rewrite::decide_for(native, args, settings::format_of) {
         fault::maybe_panic("filter");
+        if cached_for(cmd, native, args.len(), client) {
+            // Every key is in Redis: the native command answers exactly what the rewritten one
+            // would, for less (README, Transparent mode).
+            for _ in native.keys(args.len()) {
+                counters::count_main(&counters::HITS);
+            }
+            return;
+        }
         // Never change what the user may do: stay native where the rewrite would.
-        if acl::may_rewrite(native, &args, client) {
+        if acl::may_rewrite(native, args, client) {
             cmd.replace(0, to.as_bytes());
         } else {
             counters::count_main(&counters::ACL_KEPT_NATIVE);
         }
     }
+}
+
+/// Whether every key of this mapped read is cached (in Redis, of its format's type), where that
+/// can be known: the
+/// server gives the filter its client (7.2+, Valkey), on the main thread, and with no grace
+/// window (a hit in grace starts a refresh, which only the rewritten read does).
+fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Option<u64>) -> bool {
+    let Some(id) = client else { return false };
+    if settings::grace_s() > 0 {
+        return false;
+    }
+    let Some(mt) = MainThread::try_here() else {
+        return false;
+    };
+    let keys = native.keys(argc).map(|i| cmd.raw(i as c_int));
+    keys::all_cached_for_client(mt, id, keys, native.format) == Some(true)
+}
+
+/// Commands after which a client's selected DB may differ.
+fn changes_db(name: &[u8]) -> bool {
+    // The cheap exit for every other command (this runs for each one).
+    matches!(name.first(), Some(b's' | b'S' | b'r' | b'R' | b'e' | b'E'))
+        && [&b"select"[..], b"reset", b"exec"]
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// A read command missed a key: prefetch it if it is mapped. Never blocks, never writes.
@@ -134,7 +194,7 @@ extern "C" fn on_key_miss(
     catch("the key-miss hook", || {
         // Only a mapped key's miss is the module's business (also in tests: the module's own
         // unmapped lookups must not take the injected fault).
-        if fault::any_armed() && settings::check(key).is_ok() {
+        if fault::any_armed() && settings::format_of(key).is_some() {
             fault::maybe_panic("key-miss");
         }
         // A replica cannot store the value: prefetching there would only cost a query. A user

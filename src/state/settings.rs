@@ -171,7 +171,7 @@ fn resolve_error(key: &[u8], e: ResolveError) -> Error {
     }
 }
 
-/// Fails as `resolve` would, without allocating: the hit path checks keys with this.
+/// Fails as `resolve` would; allocates only for the error (the hit path checks keys with this).
 pub fn check(key: &[u8]) -> Result<(), Error> {
     let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
     parsed
@@ -180,13 +180,20 @@ pub fn check(key: &[u8]) -> Result<(), Error> {
         .map_err(|e| resolve_error(key, e))
 }
 
-/// The format of the key's mapping, or the error `check` gives; without allocating.
+/// The format of the key's mapping, or the error `check` gives; allocates only for the error.
 pub fn check_format(key: &[u8]) -> Result<crate::core::format::Format, Error> {
     let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
     parsed
         .check(key)
         .map(|(m, _)| m.format)
         .map_err(|e| resolve_error(key, e))
+}
+
+/// The format of the key's mapping; `None` for a key no mapping serves. Never allocates: the
+/// command filter asks this for every key of every read it could rewrite, mostly unmapped ones.
+pub fn format_of(key: &[u8]) -> Option<crate::core::format::Format> {
+    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
+    parsed.check(key).ok().map(|(m, _)| m.format)
 }
 
 /// The key's target, or the error the client sees.
