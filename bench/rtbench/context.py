@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from . import tools
-from .paths import DEMO_DATA, DOCS, MODULE, SECANTUSD
+from .paths import DEMO_DATA, DOCS, MODULE, SECANTUSD, SERVER
 
 
 def free_port():
@@ -71,7 +71,7 @@ class Context:
         """Starts a redis-server (persistence off) and waits for its port. With `readthrough`
         (a dict of readthrough.* configs) the module is loaded after `modules`."""
         port = free_port()
-        args = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp, *extra]
+        args = [SERVER, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp, *extra]
         for m in modules:
             args += ["--loadmodule", m]
         if readthrough is not None:

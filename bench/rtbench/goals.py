@@ -35,9 +35,10 @@ def _wins(rows):
     return all(r.rps_ratio > 1 and r.p50_ratio < 1 for r in rows)
 
 
-# 1, 2, 12: a hit (RT.GET, transparent GET / JSON.GET / HGETALL) against the server's own read.
+# 1, 2, 12, 14: a hit (RT.GET, transparent GET / JSON.GET / HGETALL) against the server's own
+# read.
 NATIVE_HIT = at_least(0.95)
-# 2: an unmapped command with the module loaded against a server without it.
+# 2, 14: an unmapped command with the module loaded against a server without it.
 MODULE_LOADED = at_least(0.98)
 # 3, 3b: a cold miss against a direct find_one from the same client, p50 and p99.
 MISS_VS_FIND = at_most(1.15)

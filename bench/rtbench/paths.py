@@ -9,5 +9,8 @@ SECANTUSD = os.path.join(ROOT, ".venv/bin/secantusd-py")
 DEMO_DATA = os.path.join(ROOT, "scripts/demo_data.py")
 SECURE_MONGO = os.path.join(ROOT, "scripts/secure_mongo.py")
 BUILD_REJSON = os.path.join(ROOT, "scripts/build_rejson.sh")
+# The server every step starts: Debian's redis-server by default; BENCH_SERVER=path for another
+# build (a vendored Redis 7.2+ or valkey-server, target/servers/*/src/).
+SERVER = os.environ.get("BENCH_SERVER", "redis-server")
 # The demo todos loaded into test.todos; every cold read takes ids from them (`Ids`).
 DOCS = 200_000

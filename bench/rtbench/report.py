@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .goals import Goal
-from .paths import DOCS
+from .paths import DOCS, SERVER
 
 
 @dataclass
@@ -46,11 +46,12 @@ class Skipped:
 
 
 def header(ctx, chart):
-    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2][2:]
+    version = subprocess.run([SERVER, "--version"], capture_output=True, text=True).stdout.split()
+    redis_v = f"{version[0]} {version[2][2:]}"
     return ["# redis-readthrough benchmarks", "",
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"- machine: {platform.machine()}, {os.cpu_count()} cores (shared), {platform.platform()}",
-            f"- Redis {redis_v}; MongoDB side: {ctx.mongo_name}, reports version {ctx.mongo_version}",
+            f"- {redis_v}; MongoDB side: {ctx.mongo_name}, reports version {ctx.mongo_version}",
             f"- {DOCS:,} demo todos `{{id, name, description}}` in test.todos, index on `id`; "
             f"mapping `todo:=test.todos:id`",
             f"- tools: `redis-benchmark` (-c 50) and `examples/loadgen.rs` (tokio, `redis` crate, MongoDB Rust "

@@ -1,0 +1,199 @@
+"""14. What a hit costs the server, against the server's own read of the same value: RT.GET,
+transparent GET, JSON.GET and HGETALL of a mapped cached key vs GET / JSON.GET / HGETALL of an
+unmapped key holding the same value, and an unmapped GET with the module loaded vs a server
+without it; unpipelined and at -P 16.
+
+Two measures, each native / module (1.0: the same cost; the goal is >= 0.95):
+- the server's CPU time (utime + stime) for the same number of requests, rounds alternating;
+- instructions per request counted by valgrind's callgrind on a second server, the same
+  config (RedisJSON is loaded on every server, the one without readthrough too), zeroed before and dumped after each side's requests (callgrind_control). Counts do not
+  move with the shared host's noise; they leave out the kernel (the same syscalls on both sides).
+"""
+import glob
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+
+import redis
+
+from .. import goals
+from ..context import free_port, wait_port
+from ..paths import BUILD_REJSON, MODULE, SERVER
+from ..report import Row, Skipped
+from ..tools import cpu_ticks, pinned, redis_benchmark
+
+NUMBER, NAME = "14", "hit_cost"
+TITLE = "What a hit costs the server, by CPU time and by instructions"
+CLIENTS = 50
+CALLGRIND_REQUESTS = 20_000
+# (label, module side: command and key, native side: command and key, the native side's server).
+# The module side runs on the server with the module, except the last row's (`floor`).
+READS = (
+    ("RT.GET hit / GET", ("RT.GET", "todo:1"), ("GET", "plain:1"), "module"),
+    ("transparent GET hit / GET", ("GET", "todo:1"), ("GET", "plain:1"), "module"),
+    ("transparent JSON.GET hit / JSON.GET", ("JSON.GET", "j:1"), ("JSON.GET", "x:1"), "module"),
+    ("transparent HGETALL hit / HGETALL", ("HGETALL", "h:1"), ("HGETALL", "y:1"), "module"),
+    ("unmapped GET, module loaded / not", ("GET", "plain:1"), ("GET", "plain:1"), "bare"),
+    # The floor of any command filter: the module with transparent mode off still has its filter
+    # registered, which returns at its first check.
+    ("unmapped GET, module with transparent off / no module", ("GET", "plain:1"), ("GET", "plain:1"), "bare"),
+)
+
+
+@dataclass
+class Cost:
+    read: str
+    pipeline: int
+    cpu: float  # native ticks / module ticks, same requests
+    instructions: float  # native Ir per request / module Ir per request
+    module_ir: float
+    native_ir: float
+
+
+@dataclass
+class HitCost:
+    rows: list
+
+    def goal(self, read):
+        if "transparent off" in read:
+            return None  # the floor, shown for what the goals above can reach
+        return goals.MODULE_LOADED if read.startswith("unmapped") else goals.NATIVE_HIT
+
+    def summary(self):
+        out = []
+        for r in self.rows:
+            where = "no pipelining" if r.pipeline == 1 else f"pipeline {r.pipeline}"
+            shown = f"CPU {r.cpu:.3f}; instructions {r.instructions:.3f}"
+            goal = self.goal(r.read)
+            out.append(Row(NUMBER, f"{r.read}, {where} (native / module)", goal, shown,
+                           min(r.cpu, r.instructions) if goal else None))
+        return out
+
+    def section(self):
+        return [f"## 14. {TITLE}", "",
+                "Native / module, so 1.0 is the same cost and the goal is >= 0.95 (>= 0.98 for an unmapped "
+                "command with the module loaded). CPU: the server's utime + stime for the same number of "
+                "requests (`redis-benchmark -c 50`), all rounds. Instructions: callgrind on a second server with "
+                f"the same config, {CALLGRIND_REQUESTS:,} requests a side, counters zeroed before and dumped "
+                "after each side.", "",
+                "| read | pipeline | by CPU | by instructions | instructions per request, module / native |",
+                "|---|---|---|---|---|",
+                *[f"| {r.read} | {r.pipeline} | {r.cpu:.3f} | {r.instructions:.3f} | {r.module_ir:,.0f} / "
+                  f"{r.native_ir:,.0f} |" for r in self.rows], ""]
+
+    def bars(self):
+        return []
+
+
+def configs(ctx):
+    return ctx.todo_configs(mappings="todo:=test.todos:id j:=test.todos:id;format=json h:=test.todos:id;format=hash")
+
+
+def prepare(r):
+    """The mapped keys cached, and the same values under unmapped keys."""
+    value = r.execute_command("RT.GET", "todo:1")
+    r.set("plain:1", value)
+    r.execute_command("JSON.SET", "x:1", "$", r.execute_command("JSON.GET", "j:1"))
+    r.hset("y:1", mapping=r.hgetall("h:1"))
+    # No expiry during the measure (a hit near its TTL would start a refresh in grace).
+    for k in ("todo:1", "j:1", "h:1"):
+        r.persist(k)
+
+
+class Callgrind:
+    """A redis-server under callgrind; `count` runs requests and returns instructions each."""
+
+    def __init__(self, ctx, args, log):
+        self.out = os.path.join(ctx.tmp, f"callgrind-{log}")
+        self.port = free_port()
+        self.proc = ctx.spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}.%p",
+                               SERVER, "--port", str(self.port), "--save", "", "--appendonly", "no",
+                               "--dir", ctx.tmp, *args], log)
+        wait_port(self.port, f"redis-server under callgrind ({log})", timeout=180)
+
+    def count(self, pipeline, cmd, key):
+        pid = str(self.proc.pid)
+        subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
+        subprocess.run(["redis-benchmark", "-p", str(self.port), "-c", str(CLIENTS), "-n", str(CALLGRIND_REQUESTS),
+                        "-P", str(pipeline), "-q", cmd, key], capture_output=True, check=True)
+        before = set(glob.glob(f"{self.out}.{pid}*"))
+        subprocess.run(["callgrind_control", "-d", pid], capture_output=True, check=True)
+        end = time.time() + 60
+        while time.time() < end:
+            new = [f for f in set(glob.glob(f"{self.out}.{pid}*")) - before if os.path.getsize(f) > 0]
+            if new:
+                text = open(new[0]).read()
+                m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+                if m:
+                    for f in new:
+                        os.remove(f)
+                    return int(m.group(1)) / CALLGRIND_REQUESTS
+            time.sleep(0.2)
+        raise RuntimeError("callgrind wrote no dump")
+
+
+def module_args(ctx, lib, **more):
+    args = ["--loadmodule", lib] if lib else []
+    args += ["--loadmodule", MODULE]
+    for k, v in {**configs(ctx), **more}.items():
+        args += [f"--readthrough.{k}", str(v)]
+    return args
+
+
+def run(ctx):
+    rejson = subprocess.run([BUILD_REJSON], capture_output=True, text=True)
+    if rejson.returncode != 0:
+        print(f"14. hit cost: not run, RedisJSON not available ({rejson.stderr.strip()})")
+        return Skipped(NUMBER, "hit cost", TITLE, "RedisJSON not available (`make rejson`)")
+    lib = rejson.stdout.strip()
+    a = ctx.args
+    server = ctx.redis_server("redis-hitcost.log", configs(ctx), modules=[lib] if lib else [])
+    floor = ctx.redis_server("redis-hitcost-floor.log", {**configs(ctx), "transparent": "no"},
+                             modules=[lib] if lib else [])
+    # RedisJSON on every server, so the last two rows compare with and without readthrough only.
+    bare = ctx.redis_server("redis-hitcost-bare.log", modules=[lib] if lib else [])
+    r = server.client()
+    prepare(r)
+    for other in (bare, floor):
+        other.client().set("plain:1", r.get("plain:1"))
+    ports = {"module": server.port, "bare": bare.port, "floor": floor.port}
+    procs = {"module": server.proc, "bare": bare.proc, "floor": floor.proc}
+    # By CPU: ticks of each side over all rounds, sides alternating.
+    cpu = {}
+    with pinned(server.proc, bare.proc, floor.proc):
+        for pipeline in (1, 16):
+            n = a.requests * (5 if pipeline > 1 else 1)
+            for label, mod, nat, where in READS:
+                side = "floor" if "transparent off" in label else "module"
+                ticks = [0, 0]
+                for _ in range(a.rounds):
+                    for i, (cmd, key), port, proc in ((0, mod, ports[side], procs[side]),
+                                                      (1, nat, ports[where], procs[where])):
+                        before = cpu_ticks(proc.pid)
+                        redis_benchmark(port, CLIENTS, n, pipeline, cmd, key)
+                        ticks[i] += cpu_ticks(proc.pid) - before
+                cpu[(label, pipeline)] = ticks[1] / max(ticks[0], 1)
+    # By instructions: the same on servers under callgrind.
+    cg = Callgrind(ctx, module_args(ctx, lib), "redis-callgrind.log")
+    cg_floor = Callgrind(ctx, module_args(ctx, lib, transparent="no"), "redis-callgrind-floor.log")
+    cg_bare = Callgrind(ctx, ["--loadmodule", lib] if lib else [], "redis-callgrind-bare.log")
+    rc = redis.Redis(port=cg.port, decode_responses=True)
+    prepare(rc)
+    for other in (cg_bare, cg_floor):
+        redis.Redis(port=other.port).set("plain:1", rc.get("plain:1"))
+    servers = {"module": cg, "bare": cg_bare, "floor": cg_floor}
+    rows = []
+    for pipeline in (1, 16):
+        for label, mod, nat, where in READS:
+            m_ir = servers["floor" if "transparent off" in label else "module"].count(pipeline, *mod)
+            n_ir = servers[where].count(pipeline, *nat)
+            row = Cost(label, pipeline, cpu[(label, pipeline)], n_ir / m_ir, m_ir, n_ir)
+            rows.append(row)
+            print(f"14. {label}, pipeline {pipeline:>2}: by CPU {row.cpu:.3f}, by instructions "
+                  f"{row.instructions:.3f} ({m_ir:,.0f} / {n_ir:,.0f} per request)")
+    for p in (cg.proc, cg_floor.proc, cg_bare.proc):
+        p.terminate()
+        p.wait(30)
+    return HitCost(rows)
