@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from . import tools
-from .paths import DEMO_DATA, DOCS, MODULE, SECANTUSD, SERVER
+from .paths import BUILD_REJSON, DEMO_DATA, DOCS, MODULE, SECANTUSD, SERVER
 
 
 def free_port():
@@ -81,6 +81,17 @@ class Context:
         proc = self.spawn(args, log)
         wait_port(port, f"redis-server ({log})")
         return Server(port, proc)
+
+    def json_modules(self):
+        """The JSON module to load before ours, as `--loadmodule` paths (RedisJSON, built once
+        by scripts/build_rejson.sh; none where the server has JSON built in), or `None` with the
+        reason printed when it is not available."""
+        rejson = subprocess.run([BUILD_REJSON], capture_output=True, text=True)
+        if rejson.returncode != 0:
+            print(f"RedisJSON not available ({rejson.stderr.strip()})")
+            return None
+        lib = rejson.stdout.strip()
+        return [lib] if lib else []
 
     def load_demo_data(self, uri):
         subprocess.run([sys.executable, DEMO_DATA, uri, str(DOCS)], check=True)

@@ -2,12 +2,10 @@
 (JSON.GET / HGETALL of a mapped cached key) vs the same command on an unmapped key; cold-miss
 p50 vs RT.GET of the string format; memory per document vs storing the same document by hand
 (JSON.SET / HSET + PEXPIRE)."""
-import subprocess
 import time
 from dataclasses import dataclass
 
 from .. import goals
-from ..paths import BUILD_REJSON
 from ..report import Row, Skipped
 from ..stats import med, ratio_of_rounds
 from ..tools import pinned, redis_benchmark
@@ -92,15 +90,13 @@ def memory_usage(r, keys):
 
 
 def run(ctx):
-    rejson = subprocess.run([BUILD_REJSON], capture_output=True, text=True)
-    if rejson.returncode != 0:
-        print(f"12. formats: not run, RedisJSON not available ({rejson.stderr.strip()})")
+    modules = ctx.json_modules()
+    if modules is None:
         return Skipped(NUMBER, "formats (json, hash)", TITLE, "RedisJSON not available (`make rejson`)")
-    lib = rejson.stdout.strip()
     server = ctx.redis_server(
         "redis-formats.log",
         ctx.todo_configs(mappings="todo:=test.todos:id j:=test.todos:id;format=json h:=test.todos:id;format=hash"),
-        modules=[lib] if lib else [])
+        modules=modules)
     r = server.client()
     r.execute_command("RT.GET", "todo:1")  # the module's MongoDB client and pool exist now
     ttl_ms = int(r.config_get("readthrough.ttl")["readthrough.ttl"]) * 1000

@@ -20,7 +20,7 @@ import redis
 
 from .. import goals
 from ..context import free_port, wait_port
-from ..paths import BUILD_REJSON, MODULE, SERVER
+from ..paths import MODULE, SERVER
 from ..report import Row, Skipped
 from ..tools import cpu_ticks, pinned, redis_benchmark
 
@@ -134,26 +134,27 @@ class Callgrind:
         raise RuntimeError("callgrind wrote no dump")
 
 
-def module_args(ctx, lib, **more):
-    args = ["--loadmodule", lib] if lib else []
-    args += ["--loadmodule", MODULE]
+def load_args(modules):
+    return [a for m in modules for a in ("--loadmodule", m)]
+
+
+def module_args(ctx, modules, **more):
+    args = load_args(modules) + ["--loadmodule", MODULE]
     for k, v in {**configs(ctx), **more}.items():
         args += [f"--readthrough.{k}", str(v)]
     return args
 
 
 def run(ctx):
-    rejson = subprocess.run([BUILD_REJSON], capture_output=True, text=True)
-    if rejson.returncode != 0:
-        print(f"14. hit cost: not run, RedisJSON not available ({rejson.stderr.strip()})")
+    modules = ctx.json_modules()
+    if modules is None:
         return Skipped(NUMBER, "hit cost", TITLE, "RedisJSON not available (`make rejson`)")
-    lib = rejson.stdout.strip()
     a = ctx.args
-    server = ctx.redis_server("redis-hitcost.log", configs(ctx), modules=[lib] if lib else [])
+    server = ctx.redis_server("redis-hitcost.log", configs(ctx), modules=modules)
     floor = ctx.redis_server("redis-hitcost-floor.log", {**configs(ctx), "transparent": "no"},
-                             modules=[lib] if lib else [])
+                             modules=modules)
     # RedisJSON on every server, so the last two rows compare with and without readthrough only.
-    bare = ctx.redis_server("redis-hitcost-bare.log", modules=[lib] if lib else [])
+    bare = ctx.redis_server("redis-hitcost-bare.log", modules=modules)
     r = server.client()
     prepare(r)
     for other in (bare, floor):
@@ -176,9 +177,9 @@ def run(ctx):
                         ticks[i] += cpu_ticks(proc.pid) - before
                 cpu[(label, pipeline)] = ticks[1] / max(ticks[0], 1)
     # By instructions: the same on servers under callgrind.
-    cg = Callgrind(ctx, module_args(ctx, lib), "redis-callgrind.log")
-    cg_floor = Callgrind(ctx, module_args(ctx, lib, transparent="no"), "redis-callgrind-floor.log")
-    cg_bare = Callgrind(ctx, ["--loadmodule", lib] if lib else [], "redis-callgrind-bare.log")
+    cg = Callgrind(ctx, module_args(ctx, modules), "redis-callgrind.log")
+    cg_floor = Callgrind(ctx, module_args(ctx, modules, transparent="no"), "redis-callgrind-floor.log")
+    cg_bare = Callgrind(ctx, load_args(modules), "redis-callgrind-bare.log")
     rc = redis.Redis(port=cg.port, decode_responses=True)
     prepare(rc)
     for other in (cg_bare, cg_floor):
