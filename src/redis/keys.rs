@@ -216,7 +216,7 @@ pub fn init_filter_ctx(ctx: &Context) {
 /// command. `None` when it cannot be known here. Does not let the key-miss hook prefetch what
 /// is missing (the rewritten read that follows loads it).
 pub fn all_cached_for_client<'k>(
-    _: MainThread,
+    mt: MainThread,
     client_id: u64,
     keys: impl IntoIterator<Item = RStr<'k>>,
     format: Format,
@@ -225,7 +225,7 @@ pub fn all_cached_for_client<'k>(
     if ctx.is_null() {
         return None;
     }
-    let db = client_db(client_id)?;
+    let db = client_db(mt, client_id)?;
     // SAFETY: main thread (the token), where the keyspace is Redis's own to read; `ctx` is the
     // module's detached context; each key is a live Redis string (its type says so).
     unsafe {
@@ -252,7 +252,7 @@ thread_local! {
 }
 
 /// The DB client `id` has selected, from the cache or from Redis.
-fn client_db(id: u64) -> Option<c_int> {
+fn client_db(_: MainThread, id: u64) -> Option<c_int> {
     let slot = (id % CLIENT_DBS as u64) as usize;
     let cached = CLIENT_DB.with(|c| {
         let (tag, db) = c.borrow()[slot];
@@ -269,8 +269,8 @@ fn client_db(id: u64) -> Option<c_int> {
         port: 0,
         db: 0,
     };
-    // SAFETY: main thread (only `all_cached_for_client`, which holds the token, calls this);
-    // `info` is a version-1 struct Redis fills.
+    // SAFETY: main thread (the token), where Redis's clients are its own to read; `info` is a
+    // version-1 struct Redis fills.
     let found = unsafe {
         let get_info = raw::RedisModule_GetClientInfoById?;
         get_info((&mut info as *mut raw::RedisModuleClientInfoV1).cast(), id)

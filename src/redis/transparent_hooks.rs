@@ -153,9 +153,9 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
 }
 
 /// Whether every key of this mapped read is cached (in Redis, of its format's type), where that
-/// can be known: the
-/// server gives the filter its client (7.2+, Valkey), on the main thread, and with no grace
-/// window (a hit in grace starts a refresh, which only the rewritten read does).
+/// can be known: the server gives the filter its client (7.2+, Valkey), on the main thread,
+/// and with no grace window (a hit in grace starts a refresh, which only the rewritten read
+/// does).
 fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Option<u64>) -> bool {
     let Some(id) = client else { return false };
     if settings::grace_s() > 0 {
@@ -197,13 +197,13 @@ extern "C" fn on_key_miss(
         if fault::any_armed() && settings::format_of(key).is_some() {
             fault::maybe_panic("key-miss");
         }
-        // A replica cannot store the value: prefetching there would only cost a query. A user
-        // who may not write the key does not make the module write it.
         // A miss on a background thread (under the lock: the store step, a change event's
         // write) is the module's own, like `own_lookup`'s: nothing to prefetch.
         let Some(mt) = MainThread::try_here() else {
             return;
         };
+        // A replica cannot store the value: prefetching there would only cost a query. A user
+        // who may not write the key does not make the module write it.
         if !is_replica(&ctx) && acl::last_client_may_write(key) {
             (callbacks::get().key_missed)(mt, selected_db(&ctx), key);
         }

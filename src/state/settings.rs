@@ -173,11 +173,7 @@ fn resolve_error(key: &[u8], e: ResolveError) -> Error {
 
 /// Fails as `resolve` would; allocates only for the error (the hit path checks keys with this).
 pub fn check(key: &[u8]) -> Result<(), Error> {
-    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
-    parsed
-        .check(key)
-        .map(|_| ())
-        .map_err(|e| resolve_error(key, e))
+    check_format(key).map(|_| ())
 }
 
 /// The format of the key's mapping, or the error `check` gives; allocates only for the error.

@@ -28,17 +28,19 @@ NUMBER, NAME = "14", "hit_cost"
 TITLE = "What a hit costs the server, by CPU time and by instructions"
 CLIENTS = 50
 CALLGRIND_REQUESTS = 20_000
-# (label, module side: command and key, native side: command and key, the native side's server).
-# The module side runs on the server with the module, except the last row's (`floor`).
+FLOOR = "unmapped GET, module with transparent off / no module"
+# (label, module side: command and key, native side: command and key, the servers each side
+# runs on: "module" (readthrough on), "floor" (readthrough with transparent mode off) or "bare"
+# (no readthrough)).
 READS = (
-    ("RT.GET hit / GET", ("RT.GET", "todo:1"), ("GET", "plain:1"), "module"),
-    ("transparent GET hit / GET", ("GET", "todo:1"), ("GET", "plain:1"), "module"),
-    ("transparent JSON.GET hit / JSON.GET", ("JSON.GET", "j:1"), ("JSON.GET", "x:1"), "module"),
-    ("transparent HGETALL hit / HGETALL", ("HGETALL", "h:1"), ("HGETALL", "y:1"), "module"),
-    ("unmapped GET, module loaded / not", ("GET", "plain:1"), ("GET", "plain:1"), "bare"),
+    ("RT.GET hit / GET", ("RT.GET", "todo:1"), ("GET", "plain:1"), ("module", "module")),
+    ("transparent GET hit / GET", ("GET", "todo:1"), ("GET", "plain:1"), ("module", "module")),
+    ("transparent JSON.GET hit / JSON.GET", ("JSON.GET", "j:1"), ("JSON.GET", "x:1"), ("module", "module")),
+    ("transparent HGETALL hit / HGETALL", ("HGETALL", "h:1"), ("HGETALL", "y:1"), ("module", "module")),
+    ("unmapped GET, module loaded / not", ("GET", "plain:1"), ("GET", "plain:1"), ("module", "bare")),
     # The floor of any command filter: the module with transparent mode off still has its filter
-    # registered, which returns at its first check.
-    ("unmapped GET, module with transparent off / no module", ("GET", "plain:1"), ("GET", "plain:1"), "bare"),
+    # registered, which returns at its first checks.
+    (FLOOR, ("GET", "plain:1"), ("GET", "plain:1"), ("floor", "bare")),
 )
 
 
@@ -57,7 +59,7 @@ class HitCost:
     rows: list
 
     def goal(self, read):
-        if "transparent off" in read:
+        if read == FLOOR:
             return None  # the floor, shown for what the goals above can reach
         return goals.MODULE_LOADED if read.startswith("unmapped") else goals.NATIVE_HIT
 
@@ -166,12 +168,11 @@ def run(ctx):
     with pinned(server.proc, bare.proc, floor.proc):
         for pipeline in (1, 16):
             n = a.requests * (5 if pipeline > 1 else 1)
-            for label, mod, nat, where in READS:
-                side = "floor" if "transparent off" in label else "module"
+            for label, mod, nat, (m_at, n_at) in READS:
                 ticks = [0, 0]
                 for _ in range(a.rounds):
-                    for i, (cmd, key), port, proc in ((0, mod, ports[side], procs[side]),
-                                                      (1, nat, ports[where], procs[where])):
+                    for i, (cmd, key), at in ((0, mod, m_at), (1, nat, n_at)):
+                        port, proc = ports[at], procs[at]
                         before = cpu_ticks(proc.pid)
                         redis_benchmark(port, CLIENTS, n, pipeline, cmd, key)
                         ticks[i] += cpu_ticks(proc.pid) - before
@@ -187,9 +188,9 @@ def run(ctx):
     servers = {"module": cg, "bare": cg_bare, "floor": cg_floor}
     rows = []
     for pipeline in (1, 16):
-        for label, mod, nat, where in READS:
-            m_ir = servers["floor" if "transparent off" in label else "module"].count(pipeline, *mod)
-            n_ir = servers[where].count(pipeline, *nat)
+        for label, mod, nat, (m_at, n_at) in READS:
+            m_ir = servers[m_at].count(pipeline, *mod)
+            n_ir = servers[n_at].count(pipeline, *nat)
             row = Cost(label, pipeline, cpu[(label, pipeline)], n_ir / m_ir, m_ir, n_ir)
             rows.append(row)
             print(f"14. {label}, pipeline {pipeline:>2}: by CPU {row.cpu:.3f}, by instructions "

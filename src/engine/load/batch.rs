@@ -3,7 +3,7 @@
 //! table; their keys count against `readthrough.max-inflight` while they load.
 
 use crate::core::deadline::Deadline;
-use crate::core::format::Slot;
+use crate::core::format::{Slot, Value};
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::engine::cache_state::{self, BatchSlots};
 use crate::engine::store::{self, BatchDone};
@@ -11,6 +11,7 @@ use crate::mongo::{queries, runtime};
 use crate::redis::blocking::Waiter;
 use crate::state::counters;
 use crate::state::settings;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,14 +66,18 @@ async fn run_batch(
     let mut found = Vec::new();
     let mut absent = Vec::new();
     let mut error = None;
-    for ((_, items), result) in groups.iter().zip(results) {
+    for ((mapping, items), result) in groups.iter().zip(results) {
         match result {
             Ok(docs) => {
+                // Each found document becomes a value once, however many keys ask for it.
+                let docs: HashMap<String, Value> = docs
+                    .into_iter()
+                    .map(|(id, d)| (id, super::value_of(mapping, d)))
+                    .collect();
                 for m in items {
                     match docs.get(canonical_id(&m.target.id).as_ref()) {
-                        Some(doc) => {
+                        Some(value) => {
                             counters::count(&counters::LOADS);
-                            let value = super::value_of(&m.target.mapping, doc.clone());
                             values[m.index] = Slot::Loaded(value.clone());
                             found.push((m.key.clone(), value.clone()));
                         }
