@@ -31,8 +31,7 @@ fn get(ctx: &Context, args: &Args, mt: MainThread, transparent: bool) -> RedisRe
         return Err(RedisError::WrongArity);
     }
     let key = args.bytes(1);
-    let format = settings::check_format(key)?;
-    let grace = settings::grace_s();
+    let (format, grace) = settings::check_read(key)?;
     if let Some(pttl) = reply_hit(ctx, args, format, grace > 0)? {
         counters::count_main(&counters::HITS);
         if policy::in_grace(pttl, grace) && acl::may_write(ctx, key) {

@@ -87,7 +87,7 @@ impl fmt::Display for Error {
 
 /// What a load produced: the document in its mapping's format, `None` when MongoDB has no such
 /// document, or why it failed. Shared by every waiter of the load.
-pub type Outcome = Result<Option<crate::core::format::Value>, Error>;
+pub type Outcome = Result<Option<crate::core::format::Loaded>, Error>;
 
 /// Shows a key in an error message: printable ASCII as is, other bytes as `\xNN` (error
 /// replies must stay one clean line), cut after 128 bytes so a 1 MB key does not make a 1 MB

@@ -72,6 +72,31 @@ impl Value {
     }
 }
 
+/// A loaded document as the module keeps it until it is stored: its value and, for a mapping
+/// with `expire-at=`, the document's own expiry date (Unix ms; see `core/policy.rs`). It reads
+/// as its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub value: Value,
+    pub expire_at_ms: Option<i64>,
+}
+
+impl From<Value> for Loaded {
+    fn from(value: Value) -> Loaded {
+        Loaded {
+            value,
+            expire_at_ms: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 /// One key of an `RT.MGET` reply, as known before replying.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slot {
@@ -97,7 +122,7 @@ pub fn encode(doc: Document, format: Format) -> Value {
 fn hash_field(v: Bson) -> String {
     match v {
         Bson::String(s) => s,
-        other => other.into_relaxed_extjson().to_string(),
+        other => codec::to_value(other).to_string(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! What a MongoDB change event does to the cache (`readthrough.invalidation off|delete|refresh`).
 //! Pure: from an event's parts to a list of actions on keys; `engine/changes` applies them.
 
+use crate::core::format::Loaded;
+#[cfg(test)]
 use crate::core::format::Value;
 use crate::core::mapping::{self, Mapping};
 use bson::{Bson, Document};
@@ -50,7 +52,7 @@ pub enum Action {
     Delete(String),
     /// Overwrite the key where it is cached (`SET ... XX` or its format's equivalent), in every
     /// DB: the document with the mapping's projection, in its format.
-    Set(String, Value),
+    Set(String, Loaded),
     /// Forget a negative entry (the document exists now).
     Forget(String),
     /// Remove every key with this prefix (the collection is gone or renamed).
@@ -195,7 +197,7 @@ mod tests {
             a[0],
             Action::Set(
                 "todo:42".into(),
-                Value::String(r#"{"_id":7,"id":"42","name":"n"}"#.into())
+                Value::String(r#"{"_id":7,"id":"42","name":"n"}"#.into()).into()
             )
         );
         let hashed = maps("todo:=test.todos:id;format=hash;fields=-_id,-id");
@@ -203,7 +205,7 @@ mod tests {
             actions(&hashed, &ev, Mode::Refresh, &none)[0],
             Action::Set(
                 "todo:42".into(),
-                Value::Hash(vec![("name".into(), "n".into())])
+                Value::Hash(vec![("name".into(), "n".into())]).into()
             ),
             "refresh writes the mapping's format and projection"
         );

@@ -9,9 +9,13 @@
 //!
 //! The id is always matched literally, never parsed as a query. Because applications store ids
 //! as strings, numbers or ObjectIds, an id that is a canonical integer also matches the number
-//! and a 24-hex id also matches the ObjectId: `todo:42` finds `{id: "42"}` or `{id: 42}`.
+//! and a 24-hex id also matches the ObjectId: `todo:42` finds `{id: "42"}` or `{id: 42}`; an id
+//! in canonical UUID text (8-4-4-4-12 hex digits) also matches the BSON UUID (binary subtype 4),
+//! the default id of many Java, .NET and Python services.
 
-use crate::core::format::{self, Format, Value};
+use crate::core::codec;
+use crate::core::format::{self, Format, Loaded};
+use crate::core::policy::Overrides;
 use crate::core::projection::Projection;
 use bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::Arc;
@@ -29,6 +33,8 @@ pub struct Mapping {
     pub field: String,
     pub format: Format,
     pub fields: Projection,
+    /// `ttl=`, `negative-ttl=`, `grace=`, `jitter=`, `expire-at=`.
+    pub expiry: Overrides,
 }
 
 /// All mappings, longest prefix first so the first match is the most specific one.
@@ -126,8 +132,8 @@ impl Mappings {
     }
 }
 
-const EXPECTED: &str =
-    "expected PREFIX=DATABASE.COLLECTION[:FIELD][;format=string|json|hash][;fields=LIST]";
+const EXPECTED: &str = "expected PREFIX=DATABASE.COLLECTION[:FIELD][;OPTION...]";
+const OPTIONS: &str = "format=, fields=, ttl=, negative-ttl=, grace=, jitter=, expire-at=";
 
 fn parse_one(item: &str) -> Result<Mapping, String> {
     let bad = |why: &str| format!("mapping '{item}': {why} ({EXPECTED})");
@@ -138,7 +144,13 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
     };
     let mut format = None;
     let mut fields = None;
+    let mut expiry = Overrides::default();
     for option in parts {
+        if let Some((name, value)) = option.split_once('=') {
+            if expiry.parse_option(name, value).map_err(|e| bad(&e))? {
+                continue;
+            }
+        }
         match option.split_once('=') {
             Some(("format", f)) if format.is_none() => {
                 format = Some(Format::parse(f).map_err(|e| bad(&e))?);
@@ -147,11 +159,7 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
                 fields = Some(Projection::parse(f).map_err(|e| bad(&e))?);
             }
             Some(("format" | "fields", _)) => return Err(bad(&format!("'{option}' given twice"))),
-            _ => {
-                return Err(bad(&format!(
-                    "unknown option '{option}' (format=, fields=)"
-                )))
-            }
+            _ => return Err(bad(&format!("unknown option '{option}' ({OPTIONS})"))),
         }
     }
     let Some((db, rest)) = rhs.split_once('.') else {
@@ -186,18 +194,39 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
         field: field.to_owned(),
         format: format.unwrap_or_default(),
         fields: fields.unwrap_or_default(),
+        expiry,
     })
 }
 
 impl Mapping {
-    /// A document as this mapping caches it: the `fields=` projection applied, in its format.
-    pub fn encode(&self, doc: Document) -> Value {
-        format::encode(self.fields.apply(doc), self.format)
+    /// A document as this mapping caches it: the `fields=` projection applied, in its format,
+    /// with its `expire-at=` date (read before the projection, which may drop it).
+    pub fn encode(&self, doc: Document) -> Loaded {
+        let expire_at_ms = self
+            .expiry
+            .expire_at
+            .as_deref()
+            .and_then(|f| field_value(&doc, f))
+            .and_then(|v| match v {
+                Bson::DateTime(d) => Some(d.timestamp_millis()),
+                _ => None,
+            });
+        let doc = self.fields.apply(doc);
+        let doc = match self.format {
+            Format::Hash => self.fields.flatten_kept(doc),
+            _ => doc,
+        };
+        Loaded {
+            value: format::encode(doc, self.format),
+            expire_at_ms,
+        }
     }
 
-    /// The projection to send to MongoDB (see `core/projection.rs`).
+    /// The projection to send to MongoDB (see `core/projection.rs`): it also brings back the
+    /// key field and the `expire-at=` field.
     pub fn projection(&self) -> Option<Document> {
-        self.fields.for_query(&self.field)
+        let needed = [Some(self.field.as_str()), self.expiry.expire_at.as_deref()];
+        self.fields.for_query(needed.into_iter().flatten())
     }
 }
 
@@ -236,6 +265,9 @@ pub fn id_candidates(id: &str) -> Vec<Bson> {
             out.push(Bson::ObjectId(oid));
         }
     }
+    if let Some(uuid) = codec::uuid_from_text(id) {
+        out.push(uuid);
+    }
     out
 }
 
@@ -250,9 +282,10 @@ pub fn field_value<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
 }
 
 /// The form ids are compared in when matching a batch's results back to its keys: 24-hex ids
-/// in lower case (as ObjectIds print), everything else as it is.
+/// and UUIDs in lower case (as ObjectIds and UUIDs print), everything else as it is.
 pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
-    if id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let oid = id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if oid || codec::is_uuid_text(id) {
         std::borrow::Cow::Owned(id.to_ascii_lowercase())
     } else {
         std::borrow::Cow::Borrowed(id)
@@ -260,13 +293,15 @@ pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The string form of a document's field value as it appears in a key, the inverse of
-/// `id_candidates`: strings as they are, integers in decimal, ObjectIds in hex.
+/// `id_candidates`: strings as they are, integers in decimal, ObjectIds in hex, UUIDs in
+/// canonical text.
 pub fn id_of_value(v: &Bson) -> Option<String> {
     match v {
         Bson::String(s) => Some(s.clone()),
         Bson::Int32(n) => Some(n.to_string()),
         Bson::Int64(n) => Some(n.to_string()),
         Bson::ObjectId(o) => Some(o.to_hex()),
+        Bson::Binary(b) => codec::uuid_text(b),
         _ => None,
     }
 }
@@ -332,7 +367,13 @@ mod tests {
             ("t=test.todos;format=xml", "string, json or hash"),
             ("t=test.todos;fields=a,-b", "not both"),
             ("t=test.todos;format=json;format=hash", "given twice"),
-            ("t=test.todos;ttl=5", "unknown option"),
+            ("t=test.todos;colour=red", "unknown option"),
+            ("t=test.todos;many", "unknown option"),
+            ("t=test.todos;ttl=-1", "from 0 to"),
+            ("t=test.todos;jitter=5000", "from 0 to 1000"),
+            ("t=test.todos;ttl=5;ttl=6", "given twice"),
+            ("t=test.todos;expire-at=", "field name"),
+            ("t=test.todos;fields=a..b", "not a field name"),
             ("t=test.todos;", "unknown option"),
             ("t=test", "no '.'"),
             ("t=.todos", "empty database"),
@@ -374,6 +415,34 @@ mod tests {
         );
         assert_eq!(all.resolve(b""), Err(ResolveError::EmptyId));
         assert!(all.uses(Format::Hash) && !all.uses(Format::Json));
+    }
+
+    #[test]
+    fn expiry_options_override_per_mapping_and_expire_at_reads_the_date() {
+        let m =
+            one("s:=app.sessions;ttl=60;negative-ttl=5;grace=2;jitter=0;expire-at=exp;fields=user");
+        assert_eq!(
+            m.expiry,
+            Overrides {
+                ttl_s: Some(60),
+                negative_ttl_s: Some(5),
+                grace_s: Some(2),
+                jitter_pct: Some(0),
+                expire_at: Some("exp".into()),
+            }
+        );
+        assert_eq!(
+            m.projection(),
+            Some(doc! { "user": 1, "_id": 1, "exp": 1 }),
+            "the date comes back even when fields= drops it"
+        );
+        let at = bson::DateTime::from_millis(1_800_000_000_000);
+        let loaded = m.encode(doc! { "_id": 1, "user": "u", "exp": at });
+        assert_eq!(loaded.expire_at_ms, Some(1_800_000_000_000));
+        assert_eq!(*loaded, format::Value::String(r#"{"user":"u"}"#.into()));
+        let not_a_date = m.encode(doc! { "_id": 1, "user": "u", "exp": "tomorrow" });
+        assert_eq!(not_a_date.expire_at_ms, None, "falls back to the TTL");
+        assert_eq!(one("s:=app.sessions").expiry, Overrides::default());
     }
 
     #[test]
@@ -435,6 +504,16 @@ mod tests {
             "65a1b2c3d4e5f60718293a4b"
         );
         assert_eq!(canonical_id("ABC"), "ABC");
+    }
+
+    #[test]
+    fn uuid_ids_match_the_bson_uuid() {
+        let id = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";
+        let c = id_candidates(id);
+        assert_eq!(c.len(), 2, "the text and the UUID: {c:?}");
+        assert_eq!(id_of_value(&c[1]).unwrap(), id.to_ascii_lowercase());
+        assert_eq!(canonical_id(id), id.to_ascii_lowercase());
+        assert_eq!(canonical_id(&id_of_value(&c[1]).unwrap()), canonical_id(id));
     }
 
     #[test]

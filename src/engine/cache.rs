@@ -3,6 +3,8 @@
 //! Redis and an in-memory implementation). Decisions about what to write, where and under which
 //! condition live in the engine and are tested without Redis.
 
+use crate::core::format::Loaded;
+#[cfg(test)]
 use crate::core::format::Value;
 use crate::redis::gil::Gil;
 use crate::redis::keys::is_replica;
@@ -14,7 +16,7 @@ pub trait Cache {
     fn writable(&self) -> bool;
     /// Stores `value` in its format in `db` with the TTL policy, if `only` holds and the key
     /// holds no other type: `Some(written)`, `None` if the write failed.
-    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool>;
+    fn set(&mut self, db: i32, key: &[u8], value: &Loaded, only: Option<Only>) -> Option<bool>;
     /// `DEL keys` in `db`: how many existed, `None` if the write failed.
     fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64>;
 }
@@ -30,7 +32,7 @@ impl Cache for RedisCache<'_> {
     /// Every write of a loaded value comes here (fills, refreshes, batches, warm-ups, change
     /// events): one value larger than `readthrough.max-value-bytes` is not stored, and one that
     /// would overwrite the key deletes it instead, so an older value is not served on.
-    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool> {
+    fn set(&mut self, db: i32, key: &[u8], value: &Loaded, only: Option<Only>) -> Option<bool> {
         if value.size() as i64 > settings::MAX_VALUE_BYTES.get() {
             counters::count(&counters::TOO_LARGE);
             if only != Some(Only::Absent) {
@@ -76,7 +78,7 @@ impl Cache for MemCache {
         !self.replica
     }
 
-    fn set(&mut self, db: i32, key: &[u8], value: &Value, only: Option<Only>) -> Option<bool> {
+    fn set(&mut self, db: i32, key: &[u8], value: &Loaded, only: Option<Only>) -> Option<bool> {
         let k = (db, key.to_vec());
         let held = self.values.get(&k).map(Value::format);
         let write = match (only, held) {
@@ -86,7 +88,7 @@ impl Cache for MemCache {
             (None, None) => true,
         };
         if write {
-            self.values.insert(k, value.clone());
+            self.values.insert(k, value.value.clone());
         }
         Some(write)
     }

@@ -33,7 +33,7 @@ pub fn known_absent(db: i32, key: &[u8]) -> bool {
 pub fn set_absent(key: &LoadKey, absent: bool) {
     let mut n = negative();
     if absent {
-        let ttl = settings::negative_ttl();
+        let ttl = settings::negative_ttl(&key.1);
         if !ttl.is_zero() {
             n.insert(key.clone(), ttl, Instant::now(), settings::negative_max());
         }

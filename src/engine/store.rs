@@ -8,7 +8,7 @@
 //! traffic low when many loads end together.
 
 use crate::core::error::{Error, Outcome};
-use crate::core::format::{Slot, Value};
+use crate::core::format::{Loaded, Slot};
 use crate::engine::cache::{Cache, RedisCache};
 use crate::engine::cache_state::{self, LoadKey};
 use crate::redis::blocking::Waiter;
@@ -43,7 +43,7 @@ struct Finished {
 pub struct BatchDone {
     pub db: i32,
     /// Keys found, with their values.
-    pub found: Vec<(Vec<u8>, Value)>,
+    pub found: Vec<(Vec<u8>, Loaded)>,
     /// Keys MongoDB has no document for.
     pub absent: Vec<Vec<u8>>,
     pub waiter: Option<Waiter>,
@@ -268,10 +268,11 @@ fn apply(cache: &mut impl Cache, f: &Finished) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::format::Value;
     use crate::engine::cache::MemCache;
 
-    fn s(text: &str) -> Option<Value> {
-        Some(Value::String(text.into()))
+    fn s(text: &str) -> Option<Loaded> {
+        Some(Value::String(text.into()).into())
     }
 
     fn finished(key: &str, kind: Kind, outcome: Outcome) -> Finished {
@@ -341,7 +342,7 @@ mod tests {
     fn a_key_of_another_type_is_never_overwritten() {
         let mut cache = MemCache::default();
         cache.put(0, "h:1", "a string");
-        let hash = Value::Hash(vec![("a".into(), "b".into())]);
+        let hash: Loaded = Value::Hash(vec![("a".into(), "b".into())]).into();
         finish_one(
             &mut cache,
             finished("h:1", Kind::Refresh, Ok(Some(hash.clone()))),
@@ -355,6 +356,6 @@ mod tests {
             &mut cache,
             finished("h:2", Kind::Fill, Ok(Some(hash.clone()))),
         );
-        assert_eq!(cache.values.get(&(0, b"h:2".to_vec())), Some(&hash));
+        assert_eq!(cache.values.get(&(0, b"h:2".to_vec())), Some(&hash.value));
     }
 }

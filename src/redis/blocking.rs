@@ -121,7 +121,12 @@ fn send_reply(ctx: &Context, (reply, answer): &Unblocked) {
             None => {
                 let loaded: Vec<Option<&Value>> = match reply {
                     Reply::One(outcome) => {
-                        vec![outcome.as_ref().as_ref().ok().and_then(Option::as_ref)]
+                        vec![outcome
+                            .as_ref()
+                            .as_ref()
+                            .ok()
+                            .and_then(Option::as_ref)
+                            .map(|l| &l.value)]
                     }
                     Reply::Many(Ok(slots)) => slots
                         .iter()

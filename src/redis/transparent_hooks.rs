@@ -158,7 +158,7 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
 /// does).
 fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Option<u64>) -> bool {
     let Some(id) = client else { return false };
-    if settings::grace_s() > 0 {
+    if settings::any_grace() {
         return false;
     }
     let Some(mt) = MainThread::try_here() else {

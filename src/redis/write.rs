@@ -1,7 +1,8 @@
 //! Writes from a background thread under the Redis lock: the one way the module changes data.
 //! Every write is replicated to replicas and the AOF, and refused under OOM.
 
-use crate::core::format::{Format, Value};
+use crate::core::format::{Format, Loaded, Value};
+use crate::core::policy::Px;
 use crate::redis::gil::Gil;
 use crate::redis::keys::{probe, Held};
 use crate::state::settings;
@@ -16,20 +17,32 @@ pub enum Only {
     Present,
 }
 
-/// Stores a value in its format with the TTL policy applied, under the condition `only`
-/// (`None`: overwrite). `Some(written)`: false when the condition did not hold or the key holds
-/// another type (never overwritten); `None` if a command failed. All the commands of one value
+/// Stores a value in its format with its mapping's expiry policy applied, under the condition
+/// `only` (`None`: overwrite). `Some(written)`: false when the condition did not hold, the key
+/// holds another type (never overwritten) or the document's `expire-at=` date has passed (an
+/// overwrite then deletes the key); `None` if a command failed. All the commands of one value
 /// run in one hold of the lock, so replicas and the AOF get them as one `MULTI`/`EXEC` unit.
 pub fn store_value(
     gil: &Gil,
     db: i32,
     key: &[u8],
-    value: &Value,
+    loaded: &Loaded,
     only: Option<Only>,
 ) -> Option<bool> {
     if !gil.select_db(db) {
         return None;
     }
+    let ttl = match settings::store_px(key, loaded.expire_at_ms) {
+        Px::Expired => {
+            if only != Some(Only::Absent) {
+                delete(gil, db, &[key])?;
+            }
+            return Some(false);
+        }
+        Px::Never => None,
+        Px::Ms(ms) => Some(ms.max(1).to_string()),
+    };
+    let value = &loaded.value;
     let format = value.format();
     if only != Some(Only::Absent) || format == Format::Hash {
         // Overwriting: never over another type. A fill of a hash: HSET has no NX.
@@ -43,7 +56,6 @@ pub fn store_value(
             return Some(false);
         }
     }
-    let ttl = settings::store_ttl_ms().map(|ms| ms.to_string());
     match value {
         Value::String(json) => set_string(gil, db, key, json, ttl.as_deref(), only),
         Value::Json(json) => {

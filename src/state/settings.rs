@@ -3,8 +3,10 @@
 //! only reads. Pure: atomics and locks, no Redis, no I/O.
 
 use crate::core::error::{show_key, Error};
+use crate::core::format::Format;
 use crate::core::invalidation::Mode;
-use crate::core::mapping::{Mappings, ResolveError, Target};
+use crate::core::mapping::{Mapping, Mappings, ResolveError, Target};
+use crate::core::policy::{self, Life, Px};
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -37,12 +39,12 @@ impl Numeric {
     }
 }
 
-const TEN_YEARS_S: i64 = 10 * 365 * 24 * 3600;
+const TEN_YEARS_S: i64 = policy::MAX_SECONDS;
 
 pub static TTL: Numeric = Numeric::new("ttl", 3600, 0, TEN_YEARS_S);
 pub static TIMEOUT: Numeric = Numeric::new("timeout", 2000, 1, 3_600_000);
 pub static MAX_INFLIGHT: Numeric = Numeric::new("max-inflight", 10_000, 1, 1_000_000);
-pub static TTL_JITTER: Numeric = Numeric::new("ttl-jitter", 10, 0, 1000);
+pub static TTL_JITTER: Numeric = Numeric::new("ttl-jitter", 10, 0, policy::MAX_JITTER_PCT);
 pub static NEGATIVE_TTL: Numeric = Numeric::new("negative-ttl", 30, 0, TEN_YEARS_S);
 pub static NEGATIVE_MAX: Numeric = Numeric::new("negative-max", 100_000, 0, 10_000_000);
 pub static GRACE: Numeric = Numeric::new("grace", 0, 0, TEN_YEARS_S);
@@ -76,23 +78,50 @@ pub fn inline_loads() -> bool {
     INLINE_LOADS.load(Ordering::Relaxed)
 }
 
-/// PX for a value loaded now (ttl, jitter and grace applied); `None` for no expiry.
-pub fn store_ttl_ms() -> Option<i64> {
-    crate::core::policy::store_ttl_ms(
-        TTL.get(),
-        TTL_JITTER.get(),
-        GRACE.get(),
-        crate::state::random::random(),
-    )
+/// The expiry policy of `m`: its own options over the server-wide settings.
+pub fn life_of(m: &Mapping) -> Life {
+    Life {
+        ttl_s: m.expiry.ttl_s.unwrap_or_else(|| TTL.get()),
+        jitter_pct: m.expiry.jitter_pct.unwrap_or_else(|| TTL_JITTER.get()),
+        grace_s: grace_of(m),
+    }
 }
 
-pub fn grace_s() -> i64 {
-    GRACE.get()
+pub fn grace_of(m: &Mapping) -> i64 {
+    m.expiry.grace_s.unwrap_or_else(|| GRACE.get())
 }
 
-pub fn negative_ttl() -> Duration {
-    Duration::from_secs(NEGATIVE_TTL.get().max(0) as u64)
+/// How to store a value of `key` loaded now whose document expires at `expire_at_ms`: the
+/// policy of the key's mapping in force (the server-wide one if none maps it any more).
+pub fn store_px(key: &[u8], expire_at_ms: Option<i64>) -> Px {
+    let life = match MAPPINGS.read().unwrap_or_else(|p| p.into_inner()).find(key) {
+        Some(m) => life_of(m),
+        None => life_of(&Mapping::default()),
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    life.px(expire_at_ms, now_ms, crate::state::random::random())
 }
+
+/// How long "not in MongoDB" is remembered for `key`: its mapping's `negative-ttl=`, else
+/// `readthrough.negative-ttl`.
+pub fn negative_ttl(key: &[u8]) -> Duration {
+    let own = MAPPINGS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .find(key)
+        .and_then(|m| m.expiry.negative_ttl_s);
+    Duration::from_secs(own.unwrap_or_else(|| NEGATIVE_TTL.get()).max(0) as u64)
+}
+
+/// True when some read may fall in a grace window (`readthrough.grace` or a mapping's
+/// `grace=` above 0): a cached read then takes the module's path, which starts the refresh.
+pub fn any_grace() -> bool {
+    GRACE.get() > 0 || MAPPING_GRACE.load(Ordering::Relaxed)
+}
+
+static MAPPING_GRACE: AtomicBool = AtomicBool::new(false);
 
 pub fn negative_max() -> usize {
     NEGATIVE_MAX.get() as usize
@@ -155,6 +184,8 @@ pub fn mappings() -> Arc<Mappings> {
 }
 
 pub fn set_mappings(m: Mappings) {
+    let grace = m.iter().any(|m| m.expiry.grace_s.is_some_and(|g| g > 0));
+    MAPPING_GRACE.store(grace, Ordering::Relaxed);
     *MAPPINGS.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
 }
 
@@ -177,17 +208,23 @@ pub fn check(key: &[u8]) -> Result<(), Error> {
 }
 
 /// The format of the key's mapping, or the error `check` gives; allocates only for the error.
-pub fn check_format(key: &[u8]) -> Result<crate::core::format::Format, Error> {
+pub fn check_format(key: &[u8]) -> Result<Format, Error> {
+    check_read(key).map(|(format, _)| format)
+}
+
+/// The format and the grace window (seconds) of the key's mapping, or the error `check` gives;
+/// allocates only for the error.
+pub fn check_read(key: &[u8]) -> Result<(Format, i64), Error> {
     let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
     parsed
         .check(key)
-        .map(|(m, _)| m.format)
+        .map(|(m, _)| (m.format, grace_of(m)))
         .map_err(|e| resolve_error(key, e))
 }
 
 /// The format of the key's mapping; `None` for a key no mapping serves. Never allocates: the
 /// command filter asks this for every key of every read it could rewrite, mostly unmapped ones.
-pub fn format_of(key: &[u8]) -> Option<crate::core::format::Format> {
+pub fn format_of(key: &[u8]) -> Option<Format> {
     let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
     parsed.check(key).ok().map(|(m, _)| m.format)
 }

@@ -205,8 +205,8 @@ mod tests {
         cache.put(1, "todo:2", "old");
         let acts = [
             Action::Delete("todo:1".into()),
-            Action::Set("todo:2".into(), Value::String("new".into())),
-            Action::Set("todo:3".into(), Value::String("never cached".into())),
+            Action::Set("todo:2".into(), Value::String("new".into()).into()),
+            Action::Set("todo:3".into(), Value::String("never cached".into()).into()),
         ];
         assert_eq!(apply_actions(&mut cache, 3, &acts), 3);
         assert_eq!(cache.get(0, "todo:1"), None);

@@ -3,7 +3,7 @@
 //! table; their keys count against `readthrough.max-inflight` while they load.
 
 use crate::core::deadline::Deadline;
-use crate::core::format::{Slot, Value};
+use crate::core::format::{Loaded, Slot};
 use crate::core::mapping::{canonical_id, Mapping, Target};
 use crate::engine::cache_state::{self, BatchSlots};
 use crate::engine::store::{self, BatchDone};
@@ -70,7 +70,7 @@ async fn run_batch(
         match result {
             Ok(docs) => {
                 // Each found document becomes a value once, however many keys ask for it.
-                let docs: HashMap<String, Value> = docs
+                let docs: HashMap<String, Loaded> = docs
                     .into_iter()
                     .map(|(id, d)| (id, super::value_of(mapping, d)))
                     .collect();
@@ -78,7 +78,7 @@ async fn run_batch(
                     match docs.get(canonical_id(&m.target.id).as_ref()) {
                         Some(value) => {
                             counters::count(&counters::LOADS);
-                            values[m.index] = Slot::Loaded(value.clone());
+                            values[m.index] = Slot::Loaded(value.value.clone());
                             found.push((m.key.clone(), value.clone()));
                         }
                         None => {

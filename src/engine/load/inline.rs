@@ -32,7 +32,7 @@
 //! driver would send, and it follows `readthrough.mongo-uri`.
 
 use crate::core::error::{Error, Outcome};
-use crate::core::format::Value;
+use crate::core::format::Loaded;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
 use crate::engine::load::{driver, value_of, Loading};
@@ -253,7 +253,7 @@ fn on_readable(mt: MainThread) {
 /// driver, which would try again, and the connection is dropped.
 fn conclude(
     load: Loading,
-    decoded: Result<Option<Value>, NoAnswer>,
+    decoded: Result<Option<Loaded>, NoAnswer>,
     finish: impl FnOnce(Loading, Outcome),
 ) {
     let outcome = match decoded {
@@ -282,7 +282,7 @@ fn hand_off(load: Loading) {
 }
 
 /// A `find` answer as the load's outcome: the document in its mapping's format, or none.
-fn decode(target: &Target, answer: &[u8]) -> Result<Option<Value>, NoAnswer> {
+fn decode(target: &Target, answer: &[u8]) -> Result<Option<Loaded>, NoAnswer> {
     let (_, body) = wire::decode(answer).map_err(NoAnswer::Odd)?;
     let m = &target.mapping;
     Ok(wire::found(body)?.map(|d| value_of(m, d)))

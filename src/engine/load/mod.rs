@@ -14,7 +14,7 @@ pub mod inline;
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{Error, Outcome};
-use crate::core::format::Value;
+use crate::core::format::Loaded;
 use crate::core::mapping::{Mapping, Target};
 use crate::core::single_flight::Join;
 use crate::engine::cache_state::{self, LoadKey};
@@ -31,7 +31,7 @@ use std::time::Instant;
 /// What a found document becomes, on every path (inline, driver, batch, so in one place): the
 /// value in the mapping's format; its `_id` is remembered for change events that carry no more
 /// (`state/id_index.rs`).
-pub fn value_of(m: &Mapping, doc: Document) -> Value {
+pub fn value_of(m: &Mapping, doc: Document) -> Loaded {
     id_index::remember(m, &doc);
     m.encode(doc)
 }
