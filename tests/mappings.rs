@@ -308,3 +308,155 @@ fn dotted_fields_keep_and_drop_nested_values_in_every_format() {
         .unwrap();
     assert_eq!(color.as_deref(), Some("red"));
 }
+
+/// Orders of two tenants, keyed by `{tenant, id}`: `id` a number or a string, as applications
+/// store them.
+fn orders(mongo: &Mongo, name: &str) -> String {
+    let db = unique_db(name);
+    mongo.insert(
+        &db,
+        "orders",
+        vec![
+            doc! { "tenant": "acme", "id": 42, "total": 1 },
+            doc! { "tenant": "acme", "id": "43", "total": 2 },
+            doc! { "tenant": "globex", "id": 42, "total": 3 },
+            doc! { "tenant": "acme", "id": "a:b", "total": 4 },
+        ],
+    );
+    db
+}
+
+fn total(v: Option<String>) -> serde_json::Value {
+    json(&v.expect("found"))["total"].clone()
+}
+
+#[test]
+fn a_compound_key_reads_through_as_its_parts_on_every_read_path() {
+    let Some(mongo) = Mongo::dedicated("compound") else {
+        return;
+    };
+    let db = orders(&mongo, "compound");
+    let mappings = format!(
+        "order:={db}.orders:tenant,id ord/={db}.orders:tenant,id;sep=/;format=hash;fields=total"
+    );
+    let redis = Redis::with(&mongo.uri, &mappings).start();
+    let mut c = redis.conn();
+    assert_eq!(total(rt_get(&mut c, "order:acme:42").unwrap()), 1);
+    assert_eq!(total(rt_get(&mut c, "order:globex:42").unwrap()), 3);
+    assert_eq!(
+        total(rt_get(&mut c, "order:acme:a:b").unwrap()),
+        4,
+        "the last part takes the rest"
+    );
+    let tagged: Option<String> = redis::cmd("GET")
+        .arg("order:{acme}:43")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(total(tagged), 2, "a plain GET of a hash-tagged key");
+    assert!(
+        stored(&mut c, "order:{acme}:43").is_some(),
+        "stored as asked"
+    );
+    let h: Vec<String> = redis::cmd("RT.GET")
+        .arg("ord/acme/43")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(h, ["total", "2"], "sep=/ and format=hash");
+
+    // Too few parts: the reason, nothing asked of MongoDB, nothing stored.
+    let q0 = mongo.query_count();
+    for key in ["order:acme", "order::42", "order:acme:"] {
+        let err = err_of(rt_get(&mut c, key));
+        assert!(
+            err.starts_with("ERR")
+                && err.contains("mapping 'order:'")
+                && err.contains("(tenant:id)"),
+            "{key}: {err}"
+        );
+    }
+    let plain: Option<String> = redis::cmd("GET").arg("order:acme").query(&mut c).unwrap();
+    assert_eq!(plain, None, "a plain GET answers as without the module");
+    assert_eq!(mongo.query_count(), q0);
+
+    // RT.MGET: one $or query for the mapping, each document back to its key, absent as nil
+    // and remembered.
+    let keys = [
+        "order:{acme}:42",
+        "order:globex:42",
+        "order:acme:99",
+        "order:acme:43",
+    ];
+    redis::cmd("DEL").arg(&keys).query::<i64>(&mut c).unwrap();
+    let q0 = mongo.query_count();
+    let got: Vec<Option<String>> = redis::cmd("RT.MGET").arg(&keys).query(&mut c).unwrap();
+    assert_eq!(
+        mongo.query_count() - q0,
+        1,
+        "one query for four compound keys"
+    );
+    let totals: Vec<serde_json::Value> = got
+        .into_iter()
+        .map(|v| v.map_or(serde_json::Value::Null, |v| json(&v)["total"].clone()))
+        .collect();
+    assert_eq!(
+        totals,
+        [1.into(), 3.into(), serde_json::Value::Null, 2.into()]
+    );
+    assert_eq!(rt_get(&mut c, "order:acme:99").unwrap(), None);
+    assert_eq!(mongo.query_count() - q0, 1, "the absent key is remembered");
+
+    // RT.WARM writes each order under its plain key.
+    redis::cmd("RT.WARM")
+        .arg("order:")
+        .query::<String>(&mut c)
+        .unwrap();
+    wait_until("the warm-up", Duration::from_secs(10), || {
+        stored(&mut c, "order:globex:42").is_some() && stored(&mut c, "order:acme:a:b").is_some()
+    });
+}
+
+#[test]
+fn change_events_find_a_compound_key_in_each_spelling_and_follow_a_moved_document() {
+    let mongo = Mongo::shared();
+    let db = orders(mongo, "compound-cdc");
+    let mappings = format!("order:={db}.orders:tenant,id");
+    let redis = Redis::with(&mongo.uri, &mappings).watching().start();
+    let mut c = redis.conn();
+    for key in ["order:acme:42", "order:{acme}:43", "order:globex:{42}"] {
+        assert!(rt_get(&mut c, key).unwrap().is_some(), "{key}");
+    }
+    // An update finds the plain key and the hash-tagged one.
+    mongo.update_one(
+        &db,
+        "orders",
+        doc! { "tenant": "acme", "id": "43" },
+        doc! { "$inc": { "total": 10 } },
+    );
+    wait_until("the tagged key's update", Duration::from_secs(10), || {
+        stored(&mut c, "order:{acme}:43").is_none()
+    });
+    assert_eq!(total(rt_get(&mut c, "order:{acme}:43").unwrap()), 12);
+    // A key field changes: the document moves from acme:42 to initech:42.
+    assert_eq!(rt_get(&mut c, "order:initech:42").unwrap(), None);
+    mongo.update_one(
+        &db,
+        "orders",
+        doc! { "tenant": "acme", "id": 42 },
+        doc! { "$set": { "tenant": "initech" } },
+    );
+    wait_until("the move", Duration::from_secs(10), || {
+        stored(&mut c, "order:acme:42").is_none()
+    });
+    assert_eq!(rt_get(&mut c, "order:acme:42").unwrap(), None);
+    assert_eq!(
+        total(rt_get(&mut c, "order:initech:42").unwrap()),
+        1,
+        "the negative entry of the new key was forgotten"
+    );
+    // A delete event carries only _id: the key this node loaded goes, whatever its spelling.
+    mongo.delete_one(&db, "orders", doc! { "tenant": "globex" });
+    wait_until("the delete", Duration::from_secs(10), || {
+        stored(&mut c, "order:globex:{42}").is_none()
+    });
+    assert_eq!(rt_get(&mut c, "order:globex:42").unwrap(), None);
+}

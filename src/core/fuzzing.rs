@@ -18,20 +18,9 @@ pub fn mapping_spec(data: &[u8]) {
             for one in m.iter() {
                 // The prefix may be empty (bare ids); nothing else may.
                 assert!(!one.db.is_empty());
-                assert!(!one.collection.is_empty() && !one.field.is_empty());
+                assert!(!one.collection.is_empty() && !one.key.names().is_empty());
                 assert!(!one.db.contains('.'), "db {:?}", one.db);
-                let mut item = format!(
-                    "{}={}.{}:{};format={}",
-                    one.prefix,
-                    one.db,
-                    one.collection,
-                    one.field,
-                    one.format.name()
-                );
-                if !one.fields.is_all() {
-                    item.push_str(&format!(";fields={}", one.fields.text()));
-                }
-                text.push(item);
+                text.push(one.spec());
             }
             let again = Mappings::parse(&text.join(" ")).expect("its own text parses");
             assert_eq!(again, m, "round trip of {spec:?}");
@@ -45,7 +34,8 @@ pub fn mapping_spec(data: &[u8]) {
 pub fn key(data: &[u8]) {
     static MAPPINGS: std::sync::OnceLock<Mappings> = std::sync::OnceLock::new();
     let m = MAPPINGS.get_or_init(|| {
-        Mappings::parse("todo:=test.todos:id item:=test.items t:=a.b:c.d {x}:=x.y").unwrap()
+        Mappings::parse("todo:=test.todos:id item:=test.items t:=a.b:c.d {x}:=x.y o:=s.o:t,n")
+            .unwrap()
     });
     match m.resolve(data) {
         Ok(t) => {
@@ -56,11 +46,11 @@ pub fn key(data: &[u8]) {
             assert_eq!(cands[0], Bson::String(t.id.clone()));
             assert!(cands.iter().all(|c| !matches!(c, Bson::Document(_))));
             let filter = t.filter();
-            assert_eq!(filter.len(), 1);
-            assert!(filter.contains_key(&t.mapping.field));
+            assert_eq!(filter.len(), t.mapping.key.names().len());
+            assert!(t.mapping.key.names().iter().all(|f| filter.contains_key(f)));
         }
         Err(ResolveError::NotUtf8) => assert!(std::str::from_utf8(data).is_err()),
-        Err(ResolveError::EmptyId | ResolveError::NoMapping) => {}
+        Err(ResolveError::EmptyId | ResolveError::NoMapping | ResolveError::WrongParts(_)) => {}
     }
 }
 

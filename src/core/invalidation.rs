@@ -4,7 +4,8 @@
 use crate::core::format::Loaded;
 #[cfg(test)]
 use crate::core::format::Value;
-use crate::core::mapping::{self, Mapping};
+use crate::core::key_id::id_of_value;
+use crate::core::mapping::Mapping;
 use bson::{Bson, Document};
 use std::sync::Arc;
 
@@ -83,15 +84,15 @@ pub struct Change<'a> {
     pub id: Option<&'a Bson>,
 }
 
-/// The key a document has under mapping `m`, if its field holds an id.
+/// The key a document has under mapping `m` (compound parts plainly joined), if its key fields
+/// hold ids.
 pub fn key_of(m: &Mapping, doc: &Document) -> Option<String> {
-    mapping::field_value(doc, &m.field)
-        .and_then(mapping::id_of_value)
-        .map(|id| format!("{}{}", m.prefix, id))
+    m.key.id_of(doc).map(|id| format!("{}{}", m.prefix, id))
 }
 
 /// The cache actions for one event on the collection of `mappings`. `known` gives the id (the
-/// mapping field's value) this node last saw for a document `_id` under a mapping. Pure.
+/// key fields' values) this node last saw for a document `_id` under a mapping. A compound key
+/// may be cached under any of its spellings (a part in a hash tag): each is acted on. Pure.
 pub fn actions(
     mappings: &[Arc<Mapping>],
     ev: &Change,
@@ -101,42 +102,43 @@ pub fn actions(
     let mut out = Vec::new();
     for m in mappings {
         let old = || -> Option<String> {
-            if m.field == "_id" {
-                return ev
-                    .id
-                    .and_then(mapping::id_of_value)
-                    .map(|id| format!("{}{id}", m.prefix));
+            if m.key.is_id() {
+                return ev.id.and_then(id_of_value);
             }
-            ev.before.and_then(|d| key_of(m, d)).or_else(|| {
-                ev.id
-                    .and_then(|id| known(m, id))
-                    .map(|id| format!("{}{id}", m.prefix))
-            })
+            ev.before
+                .and_then(|d| m.key.id_of(d))
+                .or_else(|| ev.id.and_then(|id| known(m, id)))
         };
+        let keys = |id: &str| {
+            m.key
+                .spellings(id)
+                .into_iter()
+                .map(|s| format!("{}{s}", m.prefix))
+                .collect::<Vec<_>>()
+        };
+        let new = || ev.full.and_then(|d| m.key.id_of(d));
         match ev.op {
             Op::Insert => {
-                if let Some(key) = ev.full.and_then(|d| key_of(m, d)) {
-                    out.push(Action::Forget(key));
-                }
+                out.extend(new().iter().flat_map(|id| keys(id)).map(Action::Forget));
             }
             Op::Update | Op::Replace => {
-                let new = ev.full.and_then(|d| key_of(m, d));
-                let old = old();
-                if let (Some(key), Some(doc)) = (&new, ev.full) {
-                    out.push(match mode {
-                        Mode::Refresh => Action::Set(key.clone(), m.encode(doc.clone())),
-                        _ => Action::Delete(key.clone()),
-                    });
-                    out.push(Action::Forget(key.clone()));
+                let new = new();
+                if let (Some(id), Some(doc)) = (&new, ev.full) {
+                    let value = (mode == Mode::Refresh).then(|| m.encode(doc.clone()));
+                    for key in keys(id) {
+                        out.push(match &value {
+                            Some(v) => Action::Set(key.clone(), v.clone()),
+                            None => Action::Delete(key.clone()),
+                        });
+                        out.push(Action::Forget(key));
+                    }
                 }
-                if let Some(old) = old.filter(|o| Some(o) != new.as_ref()) {
-                    out.push(Action::Delete(old));
+                if let Some(old) = old().filter(|o| Some(o) != new.as_ref()) {
+                    out.extend(keys(&old).into_iter().map(Action::Delete));
                 }
             }
             Op::Delete => {
-                if let Some(old) = old() {
-                    out.push(Action::Delete(old));
-                }
+                out.extend(old().iter().flat_map(|id| keys(id)).map(Action::Delete));
             }
             Op::Gone => out.push(Action::Purge(m.prefix.clone())),
             Op::Other => {}

@@ -1,36 +1,32 @@
 //! Key -> MongoDB document address. Pure: no Redis, no I/O.
 //!
-//! A mapping spec is `PREFIX=DATABASE.COLLECTION[:FIELD][;format=string|json|hash][;fields=LIST]`;
+//! A mapping spec is `PREFIX=DATABASE.COLLECTION[:FIELD[,FIELD...]][;OPTION...]`;
 //! `readthrough.mappings` holds several, separated by spaces. The database name ends at the
-//! first `.`, the field starts after the last `:` of the right-hand side and defaults to `_id`.
-//! A key belongs to the mapping with the longest matching prefix; the rest of the key is the id.
+//! first `.`, the fields start after the last `:` of the right-hand side and default to `_id`.
+//! A key belongs to the mapping with the longest matching prefix; the rest of the key is the id
+//! (how an id matches document values, and splits for several fields: `core/key_id.rs`).
 //! The prefix may be empty: that mapping takes every key no other prefix matches (the original
 //! demo's bare ids), except the module's own keys (`RESERVED_PREFIX`).
-//!
-//! The id is always matched literally, never parsed as a query. Because applications store ids
-//! as strings, numbers or ObjectIds, an id that is a canonical integer also matches the number
-//! and a 24-hex id also matches the ObjectId: `todo:42` finds `{id: "42"}` or `{id: 42}`; an id
-//! in canonical UUID text (8-4-4-4-12 hex digits) also matches the BSON UUID (binary subtype 4),
-//! the default id of many Java, .NET and Python services.
 
-use crate::core::codec;
 use crate::core::format::{self, Format, Loaded};
+use crate::core::key_id::{field_value, KeyFields};
 use crate::core::policy::Overrides;
 use crate::core::projection::Projection;
-use bson::{doc, oid::ObjectId, Bson, Document};
+use bson::{Bson, Document};
 use std::sync::Arc;
 
 /// Keys the module keeps for itself (change-stream resume tokens): never mapped, not even by
 /// an empty prefix.
 pub const RESERVED_PREFIX: &str = "__readthrough__:";
 
-/// One `PREFIX=DATABASE.COLLECTION[:FIELD][;format=...][;fields=...]` entry.
+/// One `PREFIX=DATABASE.COLLECTION[:FIELD[,FIELD...]][;OPTION...]` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Mapping {
     pub prefix: String,
     pub db: String,
     pub collection: String,
-    pub field: String,
+    /// The field(s) the id stands for, and a compound id's separator (`sep=`).
+    pub key: KeyFields,
     pub format: Format,
     pub fields: Projection,
     /// `ttl=`, `negative-ttl=`, `grace=`, `jitter=`, `expire-at=`.
@@ -56,6 +52,8 @@ pub enum ResolveError {
     NoMapping,
     EmptyId,
     NotUtf8,
+    /// The id does not split into the parts of the mapping's compound key.
+    WrongParts(Arc<Mapping>),
 }
 
 const DB_FORBIDDEN: &[char] = &[
@@ -119,6 +117,9 @@ impl Mappings {
             return Err(ResolveError::EmptyId);
         }
         let id = std::str::from_utf8(id).map_err(|_| ResolveError::NotUtf8)?;
+        if mapping.key.check(id).is_err() {
+            return Err(ResolveError::WrongParts(Arc::clone(mapping)));
+        }
         Ok((mapping, id))
     }
 
@@ -133,7 +134,7 @@ impl Mappings {
 }
 
 const EXPECTED: &str = "expected PREFIX=DATABASE.COLLECTION[:FIELD][;OPTION...]";
-const OPTIONS: &str = "format=, fields=, ttl=, negative-ttl=, grace=, jitter=, expire-at=";
+const OPTIONS: &str = "format=, fields=, sep=, ttl=, negative-ttl=, grace=, jitter=, expire-at=";
 
 fn parse_one(item: &str) -> Result<Mapping, String> {
     let bad = |why: &str| format!("mapping '{item}': {why} ({EXPECTED})");
@@ -144,6 +145,7 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
     };
     let mut format = None;
     let mut fields = None;
+    let mut sep = None;
     let mut expiry = Overrides::default();
     for option in parts {
         if let Some((name, value)) = option.split_once('=') {
@@ -158,14 +160,17 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
             Some(("fields", f)) if fields.is_none() => {
                 fields = Some(Projection::parse(f).map_err(|e| bad(&e))?);
             }
-            Some(("format" | "fields", _)) => return Err(bad(&format!("'{option}' given twice"))),
+            Some(("sep", c)) if sep.is_none() => sep = Some(parse_sep(c).map_err(|e| bad(&e))?),
+            Some(("format" | "fields" | "sep", _)) => {
+                return Err(bad(&format!("'{option}' given twice")))
+            }
             _ => return Err(bad(&format!("unknown option '{option}' ({OPTIONS})"))),
         }
     }
     let Some((db, rest)) = rhs.split_once('.') else {
         return Err(bad("no '.' between database and collection"));
     };
-    let (collection, field) = match rest.rsplit_once(':') {
+    let (collection, key) = match rest.rsplit_once(':') {
         Some((c, f)) => (c, f),
         None => (rest, "_id"),
     };
@@ -181,21 +186,46 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
     if collection.contains(['$', '\0']) || collection.starts_with("system.") {
         return Err(bad("invalid collection name"));
     }
-    if field.is_empty() {
-        return Err(bad("empty field after ':'"));
+    let names: Vec<String> = key.split(',').map(str::to_owned).collect();
+    for (i, field) in names.iter().enumerate() {
+        if field.is_empty() {
+            return Err(bad("empty field after ':'"));
+        }
+        if field.starts_with('$') || field.contains('\0') || field.split('.').any(str::is_empty) {
+            return Err(bad(&format!("invalid field name '{field}'")));
+        }
+        if names[..i].contains(field) {
+            return Err(bad(&format!("field '{field}' listed twice in the key")));
+        }
+        if names.len() > 1 && field.starts_with("_id.") {
+            return Err(bad(&format!(
+                "a compound key over _id's subfields ('{field}'): map the fields themselves"
+            )));
+        }
     }
-    if field.starts_with('$') || field.contains('\0') || field.split('.').any(str::is_empty) {
-        return Err(bad("invalid field name"));
+    if sep.is_some() && names.len() == 1 {
+        return Err(bad("sep= needs a compound key (FIELD,FIELD...)"));
     }
     Ok(Mapping {
         prefix: prefix.to_owned(),
         db: db.to_owned(),
         collection: collection.to_owned(),
-        field: field.to_owned(),
+        key: KeyFields::new(names, sep.unwrap_or(':')),
         format: format.unwrap_or_default(),
         fields: fields.unwrap_or_default(),
         expiry,
     })
+}
+
+/// `sep=CHAR`: one character, not a space or `;` (they end the mapping or the option) and not
+/// `{` or `}` (hash tags).
+fn parse_sep(c: &str) -> Result<char, String> {
+    let mut chars = c.chars();
+    match (chars.next(), chars.next()) {
+        (Some(ch), None) if !ch.is_whitespace() && !matches!(ch, ';' | '{' | '}' | '\0') => Ok(ch),
+        (Some(_), None) => Err(format!("sep={c}: not a space, ';', '{{' or '}}'")),
+        _ => Err(format!("sep={c}: expected one character")),
+    }
 }
 
 impl Mapping {
@@ -222,93 +252,55 @@ impl Mapping {
         }
     }
 
+    /// The mapping as written in `readthrough.mappings`, every option spelled out: it parses
+    /// back to the same mapping.
+    pub fn spec(&self) -> String {
+        let mut s = format!(
+            "{}={}.{}:{};format={}",
+            self.prefix,
+            self.db,
+            self.collection,
+            self.key.text(),
+            self.format.name()
+        );
+        if self.key.is_compound() {
+            s.push_str(&format!(";sep={}", self.key.sep()));
+        }
+        if !self.fields.is_all() {
+            s.push_str(&format!(";fields={}", self.fields.text()));
+        }
+        for option in self.expiry.text() {
+            s.push(';');
+            s.push_str(&option);
+        }
+        s
+    }
+
     /// The projection to send to MongoDB (see `core/projection.rs`): it also brings back the
     /// key field and the `expire-at=` field.
     pub fn projection(&self) -> Option<Document> {
-        let needed = [Some(self.field.as_str()), self.expiry.expire_at.as_deref()];
-        self.fields.for_query(needed.into_iter().flatten())
+        let needed = self.key.names().iter().map(String::as_str);
+        self.fields
+            .for_query(needed.chain(self.expiry.expire_at.as_deref()))
     }
 }
 
 impl Target {
-    /// The values the id may be stored as: always the string; also the number for a canonical
-    /// integer and the ObjectId for 24 hex digits.
+    /// The values a single-field id may be stored as (see `core/key_id.rs`).
     pub fn candidates(&self) -> Vec<Bson> {
-        id_candidates(&self.id)
+        crate::core::key_id::id_candidates(&self.id)
     }
 
-    /// `{field: id}` or `{field: {$in: [id, ...]}}`; the id is a value, never an operator.
+    /// The filter of the document the key stands for; each id is a value, never an operator.
     pub fn filter(&self) -> Document {
-        filter_for(&self.mapping.field, id_candidates(&self.id))
-    }
-}
-
-/// A filter matching `field` against any of `values`.
-pub fn filter_for(field: &str, mut values: Vec<Bson>) -> Document {
-    if values.len() == 1 {
-        let v = values.pop().expect("one value");
-        doc! { field: { "$eq": v } }
-    } else {
-        doc! { field: { "$in": values } }
-    }
-}
-
-pub fn id_candidates(id: &str) -> Vec<Bson> {
-    let mut out = vec![Bson::String(id.to_owned())];
-    if let Ok(n) = id.parse::<i64>() {
-        if n.to_string() == id {
-            out.push(Bson::Int64(n));
-        }
-    }
-    if id.len() == 24 {
-        if let Ok(oid) = ObjectId::parse_str(id) {
-            out.push(Bson::ObjectId(oid));
-        }
-    }
-    if let Some(uuid) = codec::uuid_from_text(id) {
-        out.push(uuid);
-    }
-    out
-}
-
-/// The value at a dotted `path` of a document (`meta.sku`).
-pub fn field_value<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
-    let mut parts = path.split('.');
-    let mut v = doc.get(parts.next()?)?;
-    for p in parts {
-        v = v.as_document()?.get(p)?;
-    }
-    Some(v)
-}
-
-/// The form ids are compared in when matching a batch's results back to its keys: 24-hex ids
-/// and UUIDs in lower case (as ObjectIds and UUIDs print), everything else as it is.
-pub fn canonical_id(id: &str) -> std::borrow::Cow<'_, str> {
-    let oid = id.len() == 24 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    if oid || codec::is_uuid_text(id) {
-        std::borrow::Cow::Owned(id.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(id)
-    }
-}
-
-/// The string form of a document's field value as it appears in a key, the inverse of
-/// `id_candidates`: strings as they are, integers in decimal, ObjectIds in hex, UUIDs in
-/// canonical text.
-pub fn id_of_value(v: &Bson) -> Option<String> {
-    match v {
-        Bson::String(s) => Some(s.clone()),
-        Bson::Int32(n) => Some(n.to_string()),
-        Bson::Int64(n) => Some(n.to_string()),
-        Bson::ObjectId(o) => Some(o.to_hex()),
-        Bson::Binary(b) => codec::uuid_text(b),
-        _ => None,
+        self.mapping.key.filter(&self.id)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bson::doc;
 
     fn one(spec: &str) -> Mapping {
         let m = Mappings::parse(spec).unwrap();
@@ -325,7 +317,7 @@ mod tests {
                 prefix: "todo:".into(),
                 db: "test".into(),
                 collection: "todos".into(),
-                field: "id".into(),
+                key: KeyFields::new(vec!["id".into()], ':'),
                 ..Default::default()
             }
         );
@@ -335,13 +327,13 @@ mod tests {
     fn field_defaults_to_id_and_collection_may_contain_dots() {
         let m = one("u:=app.users.v2");
         assert_eq!(
-            (m.db.as_str(), m.collection.as_str(), m.field.as_str()),
+            (m.db.as_str(), m.collection.as_str(), m.key.text().as_str()),
             ("app", "users.v2", "_id")
         );
         let m = one("u:=app.a:b:c");
-        assert_eq!((m.collection.as_str(), m.field.as_str()), ("a:b", "c"));
+        assert_eq!((m.collection.as_str(), m.key.text().as_str()), ("a:b", "c"));
         let m = one("u:=app.a:meta.sku");
-        assert_eq!(m.field, "meta.sku");
+        assert_eq!(m.key.text(), "meta.sku");
     }
 
     #[test]
@@ -401,7 +393,7 @@ mod tests {
         assert_eq!(m.prefix, "");
         assert_eq!((m.format, m.fields.text().as_str()), (Format::Json, "-_id"));
         let m = one("h:=d.c;fields=name,done;format=hash");
-        assert_eq!((m.format, m.field.as_str()), (Format::Hash, "_id"));
+        assert_eq!((m.format, m.key.text().as_str()), (Format::Hash, "_id"));
         assert_eq!(m.fields.text(), "name,done");
         let all = Mappings::parse("=test.todos:id todo:=test.todos:id;format=hash").unwrap();
         assert_eq!(all.resolve(b"42").unwrap().mapping.prefix, "");
@@ -454,27 +446,6 @@ mod tests {
     }
 
     #[test]
-    fn candidates_by_shape_of_id() {
-        assert_eq!(id_candidates("abc"), vec![Bson::String("abc".into())]);
-        assert_eq!(
-            id_candidates("42"),
-            vec![Bson::String("42".into()), Bson::Int64(42)]
-        );
-        assert_eq!(
-            id_candidates("-7"),
-            vec![Bson::String("-7".into()), Bson::Int64(-7)]
-        );
-        // Not canonical integers: only the string.
-        for s in ["042", "+4", "4 ", "1e3", "99999999999999999999"] {
-            assert_eq!(id_candidates(s).len(), 1, "{s}");
-        }
-        let hex = "65a1b2c3d4e5f60718293a4b";
-        let c = id_candidates(hex);
-        assert_eq!(c[1], Bson::ObjectId(ObjectId::parse_str(hex).unwrap()));
-        assert_eq!(id_candidates("zzzzzzzzzzzzzzzzzzzzzzzz").len(), 1);
-    }
-
-    #[test]
     fn the_id_is_a_value_never_an_operator() {
         let t = Mappings::parse("t:=d.c:f")
             .unwrap()
@@ -490,36 +461,48 @@ mod tests {
     }
 
     #[test]
-    fn dotted_field_paths_and_canonical_ids() {
-        let d = doc! { "meta": { "sku": "A1" }, "id": 5 };
+    fn compound_keys_parse_resolve_and_refuse_what_cannot_work() {
+        let m = one("order:=shop.orders:tenant,id;sep=/;format=json");
         assert_eq!(
-            field_value(&d, "meta.sku"),
-            Some(&Bson::String("A1".into()))
+            m.key,
+            KeyFields::new(vec!["tenant".into(), "id".into()], '/')
         );
-        assert_eq!(field_value(&d, "id"), Some(&Bson::Int32(5)));
-        assert_eq!(field_value(&d, "meta.nope"), None);
-        assert_eq!(field_value(&d, "id.x"), None);
+        let all = Mappings::parse("order:=shop.orders:tenant,id").unwrap();
+        let t = all.resolve(b"order:{acme}:42").unwrap();
         assert_eq!(
-            canonical_id("65A1B2C3D4E5F60718293A4B"),
-            "65a1b2c3d4e5f60718293a4b"
+            t.id, "{acme}:42",
+            "the id is the rest of the key, as written"
         );
-        assert_eq!(canonical_id("ABC"), "ABC");
-    }
-
-    #[test]
-    fn uuid_ids_match_the_bson_uuid() {
-        let id = "3F2504E0-4F89-11D3-9A0C-0305E82C3301";
-        let c = id_candidates(id);
-        assert_eq!(c.len(), 2, "the text and the UUID: {c:?}");
-        assert_eq!(id_of_value(&c[1]).unwrap(), id.to_ascii_lowercase());
-        assert_eq!(canonical_id(id), id.to_ascii_lowercase());
-        assert_eq!(canonical_id(&id_of_value(&c[1]).unwrap()), canonical_id(id));
-    }
-
-    #[test]
-    fn id_of_value_inverts_candidates() {
-        assert_eq!(id_of_value(&Bson::Int32(5)).as_deref(), Some("5"));
-        assert_eq!(id_of_value(&Bson::String("x".into())).as_deref(), Some("x"));
-        assert_eq!(id_of_value(&Bson::Double(1.5)), None);
+        assert_eq!(
+            t.filter(),
+            doc! { "tenant": { "$eq": "acme" }, "id": { "$in": ["42", 42_i64] } }
+        );
+        let Err(ResolveError::WrongParts(wrong)) = all.resolve(b"order:acme") else {
+            panic!("too few parts")
+        };
+        assert_eq!(wrong.prefix, "order:");
+        assert!(matches!(
+            all.check(b"order::42"),
+            Err(ResolveError::WrongParts(_))
+        ));
+        for (spec, why) in [
+            ("o=s.o:a,b;sep=ab", "one character"),
+            ("o=s.o:a,b;sep=", "one character"),
+            ("o=s.o:a,b;sep={", "not a space"),
+            ("o=s.o:a,b;sep=:;sep=/", "given twice"),
+            ("o=s.o:a;sep=/", "needs a compound key"),
+            ("o=s.o:a,a", "listed twice"),
+            ("o=s.o:a,", "empty field"),
+            ("o=s.o:_id.t,_id.n", "_id's subfields"),
+            ("o=s.o:a,$b", "invalid field name '$b'"),
+        ] {
+            let err = Mappings::parse(spec).unwrap_err();
+            assert!(err.contains(why), "{spec}: {err}");
+        }
+        assert_eq!(
+            one("o=s.o:_id,n").key.text(),
+            "_id,n",
+            "_id itself may be a part"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod fuzzing;
 pub mod invalidation;
+pub mod key_id;
 pub mod mapping;
 pub mod negative_cache;
 pub mod policy;

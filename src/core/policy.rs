@@ -58,6 +58,24 @@ impl Overrides {
         let s = seconds(value)?;
         set_once(name, slot, s).map(|_| true)
     }
+
+    /// The options as written in a mapping (`ttl=60`, ...), in a fixed order.
+    pub fn text(&self) -> Vec<String> {
+        let numbers = [
+            ("ttl", self.ttl_s),
+            ("negative-ttl", self.negative_ttl_s),
+            ("grace", self.grace_s),
+            ("jitter", self.jitter_pct),
+        ];
+        let mut out: Vec<String> = numbers
+            .iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n}={v}")))
+            .collect();
+        if let Some(f) = &self.expire_at {
+            out.push(format!("expire-at={f}"));
+        }
+        out
+    }
 }
 
 fn bounded(name: &str, value: &str, max: i64, unit: &str) -> Result<i64, String> {

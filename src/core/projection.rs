@@ -156,7 +156,7 @@ impl Projection {
             }
             let inner = Document::from_iter([(k.clone(), v)]);
             for p in keep.iter().filter(|p| within(p, &k)) {
-                if let Some(v) = crate::core::mapping::field_value(&inner, p) {
+                if let Some(v) = crate::core::key_id::field_value(&inner, p) {
                     out.insert(p.clone(), v.clone());
                 }
             }

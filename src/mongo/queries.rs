@@ -4,7 +4,7 @@
 
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
-use crate::core::mapping::{self, Mapping, Target};
+use crate::core::mapping::{Mapping, Target};
 use crate::core::unanswered::{unanswered, Cause};
 use crate::mongo::client::{backend_error, client};
 use futures_util::TryStreamExt;
@@ -35,9 +35,9 @@ pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Docu
     .await
 }
 
-/// Finds the documents of many ids of one mapping with one `$in` query; each found document by
-/// its canonical id (`mapping::canonical_id`). Bounded by `deadline` as
-/// `find_one` is.
+/// Finds the documents of many ids of one mapping with one query (an `$in`, or an `$or` for a
+/// compound key); each found document by its canonical id (`KeyFields::canonical`). Bounded by
+/// `deadline` as `find_one` is.
 pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
@@ -48,11 +48,7 @@ pub async fn find_many(
         let coll = client
             .database(&mapping.db)
             .collection::<Document>(&mapping.collection);
-        let values: Vec<_> = ids
-            .iter()
-            .flat_map(|id| mapping::id_candidates(id))
-            .collect();
-        let filter = mapping::filter_for(&mapping.field, values);
+        let filter = mapping.key.batch_filter(ids);
         let projection = mapping.projection();
         let mut cursor = until_answered(|| {
             coll.find(filter.clone())
@@ -61,9 +57,8 @@ pub async fn find_many(
         .await?;
         let mut found = HashMap::new();
         while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
-            let id = mapping::field_value(&doc, &mapping.field).and_then(mapping::id_of_value);
-            if let Some(id) = id {
-                let id = mapping::canonical_id(&id).into_owned();
+            if let Some(id) = mapping.key.id_of(&doc) {
+                let id = mapping.key.canonical(&id).into_owned();
                 found.entry(id).or_insert(doc);
             }
         }

@@ -10,7 +10,7 @@
 
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
-use crate::core::mapping::{canonical_id, Mapping, Target};
+use crate::core::mapping::{Mapping, Target};
 use crate::mongo::{queries, runtime};
 use crate::state::counters;
 use futures_util::FutureExt;
@@ -129,7 +129,7 @@ async fn query(m: &Arc<Mapping>, batch: Vec<Waiting>) {
     let r = queries::find_many(m, &ids, deadline).await;
     for (id, _, tx) in batch {
         let _ = tx.send(match &r {
-            Ok(found) => Ok(found.get(canonical_id(&id).as_ref()).cloned()),
+            Ok(found) => Ok(found.get(m.key.canonical(&id).as_ref()).cloned()),
             Err(e) => Err(e.clone()),
         });
     }

@@ -1,10 +1,10 @@
-//! The `_id -> id` index of the documents this node loaded, for mappings on a field other
-//! than `_id`: a delete event carries only `documentKey: {_id}`, and this is how the watcher
+//! The `_id -> id` index of the documents this node loaded, for mappings on fields other
+//! than `_id` alone: a delete event carries only `documentKey: {_id}`, and this is how the watcher
 //! finds the key to delete when the collection has no pre-images. Bounded; the one owner of
 //! that state. Pure: no Redis, no I/O.
 
 use crate::core::invalidation::{Change, Mode, Op};
-use crate::core::mapping::{self, Mapping};
+use crate::core::mapping::Mapping;
 use crate::state::settings;
 use mongodb::bson::{Bson, Document};
 use once_cell::sync::Lazy;
@@ -27,13 +27,10 @@ fn id_key(id: &Bson) -> String {
 /// A document was loaded for mapping `m`: remember its `_id → id` (only needed when the
 /// mapping is not on `_id` and invalidation is on).
 pub fn remember(m: &Mapping, doc: &Document) {
-    if m.field == "_id" || settings::mode() == Mode::Off {
+    if m.key.is_id() || settings::mode() == Mode::Off {
         return;
     }
-    let (Some(id), Some(v)) = (
-        doc.get("_id"),
-        mapping::field_value(doc, &m.field).and_then(mapping::id_of_value),
-    ) else {
+    let (Some(id), Some(v)) = (doc.get("_id"), m.key.id_of(doc)) else {
         return;
     };
     let mut ix = index();
@@ -48,21 +45,16 @@ pub fn known(m: &Mapping, id: &Bson) -> Option<String> {
 
 pub fn update(mappings: &[Arc<Mapping>], ev: &Change) {
     let Some(id) = ev.id else { return };
-    for m in mappings.iter().filter(|m| m.field != "_id") {
+    for m in mappings.iter().filter(|m| !m.key.is_id()) {
         let k = (m.prefix.clone(), id_key(id));
-        match (
-            ev.op,
-            ev.full.and_then(|d| mapping::field_value(d, &m.field)),
-        ) {
+        match (ev.op, ev.full.and_then(|d| m.key.id_of(d))) {
             (Op::Delete, _) | (_, None) => {
                 index().remove(&k);
             }
             (_, Some(v)) => {
-                if let Some(v) = mapping::id_of_value(v) {
-                    let mut ix = index();
-                    if ix.len() < INDEX_MAX || ix.contains_key(&k) {
-                        ix.insert(k, v);
-                    }
+                let mut ix = index();
+                if ix.len() < INDEX_MAX || ix.contains_key(&k) {
+                    ix.insert(k, v);
                 }
             }
         }

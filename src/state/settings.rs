@@ -199,6 +199,18 @@ fn resolve_error(key: &[u8], e: ResolveError) -> Error {
         ResolveError::NotUtf8 => {
             Error::BadKey(format!("the id of key '{shown}' is not valid UTF-8"))
         }
+        ResolveError::WrongParts(m) => {
+            let sep = m.key.sep().to_string();
+            Error::BadKey(format!(
+                "key '{shown}' does not fit mapping '{}' ({}.{}): its id has {} non-empty parts \
+                 ({}) separated by '{sep}'; nothing loaded",
+                m.prefix,
+                m.db,
+                m.collection,
+                m.key.names().len(),
+                m.key.names().join(&sep),
+            ))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::core::deadline::Deadline;
 use crate::core::format::{Loaded, Slot};
-use crate::core::mapping::{canonical_id, Mapping, Target};
+use crate::core::mapping::{Mapping, Target};
 use crate::engine::cache_state::{self, BatchSlots};
 use crate::engine::store::{self, BatchDone};
 use crate::mongo::{queries, runtime};
@@ -75,7 +75,7 @@ async fn run_batch(
                     .map(|(id, d)| (id, super::value_of(mapping, d)))
                     .collect();
                 for m in items {
-                    match docs.get(canonical_id(&m.target.id).as_ref()) {
+                    match docs.get(mapping.key.canonical(&m.target.id).as_ref()) {
                         Some(value) => {
                             counters::count(&counters::LOADS);
                             values[m.index] = Slot::Loaded(value.value.clone());
