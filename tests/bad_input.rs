@@ -223,7 +223,7 @@ fn documents_of_every_bson_type_become_valid_json() {
     assert_eq!(v["dec"]["$numberDecimal"], "12345.6789");
     assert_eq!(v["bin"]["$binary"]["base64"], "AAEC/w==");
     assert_eq!(v["bin"]["$binary"]["subType"], "00");
-    assert_eq!(v["uuid"]["$binary"]["subType"], "04");
+    assert_eq!(v["uuid"]["$uuid"], "07070707-0707-0707-0707-070707070707");
     assert_eq!(v["re"]["$regularExpression"]["pattern"], "^a.*\"b");
     assert_eq!(v["re"]["$regularExpression"]["options"], "i");
     assert_eq!(v["ts"]["$timestamp"]["t"], 1_700_000_000u32);

@@ -35,9 +35,9 @@ pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Docu
     .await
 }
 
-/// Finds the documents of many ids of one mapping with one query (an `$in`, or an `$or` for a
-/// compound key); each found document by its canonical id (`KeyFields::canonical`). Bounded by
-/// `deadline` as `find_one` is.
+/// Finds the documents of many ids of one mapping: one `$in` query, or for a compound key one
+/// per distinct leading parts (`KeyFields::batch_filters`), run at once; each found document by
+/// its canonical id (`KeyFields::canonical`). Bounded by `deadline` as `find_one` is.
 pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
@@ -48,15 +48,28 @@ pub async fn find_many(
         let coll = client
             .database(&mapping.db)
             .collection::<Document>(&mapping.collection);
-        let filter = mapping.key.batch_filter(ids);
         let projection = mapping.projection();
-        let mut cursor = until_answered(|| {
-            coll.find(filter.clone())
-                .optional(projection.clone(), |f, p| f.projection(p))
-        })
-        .await?;
+        let queries = mapping.key.batch_filters(ids).into_iter().map(|filter| {
+            let (coll, projection) = (&coll, &projection);
+            async move {
+                let mut cursor = until_answered(|| {
+                    coll.find(filter.clone())
+                        .optional(projection.clone(), |f, p| f.projection(p))
+                })
+                .await?;
+                let mut docs = Vec::new();
+                while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+                    docs.push(doc);
+                }
+                Ok::<_, Error>(docs)
+            }
+        });
         let mut found = HashMap::new();
-        while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+        for doc in futures_util::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+        {
             if let Some(id) = mapping.key.id_of(&doc) {
                 let id = mapping.key.canonical(&id).into_owned();
                 found.entry(id).or_insert(doc);
