@@ -605,7 +605,7 @@ fn format_json_is_refused_where_no_json_set_exists_and_bad_options_say_why() {
     for (v, why) in [
         ("j:=d.c;format=xml", "string, json or hash"),
         ("j:=d.c;fields=a,-b", "not both"),
-        ("j:=d.c;fields=a.b", "top-level"),
+        ("j:=d.c;fields=a..b", "not a field name"),
         ("j:=d.c;colour=red", "unknown option"),
     ] {
         let e = set(&mut c, v);
