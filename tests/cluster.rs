@@ -61,7 +61,10 @@ fn three_masters_read_through_for_keys_in_every_slot() {
     let db = seed(mongo, "cluster", 300);
     let cluster = Cluster::start(
         &mongo.uri,
-        &format!("{} {{t}}:={db}.todos:id", mappings(&db)),
+        &format!(
+            "{} {{t}}:={db}.todos:id tk:={db}.todos:description,id",
+            mappings(&db)
+        ),
     );
     let mut c = cluster.client();
 
@@ -108,6 +111,19 @@ fn three_masters_read_through_for_keys_in_every_slot() {
     assert_eq!(json(both[0].as_deref().unwrap())["id"], "7");
     assert_eq!(json(both[1].as_deref().unwrap())["id"], "8");
     assert_eq!(both[2], None);
+    // A compound key whose first part is a hash tag: one tenant's keys share a slot.
+    let owner = cluster
+        .nodes
+        .iter()
+        .find(|n| !n.cli(&["RT.GET", "tk:{d}:1"]).starts_with("MOVED"))
+        .unwrap();
+    let tenant: Vec<Option<String>> = redis::cmd("RT.MGET")
+        .arg(&["tk:{d}:7", "tk:{d}:8", "tk:{d}:999"])
+        .query(&mut owner.conn())
+        .unwrap();
+    assert_eq!(json(tenant[0].as_deref().unwrap())["id"], "7");
+    assert_eq!(json(tenant[1].as_deref().unwrap())["id"], "8");
+    assert_eq!(tenant[2], None);
 
     // A node that does not own a key redirects instead of loading it.
     let moved = cluster

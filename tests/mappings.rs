@@ -456,3 +456,23 @@ fn change_events_find_a_compound_key_in_each_spelling_and_follow_a_moved_documen
     });
     assert_eq!(rt_get(&mut c, "order:globex:42").unwrap(), None);
 }
+
+#[test]
+fn a_replica_gets_compound_keys_with_their_mappings_ttl() {
+    let mongo = Mongo::shared();
+    let db = orders(mongo, "compound-replica");
+    let mappings = format!("order:={db}.orders:tenant,id;ttl=60;jitter=0");
+    let master = Redis::with(&mongo.uri, &mappings).start();
+    let replica = Redis::with(&mongo.uri, &mappings).replica_of(&master);
+    let mut m = master.conn();
+    assert_eq!(total(rt_get(&mut m, "order:{acme}:42").unwrap()), 1);
+    let mut r = replica.conn();
+    wait_until("the replica", Duration::from_secs(10), || {
+        stored(&mut r, "order:{acme}:42").is_some()
+    });
+    let ms = pttl(&mut r, "order:{acme}:42");
+    assert!(
+        (50_000..=60_000).contains(&ms),
+        "the mapping's ttl=60: {ms}"
+    );
+}
