@@ -363,6 +363,18 @@ fn a_compound_key_reads_through_as_its_parts_on_every_read_path() {
         .unwrap();
     assert_eq!(h, ["total", "2"], "sep=/ and format=hash");
 
+    // RT.REFRESH reloads a compound key; RT.INVALIDATE removes it.
+    let refreshed: Option<String> = redis::cmd("RT.REFRESH")
+        .arg("order:{acme}:43")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(total(refreshed), 2);
+    let gone: i64 = redis::cmd("RT.INVALIDATE")
+        .arg("order:{acme}:43")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(gone, 1);
+
     // Too few parts: the reason, nothing asked of MongoDB, nothing stored.
     let q0 = mongo.query_count();
     for key in ["order:acme", "order::42", "order:acme:"] {
