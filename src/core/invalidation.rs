@@ -56,6 +56,8 @@ pub enum Action {
     Set(String, Loaded),
     /// Forget a negative entry (the document exists now).
     Forget(String),
+    /// Query a `many` mapping's key again and rewrite it where it is cached (`refresh` mode).
+    Reload(String),
     /// Remove every key with this prefix (the collection is gone or renamed).
     Purge(String),
 }
@@ -82,6 +84,9 @@ pub struct Change<'a> {
     pub before: Option<&'a Document>,
     /// `documentKey._id`.
     pub id: Option<&'a Bson>,
+    /// An update's changed paths (`updateDescription`: updated, removed, truncated); `None`
+    /// where the event does not say.
+    pub changed: Option<&'a [String]>,
 }
 
 /// The key a document has under mapping `m` (compound parts plainly joined), if its key fields
@@ -101,6 +106,10 @@ pub fn actions(
 ) -> Vec<Action> {
     let mut out = Vec::new();
     for m in mappings {
+        if m.many.is_some() {
+            list_actions(m, ev, mode, known, &mut out);
+            continue;
+        }
         let old = || -> Option<String> {
             if m.key.is_id() {
                 return ev.id.and_then(id_of_value);
@@ -147,6 +156,76 @@ pub fn actions(
     out
 }
 
+/// What a document's value was before the event, for a `many` mapping's key.
+enum Before {
+    /// The key fields' values (`None`: the document had none and was in no list).
+    Id(Option<String>),
+    /// The event shows the key fields did not change: the same list as after.
+    Same,
+    /// Cannot be known.
+    Unknown,
+}
+
+/// A `many` mapping's actions: the list the document is in after the event and the one it was
+/// in before are stale (deleted, or re-queried in `refresh` mode). Where the list it was in
+/// cannot be known (no pre-image, a document this node never loaded or saw, and an event that
+/// does not say the key fields kept their values) every list of the mapping goes: never stale.
+fn list_actions(
+    m: &Mapping,
+    ev: &Change,
+    mode: Mode,
+    known: &dyn Fn(&Mapping, &Bson) -> Option<String>,
+    out: &mut Vec<Action>,
+) {
+    let stale = |id: &str, out: &mut Vec<Action>| {
+        for s in m.key.spellings(id) {
+            let key = format!("{}{s}", m.prefix);
+            out.push(match mode {
+                Mode::Refresh => Action::Reload(key),
+                _ => Action::Delete(key),
+            });
+        }
+    };
+    let touches_key = |changed: &[String]| {
+        changed.iter().any(|c| {
+            m.key.names().iter().any(|k| {
+                c == k || k.starts_with(&format!("{c}.")) || c.starts_with(&format!("{k}."))
+            })
+        })
+    };
+    let new = ev.full.and_then(|d| m.key.id_of(d));
+    let before = match ev.op {
+        Op::Insert => Before::Id(None),
+        Op::Update | Op::Replace | Op::Delete => {
+            if let Some(b) = ev.before {
+                Before::Id(m.key.id_of(b))
+            } else if ev.op == Op::Update
+                && ev.full.is_some()
+                && ev.changed.is_some_and(|c| !touches_key(c))
+            {
+                Before::Same
+            } else if let Some(id) = ev.id.and_then(|id| known(m, id)) {
+                Before::Id(Some(id))
+            } else {
+                Before::Unknown
+            }
+        }
+        Op::Gone => {
+            out.push(Action::Purge(m.prefix.clone()));
+            return;
+        }
+        Op::Other => return,
+    };
+    if let Some(id) = &new {
+        stale(id, out);
+    }
+    match before {
+        Before::Id(Some(old)) if Some(&old) != new.as_ref() => stale(&old, out),
+        Before::Id(_) | Before::Same => {}
+        Before::Unknown => out.push(Action::Purge(m.prefix.clone())),
+    }
+}
+
 /// Escapes glob characters so `SCAN MATCH` takes the prefix literally.
 pub fn glob_escape(prefix: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + 2);
@@ -186,6 +265,7 @@ mod tests {
             full: Some(&full),
             before: None,
             id: Some(&Bson::Int32(7)),
+            changed: None,
         };
         assert_eq!(
             actions(&m, &ev, Mode::Delete, &none),
@@ -222,6 +302,7 @@ mod tests {
             full: Some(&full),
             before: None,
             id: Some(&Bson::Int32(7)),
+            changed: None,
         };
         let known = |_: &Mapping, _: &Bson| Some("42".to_owned());
         let a = actions(&m, &ev, Mode::Delete, &known);
@@ -239,6 +320,7 @@ mod tests {
             full: None,
             before: None,
             id: Some(&id),
+            changed: None,
         };
         assert_eq!(
             actions(&on_id, &ev, Mode::Delete, &none),
@@ -271,6 +353,7 @@ mod tests {
             full: Some(&full),
             before: None,
             id: Some(&Bson::String("a".into())),
+            changed: None,
         };
         let mut a = actions(&m, &ev, Mode::Delete, &none);
         a.sort_by_key(|x| format!("{x:?}"));
@@ -287,6 +370,7 @@ mod tests {
             full: None,
             before: None,
             id: None,
+            changed: None,
         };
         let mut a = actions(&m, &ev, Mode::Refresh, &none);
         a.sort_by_key(|x| format!("{x:?}"));
@@ -314,5 +398,93 @@ mod tests {
             .unwrap_err()
             .contains("off, delete or refresh"));
         assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:*");
+    }
+
+    #[test]
+    fn a_list_is_stale_where_the_document_is_and_where_it_was() {
+        let m = maps("of:=shop.orders:user;many;sort=-at");
+        let full = doc! {"_id": 1, "user": "43", "total": 5};
+        let before = doc! {"_id": 1, "user": "42", "total": 4};
+        let id = Bson::Int32(1);
+        let ev = |op, full, before, changed| Change {
+            op,
+            full,
+            before,
+            id: Some(&id),
+            changed,
+        };
+        let del = |k: &str| Action::Delete(k.into());
+        let total = ["total".to_string()];
+        let user = ["user".to_string()];
+        // An insert: the list it joins.
+        let a = actions(
+            &m,
+            &ev(Op::Insert, Some(&full), None, None),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [del("of:43")]);
+        // An update of another field: the same list, known from updateDescription.
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&full), None, Some(&total)),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [del("of:43")]);
+        // The key field changed: both lists, from the pre-image or the _id index.
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&full), Some(&before), Some(&user)),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [del("of:43"), del("of:42")]);
+        let was_42 = |_: &Mapping, _: &Bson| Some("42".to_owned());
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&full), None, Some(&user)),
+            Mode::Delete,
+            &was_42,
+        );
+        assert_eq!(a, [del("of:43"), del("of:42")]);
+        // ... and where neither says, every list of the mapping.
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&full), None, Some(&user)),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [del("of:43"), Action::Purge("of:".into())]);
+        let a = actions(
+            &m,
+            &ev(Op::Replace, Some(&full), None, None),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(
+            a,
+            [del("of:43"), Action::Purge("of:".into())],
+            "a replace says nothing"
+        );
+        // A delete: the list it was in, or every list.
+        let a = actions(&m, &ev(Op::Delete, None, None, None), Mode::Delete, &was_42);
+        assert_eq!(a, [del("of:42")]);
+        let a = actions(&m, &ev(Op::Delete, None, None, None), Mode::Delete, &none);
+        assert_eq!(a, [Action::Purge("of:".into())]);
+        // Refresh mode queries the lists again.
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&full), Some(&before), None),
+            Mode::Refresh,
+            &none,
+        );
+        assert_eq!(
+            a,
+            [
+                Action::Reload("of:43".into()),
+                Action::Reload("of:42".into())
+            ]
+        );
     }
 }

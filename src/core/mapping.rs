@@ -10,6 +10,7 @@
 
 use crate::core::format::{self, Format, Loaded};
 use crate::core::key_id::{field_value, KeyFields};
+use crate::core::many::{self, Many};
 use crate::core::policy::Overrides;
 use crate::core::projection::Projection;
 use bson::{Bson, Document};
@@ -31,6 +32,8 @@ pub struct Mapping {
     pub fields: Projection,
     /// `ttl=`, `negative-ttl=`, `grace=`, `jitter=`, `expire-at=`.
     pub expiry: Overrides,
+    /// `many` (with `sort=`, `limit=`): the key holds the documents a query returns.
+    pub many: Option<Many>,
 }
 
 /// All mappings, longest prefix first so the first match is the most specific one.
@@ -134,7 +137,8 @@ impl Mappings {
 }
 
 const EXPECTED: &str = "expected PREFIX=DATABASE.COLLECTION[:FIELD][;OPTION...]";
-const OPTIONS: &str = "format=, fields=, sep=, ttl=, negative-ttl=, grace=, jitter=, expire-at=";
+const OPTIONS: &str =
+    "format=, fields=, sep=, ttl=, negative-ttl=, grace=, jitter=, expire-at=, many, sort=, limit=";
 
 fn parse_one(item: &str) -> Result<Mapping, String> {
     let bad = |why: &str| format!("mapping '{item}': {why} ({EXPECTED})");
@@ -146,6 +150,7 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
     let mut format = None;
     let mut fields = None;
     let mut sep = None;
+    let (mut many, mut sort, mut limit) = (false, None, None);
     let mut expiry = Overrides::default();
     for option in parts {
         if let Some((name, value)) = option.split_once('=') {
@@ -161,7 +166,15 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
                 fields = Some(Projection::parse(f).map_err(|e| bad(&e))?);
             }
             Some(("sep", c)) if sep.is_none() => sep = Some(parse_sep(c).map_err(|e| bad(&e))?),
-            Some(("format" | "fields" | "sep", _)) => {
+            Some(("sort", f)) if sort.is_none() => {
+                sort = Some(Many::parse_sort(f).map_err(|e| bad(&e))?);
+            }
+            Some(("limit", n)) if limit.is_none() => {
+                limit = Some(Many::parse_limit(n).map_err(|e| bad(&e))?);
+            }
+            None if option == "many" && !many => many = true,
+            None if option == "many" => return Err(bad("'many' given twice")),
+            Some(("format" | "fields" | "sep" | "sort" | "limit", _)) => {
                 return Err(bad(&format!("'{option}' given twice")))
             }
             _ => return Err(bad(&format!("unknown option '{option}' ({OPTIONS})"))),
@@ -206,11 +219,28 @@ fn parse_one(item: &str) -> Result<Mapping, String> {
     if sep.is_some() && names.len() == 1 {
         return Err(bad("sep= needs a compound key (FIELD,FIELD...)"));
     }
+    if !many && (sort.is_some() || limit.is_some()) {
+        return Err(bad("sort= and limit= go with 'many'"));
+    }
+    if many && format == Some(Format::Hash) {
+        return Err(bad(
+            "'many' stores an array of documents: format=string or format=json, not hash",
+        ));
+    }
+    if many && expiry.expire_at.is_some() {
+        return Err(bad(
+            "expire-at= needs a single-document mapping, not 'many'",
+        ));
+    }
     Ok(Mapping {
         prefix: prefix.to_owned(),
         db: db.to_owned(),
         collection: collection.to_owned(),
         key: KeyFields::new(names, sep.unwrap_or(':')),
+        many: many.then(|| Many {
+            sort: sort.unwrap_or_default(),
+            limit: limit.unwrap_or(many::DEFAULT_LIMIT),
+        }),
         format: format.unwrap_or_default(),
         fields: fields.unwrap_or_default(),
         expiry,
@@ -252,6 +282,14 @@ impl Mapping {
         }
     }
 
+    /// The documents a `many` mapping's query returned, as its key caches them.
+    pub fn encode_list(&self, docs: Vec<Document>) -> Loaded {
+        Loaded {
+            value: many::encode(docs, &self.fields, self.format),
+            expire_at_ms: None,
+        }
+    }
+
     /// The mapping as written in `readthrough.mappings`, every option spelled out: it parses
     /// back to the same mapping.
     pub fn spec(&self) -> String {
@@ -268,6 +306,10 @@ impl Mapping {
         }
         if !self.fields.is_all() {
             s.push_str(&format!(";fields={}", self.fields.text()));
+        }
+        if let Some(many) = &self.many {
+            s.push(';');
+            s.push_str(&many.text());
         }
         for option in self.expiry.text() {
             s.push(';');
@@ -360,7 +402,7 @@ mod tests {
             ("t=test.todos;fields=a,-b", "not both"),
             ("t=test.todos;format=json;format=hash", "given twice"),
             ("t=test.todos;colour=red", "unknown option"),
-            ("t=test.todos;many", "unknown option"),
+            ("t=test.todos;few", "unknown option"),
             ("t=test.todos;ttl=-1", "from 0 to"),
             ("t=test.todos;jitter=5000", "from 0 to 1000"),
             ("t=test.todos;ttl=5;ttl=6", "given twice"),
@@ -504,5 +546,37 @@ mod tests {
             "_id,n",
             "_id itself may be a part"
         );
+    }
+
+    #[test]
+    fn many_takes_sort_and_limit_and_refuses_what_cannot_hold_a_list() {
+        let m = one("orders-of:=shop.orders:user_id;many;sort=-created;limit=50;format=json");
+        assert_eq!(
+            m.many,
+            Some(Many {
+                sort: vec![("created".into(), -1)],
+                limit: 50
+            })
+        );
+        assert_eq!(one("o:=s.o:u;many").many, Some(Many::default()));
+        assert_eq!(one("o:=s.o:u").many, None);
+        let again = Mappings::parse(&m.spec()).unwrap();
+        assert_eq!(
+            again.by_prefix("orders-of:").map(|a| (**a).clone()),
+            Some(m)
+        );
+        for (spec, why) in [
+            ("o=s.o:u;many;format=hash", "not hash"),
+            ("o=s.o:u;sort=a", "go with 'many'"),
+            ("o=s.o:u;limit=5", "go with 'many'"),
+            ("o=s.o:u;many;limit=0", "1 to 10000"),
+            ("o=s.o:u;many;limit=10001", "1 to 10000"),
+            ("o=s.o:u;many;many", "twice"),
+            ("o=s.o:u;many;sort=a;sort=b", "twice"),
+            ("o=s.o:u;many;expire-at=x", "single-document"),
+        ] {
+            let err = Mappings::parse(spec).unwrap_err();
+            assert!(err.contains(why), "{spec}: {err}");
+        }
     }
 }

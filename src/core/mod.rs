@@ -11,6 +11,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod invalidation;
 pub mod key_id;
+pub mod many;
 pub mod mapping;
 pub mod negative_cache;
 pub mod policy;

@@ -7,7 +7,7 @@ use crate::core::format::Loaded;
 #[cfg(test)]
 use crate::core::format::Value;
 use crate::redis::gil::Gil;
-use crate::redis::keys::is_replica;
+use crate::redis::keys::{is_replica, probe, Held};
 use crate::redis::write::{self, Only};
 use crate::state::{counters, settings};
 
@@ -19,6 +19,8 @@ pub trait Cache {
     fn set(&mut self, db: i32, key: &[u8], value: &Loaded, only: Option<Only>) -> Option<bool>;
     /// `DEL keys` in `db`: how many existed, `None` if the write failed.
     fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64>;
+    /// True when `key` holds a value in `db`.
+    fn holds(&mut self, db: i32, key: &[u8]) -> bool;
 }
 
 /// Redis itself, under its lock.
@@ -45,6 +47,10 @@ impl Cache for RedisCache<'_> {
 
     fn del(&mut self, db: i32, keys: &[&[u8]]) -> Option<i64> {
         write::delete(self.0, db, keys)
+    }
+
+    fn holds(&mut self, db: i32, key: &[u8]) -> bool {
+        self.0.select_db(db) && probe(&self.0.context(), key, false).0 != Held::Nothing
     }
 }
 
@@ -99,5 +105,9 @@ impl Cache for MemCache {
             .filter(|k| self.values.remove(&(db, k.to_vec())).is_some())
             .count();
         Some(gone as i64)
+    }
+
+    fn holds(&mut self, db: i32, key: &[u8]) -> bool {
+        self.values.contains_key(&(db, key.to_vec()))
     }
 }

@@ -47,13 +47,20 @@ fn warms() -> std::sync::MutexGuard<'static, Vec<Arc<Warm>>> {
     WARMS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts warming the mapping with `prefix` into `db`. Refused for an unknown prefix and while
-/// a warm-up of the same prefix runs.
+/// Starts warming the mapping with `prefix` into `db`. Refused for an unknown prefix, a `many`
+/// mapping, and while a warm-up of the same prefix runs.
 pub fn start(prefix: &str, limit: Option<u64>, db: i32) -> Result<(), Error> {
     let mappings = settings::mappings();
     let Some(mapping) = mappings.by_prefix(prefix) else {
         return Err(Error::NoPrefix(show_key(prefix.as_bytes())));
     };
+    if mapping.many.is_some() {
+        return Err(Error::BadKey(format!(
+            "RT.WARM: mapping '{}' holds query results ('many'): it has no finite set of keys \
+             to warm",
+            show_key(prefix.as_bytes())
+        )));
+    }
     let w = {
         let mut all = warms();
         if all
@@ -229,6 +236,7 @@ pub fn on_load() {
     let prefixes: Vec<String> = if words == ["*"] {
         settings::mappings()
             .iter()
+            .filter(|m| m.many.is_none())
             .map(|m| m.prefix.clone())
             .collect()
     } else {

@@ -35,6 +35,32 @@ pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Docu
     .await
 }
 
+/// The documents a `many` mapping's key stands for: `find(filter).sort(...).limit(...)` with
+/// the mapping's projection. Bounded by `deadline` as `find_one` is.
+pub async fn find_list(target: &Target, deadline: Deadline) -> Result<Vec<Document>, Error> {
+    within(deadline, async {
+        let client = client().await?;
+        let m = &target.mapping;
+        let many = m.many.clone().unwrap_or_default();
+        let coll = client.database(&m.db).collection::<Document>(&m.collection);
+        let projection = m.projection();
+        let mut cursor = until_answered(|| {
+            coll.find(target.filter())
+                .sort(many.sort_doc())
+                .limit(many.limit)
+                .batch_size(many.limit.min(1000) as u32)
+                .optional(projection.clone(), |f, p| f.projection(p))
+        })
+        .await?;
+        let mut docs = Vec::new();
+        while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
+            docs.push(doc);
+        }
+        Ok(docs)
+    })
+    .await
+}
+
 /// Finds the documents of many ids of one mapping: one `$in` query, or for a compound key one
 /// per distinct leading parts (`KeyFields::batch_filters`), run at once; each found document by
 /// its canonical id (`KeyFields::canonical`). Bounded by `deadline` as `find_one` is.

@@ -334,3 +334,21 @@ pub fn config_refused(c: &mut redis::Connection, name: &str, value: &str) -> Str
             .query::<()>(c),
     )
 }
+
+/// The server with its JSON module (RedisJSON, or valkey-json on Valkey) loaded before the
+/// module; `None` (the test says it is skipped) when it is not available.
+pub fn json_redis(mongo_uri: &str, mappings: &str, extra: &[&str]) -> Option<Redis> {
+    match json_module() {
+        Ok(Some(path)) => {
+            let path = path.to_string_lossy().into_owned();
+            let mut args = vec!["--loadmodule", path.as_str()];
+            args.extend_from_slice(extra);
+            Some(Redis::with(mongo_uri, mappings).args(&args).start())
+        }
+        Ok(None) => Some(Redis::with(mongo_uri, mappings).args(extra).start()),
+        Err(why) => {
+            skip(&why);
+            None
+        }
+    }
+}

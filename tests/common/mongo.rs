@@ -186,6 +186,14 @@ impl Mongo {
         assert_eq!(r.matched_count, 1, "update matched nothing");
     }
 
+    pub fn replace_one(&self, db: &str, coll: &str, filter: Document, with: Document) {
+        let c = self.client().database(db).collection::<Document>(coll);
+        let r = rt()
+            .block_on(async { c.replace_one(filter, with).await })
+            .unwrap();
+        assert_eq!(r.matched_count, 1, "replace matched nothing");
+    }
+
     pub fn delete_one(&self, db: &str, coll: &str, filter: Document) {
         let c = self.client().database(db).collection::<Document>(coll);
         rt().block_on(async { c.delete_one(filter).await }).unwrap();

@@ -3,11 +3,14 @@
 //! with `SCAN ... COUNT 500`, one lock hold per step.
 
 use super::{current, databases, tokens, Watcher, EVENTS, LAG_MS, PURGES, UNPLACED_DELETES};
+use crate::core::deadline::Deadline;
 use crate::core::invalidation::{actions, glob_escape, Action, Change, Op};
 use crate::core::mapping::Mapping;
 use crate::core::resume_token::{self, START_AFTER};
 use crate::engine::cache::{Cache, RedisCache};
+use crate::engine::load::list_value_of;
 use crate::engine::{cache_state, store};
+use crate::mongo::queries;
 use crate::redis::gil::Gil;
 use crate::redis::write::{self, Only};
 use crate::state::counters;
@@ -38,11 +41,20 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
         w.lag_ms.store(lag, Ordering::Relaxed);
     }
     let id = ev.document_key.as_ref().and_then(|d| d.get("_id"));
+    let changed: Option<Vec<String>> = ev.update_description.as_ref().map(|u| {
+        let updated = u.updated_fields.keys().cloned();
+        let truncated = u.truncated_arrays.iter().flatten().map(|t| t.field.clone());
+        updated
+            .chain(u.removed_fields.iter().cloned())
+            .chain(truncated)
+            .collect()
+    });
     let change = Change {
         op: op_of(&ev.operation_type),
         full: ev.full_document.as_ref(),
         before: ev.full_document_before_change.as_ref(),
         id,
+        changed: changed.as_deref(),
     };
     let acts = actions(maps, &change, settings::mode(), &id_index::known);
     id_index::update(maps, &change);
@@ -50,12 +62,17 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
         UNPLACED_DELETES.fetch_add(1, Ordering::Relaxed);
     }
     let mut writes = Vec::new();
+    let mut reloads = Vec::new();
     for a in acts {
         match a {
             Action::Purge(prefix) if current(gen) => purge(&prefix).await,
             Action::Purge(_) => {}
+            Action::Reload(key) => reloads.push(key),
             a => writes.push(a),
         }
+    }
+    if !reloads.is_empty() && current(gen) {
+        writes.extend(reload(reloads).await);
     }
     let after = if ev.operation_type == OperationType::Invalidate {
         START_AFTER
@@ -73,6 +90,35 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
         }
     })
     .await;
+}
+
+/// `refresh` mode for `many` lists: each list key cached in some DB is queried again and
+/// rewritten where cached; one whose query fails is deleted (never left stale). A list cached
+/// nowhere costs MongoDB nothing.
+async fn reload(keys: Vec<String>) -> Vec<Action> {
+    let dbs = databases();
+    let cached = store::with_gil(move |gil: &Gil| {
+        let mut cache = RedisCache(gil);
+        keys.into_iter()
+            .filter(|k| (0..dbs).any(|db| cache.holds(db, k.as_bytes())))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut out = Vec::with_capacity(cached.len());
+    for key in cached {
+        let target = settings::resolve(key.as_bytes()).ok();
+        let Some(target) = target.filter(|t| t.mapping.many.is_some()) else {
+            out.push(Action::Delete(key));
+            continue;
+        };
+        let deadline = Deadline::after_ms(settings::timeout_ms() as u64);
+        match queries::find_list(&target, deadline).await {
+            Ok(docs) => out.push(Action::Set(key, list_value_of(&target.mapping, docs))),
+            Err(_) => out.push(Action::Delete(key)),
+        }
+    }
+    out
 }
 
 /// Under the GIL: applies the key actions in every DB and saves the resume token (namespace,
@@ -110,7 +156,7 @@ pub fn apply_actions(cache: &mut impl Cache, dbs: i32, acts: &[Action]) -> u64 {
                 Action::Forget(key) => {
                     cache_state::forget_absent(db, key.as_bytes());
                 }
-                Action::Purge(_) => {}
+                Action::Purge(_) | Action::Reload(_) => {}
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The misses of one `RT.MGET` (or of a transparent read of many keys): loaded with one `$in`
-//! query per mapping, stored, and answered in key order. Batches do not join the single-flight
+//! query per mapping (one query per key for a `many` mapping), stored, and answered in key order. Batches do not join the single-flight
 //! table; their keys count against `readthrough.max-inflight` while they load.
 
 use crate::core::deadline::Deadline;
+use crate::core::error::Error;
 use crate::core::format::{Loaded, Slot};
 use crate::core::mapping::{Mapping, Target};
 use crate::engine::cache_state::{self, BatchSlots};
@@ -59,7 +60,7 @@ async fn run_batch(
     let started = Instant::now();
     let queries = groups.iter().map(|(mapping, items)| {
         let ids: Vec<&str> = items.iter().map(|m| m.target.id.as_str()).collect();
-        async move { queries::find_many(mapping, &ids, deadline).await }
+        async move { values_of(mapping, items, &ids, deadline).await }
     });
     let results = futures_util::future::join_all(queries).await;
     counters::record_load_us(started.elapsed().as_micros() as u64);
@@ -69,11 +70,6 @@ async fn run_batch(
     for ((mapping, items), result) in groups.iter().zip(results) {
         match result {
             Ok(docs) => {
-                // Each found document becomes a value once, however many keys ask for it.
-                let docs: HashMap<String, Loaded> = docs
-                    .into_iter()
-                    .map(|(id, d)| (id, super::value_of(mapping, d)))
-                    .collect();
                 for m in items {
                     match docs.get(mapping.key.canonical(&m.target.id).as_ref()) {
                         Some(value) => {
@@ -107,4 +103,30 @@ async fn run_batch(
         epoch,
         _slots: slots,
     });
+}
+
+/// The values found for one mapping's misses, by canonical id. A single-document mapping: one
+/// query (`queries::find_many`), each found document a value once however many keys ask for
+/// it. A `many` mapping: one query per key, at once (each key is its own query).
+async fn values_of(
+    mapping: &Arc<Mapping>,
+    items: &[&BatchMiss],
+    ids: &[&str],
+    deadline: Deadline,
+) -> Result<HashMap<String, Loaded>, Error> {
+    if mapping.many.is_none() {
+        let docs = queries::find_many(mapping, ids, deadline).await?;
+        return Ok(docs
+            .into_iter()
+            .map(|(id, d)| (id, super::value_of(mapping, d)))
+            .collect());
+    }
+    let lists = items.iter().map(|m| async move {
+        let docs = queries::find_list(&m.target, deadline).await?;
+        let id = mapping.key.canonical(&m.target.id).into_owned();
+        Ok::<_, Error>((id, super::list_value_of(mapping, docs)))
+    });
+    futures_util::future::try_join_all(lists)
+        .await
+        .map(|all| all.into_iter().collect())
 }

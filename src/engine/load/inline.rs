@@ -96,7 +96,9 @@ pub fn connect(mt: MainThread) {
 
 /// Sends the load's query inline, or gives the load back for the loader thread.
 pub fn try_start(mt: MainThread, load: Loading) -> Result<(), Loading> {
-    if !settings::inline_loads() || !event_loop::available() {
+    // A `many` mapping's answer may take several batches: the driver reads it.
+    let many = load.load().target.mapping.many.is_some();
+    if many || !settings::inline_loads() || !event_loop::available() {
         return Err(load);
     }
     LANE.with(|l| l.borrow_mut().start(mt, load))

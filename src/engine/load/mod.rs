@@ -36,6 +36,15 @@ pub fn value_of(m: &Mapping, doc: Document) -> Loaded {
     m.encode(doc)
 }
 
+/// What the documents of a `many` mapping's query become: the array value; each document's
+/// `_id` is remembered for change events that carry no more.
+pub fn list_value_of(m: &Mapping, docs: Vec<Document>) -> Loaded {
+    for d in &docs {
+        id_index::remember(m, d);
+    }
+    m.encode_list(docs)
+}
+
 /// One started load: which key, what to query, what to do with the result, and by when.
 pub struct Load {
     pub key: LoadKey,
