@@ -61,3 +61,5 @@ CHANGE_VISIBLE_MS = at_most(2000, "within 2 s")
 # 15: a compound-key cold miss against a single-field one, p50 (the key splits and the filter
 # has one condition more: no extra round trip).
 COMPOUND_MISS = at_most(1.10)
+# 16: a `many` list's cold miss against the same find (sort, limit) from the client, p50.
+LIST_MISS_VS_FIND = at_most(1.15)
