@@ -197,7 +197,10 @@ fn list_actions(
     let before = match ev.op {
         Op::Insert => Before::Id(None),
         Op::Update | Op::Replace | Op::Delete => {
-            if let Some(b) = ev.before {
+            if m.key.is_id() {
+                // documentKey names the list (`_id` never changes).
+                Before::Id(ev.id.and_then(id_of_value))
+            } else if let Some(b) = ev.before {
                 Before::Id(m.key.id_of(b))
             } else if ev.op == Op::Update
                 && ev.full.is_some()
@@ -472,6 +475,15 @@ mod tests {
         assert_eq!(a, [del("of:42")]);
         let a = actions(&m, &ev(Op::Delete, None, None, None), Mode::Delete, &none);
         assert_eq!(a, [Action::Purge("of:".into())]);
+        // A list keyed by _id: documentKey names it.
+        let by_id = maps("x:=shop.orders;many");
+        let a = actions(
+            &by_id,
+            &ev(Op::Delete, None, None, None),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [del("x:1")]);
         // Refresh mode queries the lists again.
         let a = actions(
             &m,
