@@ -50,6 +50,7 @@ fn a_many_key_holds_the_query_result_on_every_read_path() {
     let mut c = redis.conn();
     let v = rt_get(&mut c, "of:42").unwrap().expect("a list");
     assert_eq!(column(&v, "created"), [5, 4, 3], "sort=-created;limit=3");
+    assert_eq!(redis.info()["inline_loads"], 1, "one batch: read inline");
     assert!(
         json(&v)[0].get("_id").is_none(),
         "fields=-_id on each document"
@@ -118,6 +119,37 @@ fn a_many_key_holds_the_query_result_on_every_read_path() {
     assert_eq!(column(&big, "total"), [10, 20, 30, 40, 500]);
     assert_eq!(stored(&mut c, "all:42"), None);
     assert!(redis.info()["too_large"] >= 1);
+}
+
+#[test]
+fn a_list_larger_than_one_batch_is_read_whole_by_the_driver() {
+    let mongo = Mongo::shared();
+    let db = unique_db("many-large");
+    // 9,000 documents of about 2 KB: 18 MB, more than one 16 MB batch.
+    let pad = "x".repeat(2000);
+    let docs: Vec<Document> = (0..9000)
+        .map(|i| doc! { "_id": i, "user_id": "1", "pad": &pad })
+        .collect();
+    mongo.insert(&db, "orders", docs);
+    let mappings = format!("big:={db}.orders:user_id;many;limit=10000");
+    let redis = Redis::with(&mongo.uri, &mappings)
+        .config("timeout", 20000)
+        .start();
+    let mut c = redis.conn();
+    let v = rt_get(&mut c, "big:1").unwrap().unwrap();
+    let ids = column(&v, "_id");
+    assert_eq!(ids.len(), 9000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in _id order");
+    let info = redis.info();
+    assert_eq!(
+        info["inline_handoffs"], 1,
+        "the inline try saw an open cursor: {info:?}"
+    );
+    assert_eq!(
+        stored(&mut c, "big:1"),
+        None,
+        "over max-value-bytes (8 MB): not stored"
+    );
 }
 
 #[test]

@@ -136,6 +136,27 @@ pub fn find_one(db: &str, coll: &str, filter: Document, projection: Option<Docum
     cmd
 }
 
+/// A `find` of at most `limit` documents in `sort` order, all asked for in the first batch.
+/// Without `singleBatch`: a result the server cannot fit in one batch (16 MB) leaves its cursor
+/// open, which `found_all` reports, rather than being cut short without a word.
+pub fn find_list(
+    db: &str,
+    coll: &str,
+    filter: Document,
+    projection: Option<Document>,
+    sort: Document,
+    limit: i64,
+) -> Document {
+    let mut cmd = doc! { "find": coll, "filter": filter, "sort": sort };
+    if let Some(p) = projection {
+        cmd.insert("projection", p);
+    }
+    cmd.insert("limit", limit);
+    cmd.insert("batchSize", limit);
+    cmd.insert("$db", db);
+    cmd
+}
+
 /// Error codes after which the driver retries a read once (the Retryable Reads
 /// specification's list: the server is shutting down, stepped down, or not reachable).
 const RETRYABLE_READ_CODES: [i32; 13] = [
@@ -185,6 +206,29 @@ pub fn found(reply: Document) -> Result<Option<Document>, NoAnswer> {
             other.element_type()
         ))),
     }
+}
+
+/// Every document of a `find_list` reply; `Odd` when the server kept a cursor open (the
+/// result did not fit one batch: the driver reads it with `getMore`).
+pub fn found_all(reply: Document) -> Result<Vec<Document>, NoAnswer> {
+    ok(&reply)?;
+    let odd = |e: bson::document::ValueAccessError| NoAnswer::Odd(e.to_string());
+    let cursor = reply.get_document("cursor").map_err(odd)?;
+    if !matches!(cursor.get("id"), Some(Bson::Int64(0) | Bson::Int32(0))) {
+        return Err(NoAnswer::Odd("a result larger than one batch".into()));
+    }
+    cursor
+        .get_array("firstBatch")
+        .map_err(odd)?
+        .iter()
+        .map(|d| match d {
+            Bson::Document(d) => Ok(d.clone()),
+            other => Err(NoAnswer::Odd(format!(
+                "a batch of {:?}",
+                other.element_type()
+            ))),
+        })
+        .collect()
 }
 
 /// An `ok: 0` reply as the driver words a command error, so a client sees the same text
@@ -326,6 +370,38 @@ mod tests {
             matches!(found(doc! { "ok": 1 }), Err(NoAnswer::Odd(_))),
             "no cursor"
         );
+    }
+
+    #[test]
+    fn a_list_reply_is_every_document_or_odd_when_a_cursor_stays_open() {
+        let cmd = find_list(
+            "d",
+            "c",
+            doc! {"u": "42"},
+            None,
+            doc! {"t": -1, "_id": 1},
+            50,
+        );
+        assert_eq!(cmd.get_i64("limit"), Ok(50));
+        assert_eq!(cmd.get_i64("batchSize"), Ok(50));
+        assert!(!cmd.contains_key("singleBatch"));
+        let reply = |id: i64, batch: Vec<Bson>| {
+            doc! { "ok": 1.0, "cursor": { "id": id, "ns": "d.c", "firstBatch": batch } }
+        };
+        let docs = vec![
+            Bson::Document(doc! {"_id": 1}),
+            Bson::Document(doc! {"_id": 2}),
+        ];
+        assert_eq!(found_all(reply(0, docs)).unwrap().len(), 2);
+        assert_eq!(found_all(reply(0, vec![])), Ok(vec![]));
+        assert!(matches!(
+            found_all(reply(77, vec![])),
+            Err(NoAnswer::Odd(_))
+        ));
+        assert!(matches!(
+            found_all(doc! {"ok": 0.0, "code": 13, "errmsg": "no"}),
+            Err(NoAnswer::Refused { .. })
+        ));
     }
 
     #[test]

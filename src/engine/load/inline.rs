@@ -22,7 +22,9 @@
 //!   connection is dropped, as the server is no longer the primary); any other error reply is
 //!   answered `BACKEND` with the driver's wording, and the connection kept, as the driver keeps
 //!   its own;
-//! - an answer not understood (the connection is dropped: the stream may be out of step);
+//! - an answer not understood (the connection is dropped: the stream may be out of step), and a
+//!   `many` list too large for one batch (the driver reads it with `getMore`; the server's
+//!   cursor is left to its idle timeout);
 //! - no answer by half the deadline: the connection may be dead without a word (a NAT or load
 //!   balancer dropped it), where the driver's pool would still serve. `TIMEOUT` then comes from
 //!   the driver's side, at the deadline, as for every load.
@@ -35,7 +37,7 @@ use crate::core::error::{Error, Outcome};
 use crate::core::format::Loaded;
 use crate::core::mapping::Target;
 use crate::core::wire::{self, NoAnswer};
-use crate::engine::load::{driver, value_of, Loading};
+use crate::engine::load::{driver, list_value_of, value_of, Loading};
 use crate::mongo::inline_conn::{self, Conn, NotOpened};
 use crate::mongo::{client, runtime};
 use crate::redis::event_loop::{self, Timer};
@@ -96,9 +98,7 @@ pub fn connect(mt: MainThread) {
 
 /// Sends the load's query inline, or gives the load back for the loader thread.
 pub fn try_start(mt: MainThread, load: Loading) -> Result<(), Loading> {
-    // A `many` mapping's answer may take several batches: the driver reads it.
-    let many = load.load().target.mapping.many.is_some();
-    if many || !settings::inline_loads() || !event_loop::available() {
+    if !settings::inline_loads() || !event_loop::available() {
         return Err(load);
     }
     LANE.with(|l| l.borrow_mut().start(mt, load))
@@ -130,8 +130,14 @@ impl Lane {
             Link::Up(conn) if self.sent.is_none() && runtime::loads() == 0 => {
                 let load = loading.load();
                 let m = &load.target.mapping;
-                let cmd =
-                    wire::find_one(&m.db, &m.collection, load.target.filter(), m.projection());
+                let (filter, projection) = (load.target.filter(), m.projection());
+                let cmd = match &m.many {
+                    None => wire::find_one(&m.db, &m.collection, filter, projection),
+                    Some(many) => {
+                        let (sort, limit) = (many.sort_doc(), many.limit);
+                        wire::find_list(&m.db, &m.collection, filter, projection, sort, limit)
+                    }
+                };
                 match conn.send(&cmd) {
                     Ok(id) => {
                         let left = load.deadline.at.saturating_duration_since(Instant::now());
@@ -283,10 +289,14 @@ fn hand_off(load: Loading) {
     driver::spawn(load);
 }
 
-/// A `find` answer as the load's outcome: the document in its mapping's format, or none.
+/// A `find` answer as the load's outcome: the document in its mapping's format, or none; for a
+/// `many` mapping the list (a result larger than one batch goes to the driver).
 fn decode(target: &Target, answer: &[u8]) -> Result<Option<Loaded>, NoAnswer> {
     let (_, body) = wire::decode(answer).map_err(NoAnswer::Odd)?;
     let m = &target.mapping;
+    if m.many.is_some() {
+        return Ok(Some(list_value_of(m, wire::found_all(body)?)));
+    }
     Ok(wire::found(body)?.map(|d| value_of(m, d)))
 }
 
