@@ -4,7 +4,7 @@
 use crate::core::format::Loaded;
 #[cfg(test)]
 use crate::core::format::Value;
-use crate::core::key_id::id_of_value;
+use crate::core::key_id::{field_value, id_of_value};
 use crate::core::mapping::Mapping;
 use bson::{Bson, Document};
 use std::sync::Arc;
@@ -193,7 +193,19 @@ fn list_actions(
             })
         })
     };
-    let new = ev.full.and_then(|d| m.key.id_of(d));
+    // The list a document is in: named by its key fields, none when it lacks one, or `Err`
+    // when a key field holds no id (an array: the document is in several lists).
+    let place = |d: &Document| -> Result<Option<String>, ()> {
+        match m.key.id_of(d) {
+            Some(id) => Ok(Some(id)),
+            None if m.key.names().iter().any(|n| field_value(d, n).is_none()) => Ok(None),
+            None => Err(()),
+        }
+    };
+    let Ok(new) = ev.full.map(place).transpose().map(Option::flatten) else {
+        out.push(Action::Purge(m.prefix.clone()));
+        return;
+    };
     let before = match ev.op {
         Op::Insert => Before::Id(None),
         Op::Update | Op::Replace | Op::Delete => {
@@ -201,7 +213,7 @@ fn list_actions(
                 // documentKey names the list (`_id` never changes).
                 Before::Id(ev.id.and_then(id_of_value))
             } else if let Some(b) = ev.before {
-                Before::Id(m.key.id_of(b))
+                place(b).map_or(Before::Unknown, Before::Id)
             } else if ev.op == Op::Update
                 && ev.full.is_some()
                 && ev.changed.is_some_and(|c| !touches_key(c))
@@ -475,6 +487,23 @@ mod tests {
         assert_eq!(a, [del("of:42")]);
         let a = actions(&m, &ev(Op::Delete, None, None, None), Mode::Delete, &none);
         assert_eq!(a, [Action::Purge("of:".into())]);
+        // A key field holding an array: the document is in lists no key names.
+        let tags = doc! {"_id": 1, "user": ["42", "43"]};
+        let a = actions(
+            &m,
+            &ev(Op::Update, Some(&tags), None, Some(&total)),
+            Mode::Delete,
+            &none,
+        );
+        assert_eq!(a, [Action::Purge("of:".into())]);
+        let none_field = doc! {"_id": 1, "total": 3};
+        let a = actions(
+            &m,
+            &ev(Op::Insert, Some(&none_field), None, None),
+            Mode::Delete,
+            &none,
+        );
+        assert!(a.is_empty(), "no key field: in no list");
         // A list keyed by _id: documentKey names it.
         let by_id = maps("x:=shop.orders;many");
         let a = actions(
