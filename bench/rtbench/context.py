@@ -2,6 +2,7 @@
 happens), SecantusDB with the 200,000 demo todos (or MONGO_URI), the main redis-server with the
 module, and the cold ids not read yet. Steps start further servers through `redis_server`, the
 one place a redis-server command line is written."""
+import contextlib
 import os
 import signal
 import socket
@@ -123,6 +124,16 @@ class Context:
         a timeout no step reaches."""
         return {"inline-loads": "yes", "mongo-uri": uri or self.uri, "mappings": "todo:=test.todos:id",
                 "timeout": 60000, **more}
+
+    @contextlib.contextmanager
+    def mapping_added(self, spec):
+        """The main server with one more mapping for the `with` block (steps 15 and 16)."""
+        before = self.r.config_get("readthrough.mappings")["readthrough.mappings"]
+        self.r.config_set("readthrough.mappings", f"{before} {spec}")
+        try:
+            yield
+        finally:
+            self.r.config_set("readthrough.mappings", before)
 
     def loadgen(self, mode, rport=None, uri=None, **options):
         """The load generator against the main servers, or the given Redis port and URI."""

@@ -58,8 +58,6 @@ def seed(ctx):
 
 def run(ctx):
     seed(ctx)
-    before = ctx.r.config_get("readthrough.mappings")["readthrough.mappings"]
-    ctx.r.config_set("readthrough.mappings", f"{before} order:=test.orders:tenant,id")
     # Cold (tenant, id) pairs, tenant by tenant, each read once.
     by_tenant = [[i for i in range(ORDERS) if i % TENANTS == t] for t in range(TENANTS)]
     pool = [i for ids in by_tenant for i in ids]
@@ -75,8 +73,8 @@ def run(ctx):
         taken.update(out)
         return out
 
-    comp, single, ratios, one_t, ten_t, seq_t = [], [], [], [], [], []
-    try:
+    comp, single, one_t, ten_t, seq_t = [], [], [], [], []
+    with ctx.mapping_added("order:=test.orders:tenant,id"):
         for rnd in range(ctx.args.rounds):
             c_us, s_us = [], []
             start = ctx.ids.take(PAIRS)
@@ -107,8 +105,6 @@ def run(ctx):
             for k in keys:
                 assert ctx.r.execute_command("RT.GET", k)
             seq_t.append((time.perf_counter() - t) * 1000)
-    finally:
-        ctx.r.config_set("readthrough.mappings", before)
     res = CompoundKeys(med(comp), med(single), ratio_of_rounds(comp, single),
                        med(one_t), med(ten_t), med(seq_t))
     print(f"15. compound keys: miss p50 {res.compound_p50_us:.0f} µs vs single {res.single_p50_us:.0f} µs "

@@ -65,11 +65,9 @@ def seed(ctx):
 
 def run(ctx):
     orders = seed(ctx)
-    before = ctx.r.config_get("readthrough.mappings")["readthrough.mappings"]
-    ctx.r.config_set("readthrough.mappings", f"{before} {MAPPING}")
     users = iter(range(USERS))
     miss, find, hit, get, native = [], [], [], [], []
-    try:
+    with ctx.mapping_added(MAPPING):
         for _ in range(ctx.args.rounds):
             m_us, f_us = [], []
             cached = []
@@ -116,8 +114,6 @@ def run(ctx):
                     sys.exit(f"16. the update of {key} was not visible after 10 s")
             fresh.append((time.perf_counter() - t) * 1e6)
         fresh.sort()
-    finally:
-        ctx.r.config_set("readthrough.mappings", before)
     res = ManyLists(med(miss), med(find), ratio_of_rounds(miss, find), med(hit), med(get), med(native),
                     ratio_of_rounds(hit, native), ratio_of_rounds(get, native),
                     len(fresh), fresh[len(fresh) // 2] / 1000, p99(fresh) / 1000)
