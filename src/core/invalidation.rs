@@ -4,7 +4,7 @@
 use crate::core::format::Loaded;
 #[cfg(test)]
 use crate::core::format::Value;
-use crate::core::key_id::{field_value, id_of_value};
+use crate::core::key_id::{field_value, id_of_value, path_within};
 use crate::core::mapping::Mapping;
 use bson::{Bson, Document};
 use std::sync::Arc;
@@ -188,9 +188,10 @@ fn list_actions(
     };
     let touches_key = |changed: &[String]| {
         changed.iter().any(|c| {
-            m.key.names().iter().any(|k| {
-                c == k || k.starts_with(&format!("{c}.")) || c.starts_with(&format!("{k}."))
-            })
+            m.key
+                .names()
+                .iter()
+                .any(|k| path_within(k, c) || path_within(c, k))
         })
     };
     // The list a document is in: named by its key fields, none when it lacks one, or `Err`

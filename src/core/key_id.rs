@@ -268,6 +268,14 @@ pub fn id_candidates(id: &str) -> Vec<Bson> {
     out
 }
 
+/// True when dotted `path` is `prefix` or lies inside it (`meta.sku` inside `meta`).
+pub fn path_within(path: &str, prefix: &str) -> bool {
+    path == prefix
+        || (path.len() > prefix.len()
+            && path.starts_with(prefix)
+            && path.as_bytes()[prefix.len()] == b'.')
+}
+
 /// The value at a dotted `path` of a document (`meta.sku`).
 pub fn field_value<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
     let mut parts = path.split('.');

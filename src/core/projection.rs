@@ -12,6 +12,7 @@
 //! their keys and to follow change events; the `expire-at=` date). The user's projection is
 //! then applied exactly, here, before the document is encoded.
 
+use crate::core::key_id::{field_value, path_within as within};
 use bson::{Bson, Document};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -19,14 +20,6 @@ pub struct Projection {
     /// `Some(list)`: keep only these paths. `None`: keep all but `drop`.
     keep: Option<Vec<String>>,
     drop: Vec<String>,
-}
-
-/// True when `path` is `prefix` or lies inside it (`meta.sku` inside `meta`).
-fn within(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || (path.len() > prefix.len()
-            && path.starts_with(prefix)
-            && path.as_bytes()[prefix.len()] == b'.')
 }
 
 impl Projection {
@@ -156,7 +149,7 @@ impl Projection {
             }
             let inner = Document::from_iter([(k.clone(), v)]);
             for p in keep.iter().filter(|p| within(p, &k)) {
-                if let Some(v) = crate::core::key_id::field_value(&inner, p) {
+                if let Some(v) = field_value(&inner, p) {
                     out.insert(p.clone(), v.clone());
                 }
             }
