@@ -4,6 +4,9 @@
 //! place. The state the layers share (settings in force, counters) is in `state/`.
 
 pub mod acl_rules;
+pub mod bus_message;
+pub mod bus_sequence;
+pub mod cluster_slots;
 pub mod codec;
 pub mod deadline;
 pub mod error;
