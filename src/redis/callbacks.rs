@@ -2,6 +2,7 @@
 //! once at load by `lib.rs`. This keeps the imports one way: the Redis side never names the
 //! engine, it calls what it was given.
 
+use crate::redis::gil::Gil;
 use crate::redis::main_thread::MainThread;
 use once_cell::sync::OnceCell;
 
@@ -28,6 +29,8 @@ pub struct Callbacks {
     pub info: fn() -> InfoFields,
     /// A config was accepted (main thread, where CONFIG SET runs).
     pub config_changed: fn(Changed),
+    /// Main thread: a message of the module's from another node of the cluster (its id).
+    pub bus_message: fn(&Gil, &str, &[u8]),
 }
 
 static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
@@ -45,6 +48,7 @@ const NONE: Callbacks = Callbacks {
     key_missed: |_, _, _| {},
     info: || (Vec::new(), Vec::new()),
     config_changed: nothing,
+    bus_message: |_, _, _| {},
 };
 
 /// The callbacks; before `set` (configs applied while loading), ones that do nothing.

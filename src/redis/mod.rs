@@ -9,6 +9,7 @@ pub mod answer;
 pub mod args;
 pub mod blocking;
 pub mod callbacks;
+pub mod cluster_bus;
 pub mod command_table;
 pub mod configs;
 pub mod event_loop;
