@@ -76,7 +76,12 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             return Status::Err;
         }
     }
-    engine::changes::set_node(databases(ctx), keys::is_cluster(ctx));
+    let cluster = keys::is_cluster(ctx);
+    if cluster && !redis::cluster_bus::register(ctx) {
+        ctx.log_warning("readthrough: cannot register for cluster bus messages");
+        return Status::Err;
+    }
+    engine::changes::set_node(databases(ctx), cluster);
     engine::changes::start();
     engine::warm::on_load();
     let from = redis::mongo_uri::file_in_force()

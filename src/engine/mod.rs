@@ -22,6 +22,7 @@ pub fn callbacks() -> Callbacks {
         key_missed: load::prefetch,
         info: info::fields,
         config_changed: on_config_changed,
+        bus_message: changes::bus_message,
     }
 }
 

@@ -157,8 +157,9 @@ pub fn call_read<R>(
         Err(e) => {
             let msg = e.to_utf8_string().unwrap_or_default();
             // In Redis Cluster, keys of slots another node serves are that node's business
-            // (change streams and warm-ups run on every master): expected, not worth a log line.
-            if !msg.contains("non local key") {
+            // (warm-ups run on every master), and a cluster not up yet refuses everything (the
+            // watcher waits and says so): expected, not worth a log line each.
+            if !msg.contains("non local key") && !msg.contains("cluster is down") {
                 ctx.log_warning(&format!("readthrough: could not write ({cmd}): {msg}"));
             }
             None

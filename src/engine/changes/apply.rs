@@ -2,7 +2,12 @@
 //! every DB, with the event's resume token, in one short hold of the Redis lock; prefix purges
 //! with `SCAN ... COUNT 500`, one lock hold per step.
 
-use super::{current, databases, tokens, Watcher, EVENTS, LAG_MS, PURGES, UNPLACED_DELETES};
+use super::forward::Outbox;
+use super::{
+    current, databases, is_cluster, tokens, topology, Watcher, EVENTS, LAG_MS, PURGES,
+    UNPLACED_DELETES,
+};
+use crate::core::cluster_slots::{key_slot, SLOTS};
 use crate::core::deadline::Deadline;
 use crate::core::invalidation::{actions, glob_escape, Action, Change, Op};
 use crate::core::mapping::Mapping;
@@ -23,7 +28,15 @@ use redis_module::CallReply;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Document>, gen: u64) {
+/// Applies one event; false when its resume token could not be saved in a cluster (the
+/// cluster is down, or the home slot moved): the watcher then opens the stream again from the
+/// last token saved, so that nothing whose write Redis refused is skipped.
+pub async fn handle(
+    w: &Watcher,
+    maps: &[Arc<Mapping>],
+    ev: ChangeStreamEvent<Document>,
+    gen: u64,
+) -> bool {
     EVENTS.fetch_add(1, Ordering::Relaxed);
     w.events.fetch_add(1, Ordering::Relaxed);
     fault::maybe_panic("change-event");
@@ -58,21 +71,38 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
     };
     let acts = actions(maps, &change, settings::mode(), &id_index::known);
     id_index::update(maps, &change);
+    // In a cluster, the actions for other masters' slots go to them (`forward.rs`).
+    let map = if is_cluster() {
+        topology::current()
+    } else {
+        None
+    };
+    let mut outbox = Outbox::default();
     if ev.operation_type == OperationType::Delete && acts.len() < maps.len() {
         UNPLACED_DELETES.fetch_add(1, Ordering::Relaxed);
+        if let (Some(map), Some(id)) = (&map, id) {
+            if let Ok(bytes) = mongodb::bson::to_vec(&mongodb::bson::doc! {"_id": id.clone()}) {
+                outbox.unplaced(map, bytes);
+            }
+        }
     }
     let mut writes = Vec::new();
-    let mut reloads = Vec::new();
+    let mut later_here = Vec::new();
     for a in acts {
+        let a = match &map {
+            Some(map) => match outbox.route(map, a) {
+                Some(here) => here,
+                None => continue,
+            },
+            None => a,
+        };
         match a {
-            Action::Purge(prefix) if current(gen) => purge(&prefix).await,
-            Action::Purge(_) => {}
-            Action::Reload(key) => reloads.push(key),
+            Action::Purge(_) | Action::Reload(_) => later_here.push(a),
             a => writes.push(a),
         }
     }
-    if !reloads.is_empty() && current(gen) {
-        writes.extend(reload(reloads).await);
+    if current(gen) {
+        writes.extend(run_later(later_here).await);
     }
     let after = if ev.operation_type == OperationType::Invalidate {
         START_AFTER
@@ -81,15 +111,45 @@ pub async fn handle(w: &Watcher, maps: &[Arc<Mapping>], ev: ChangeStreamEvent<Do
     };
     let token = mongodb::bson::to_bson(&ev.id)
         .ok()
-        .map(|t| (w.ns.clone(), format!("{after}{}", resume_token::to_text(t))));
+        .map(|t| format!("{after}{}", resume_token::to_text(t)));
+    let ns = w.ns.clone();
     store::with_gil(move |gil: &Gil| {
         // Checked under the GIL, where CONFIG SET runs: no event is applied after a change
         // of mode or mappings; its token is not saved, so the next watcher sees it again.
-        if current(gen) {
-            apply(gil, &writes, token)
-        }
+        !current(gen) || apply(gil, &ns, &writes, outbox, token) || !is_cluster()
     })
-    .await;
+    .await
+    .unwrap_or(false)
+}
+
+/// Purges (each prefix, one SCAN step per GIL hold) and, in `refresh` mode, the `many` lists
+/// to query again: runs the purges and returns the rewrites of the lists.
+async fn run_later(acts: Vec<Action>) -> Vec<Action> {
+    let mut reloads = Vec::new();
+    for a in acts {
+        match a {
+            Action::Purge(prefix) => purge(&prefix).await,
+            Action::Reload(key) => reloads.push(key),
+            _ => {}
+        }
+    }
+    if reloads.is_empty() {
+        Vec::new()
+    } else {
+        reload(reloads).await
+    }
+}
+
+/// A receiver's purges and list reloads, off the main thread: run, then the rewrites applied.
+pub async fn later(acts: Vec<Action>) {
+    let writes = run_later(acts).await;
+    if !writes.is_empty() {
+        store::with_gil(move |gil: &Gil| {
+            let changed = apply_actions(&mut RedisCache(gil), databases(), &writes);
+            counters::add(&counters::INVALIDATIONS, changed);
+        })
+        .await;
+    }
 }
 
 /// `refresh` mode for `many` lists: each list key cached in some DB is queried again and
@@ -121,19 +181,16 @@ async fn reload(keys: Vec<String>) -> Vec<Action> {
     out
 }
 
-/// Under the GIL: applies the key actions in every DB and saves the resume token (namespace,
-/// token text).
-fn apply(gil: &Gil, acts: &[Action], token: Option<(String, String)>) {
+/// Under the GIL: applies the key actions in every DB, sends other masters theirs, and saves
+/// the resume token, in that order (a saved token means every message before it was sent).
+/// Returns whether the token was saved.
+fn apply(gil: &Gil, ns: &str, acts: &[Action], outbox: Outbox, token: Option<String>) -> bool {
     let changed = apply_actions(&mut RedisCache(gil), databases(), acts);
     counters::add(&counters::INVALIDATIONS, changed);
-    if let Some((ns, token)) = token {
-        let saved = tokens::token_key(gil, &ns).and_then(|key| {
-            write::call_read(gil, 0, "SET", &[key.as_bytes(), token.as_bytes()], |_| ())
-        });
-        if saved.is_none() {
-            tokens::forget_tag(); // the slot may have moved to another node: look again next time
-        }
+    if !outbox.is_empty() {
+        outbox.send(gil, ns);
     }
+    token.is_none_or(|token| tokens::save_token(gil, ns, &token))
 }
 
 /// Applies key actions in DBs `0..dbs`: deletes, rewrites where cached (`XX`), forgotten
@@ -168,12 +225,39 @@ pub fn apply_actions(cache: &mut impl Cache, dbs: i32, acts: &[Action]) -> u64 {
 pub async fn purge(prefix: &str) {
     PURGES.fetch_add(1, Ordering::Relaxed);
     cache_state::forget_absent_prefix(prefix.as_bytes());
+    purge_where(prefix, None).await;
+}
+
+/// In a cluster, after this master gained `slots` from another: removes the mapped keys it
+/// holds in them (changes to them were sent to their former owner).
+pub async fn purge_slots(slots: Vec<u16>) {
+    PURGES.fetch_add(1, Ordering::Relaxed);
+    let mut within = vec![false; SLOTS];
+    for s in slots {
+        within[s as usize] = true;
+    }
+    let within = Arc::new(within);
+    let prefixes: Vec<String> = settings::mappings()
+        .iter()
+        .map(|m| m.prefix.clone())
+        .collect();
+    for p in prefixes {
+        purge_where(&p, Some(Arc::clone(&within))).await;
+    }
+}
+
+/// The `SCAN` loop of a purge: every key of `prefix`'s own mapping, or only those in `slots`.
+async fn purge_where(prefix: &str, slots: Option<Arc<Vec<bool>>>) {
     let pattern = glob_escape(prefix);
     for db in 0..databases() {
         let mut cursor = "0".to_owned();
         loop {
             let (pat, cur, pre) = (pattern.clone(), cursor.clone(), prefix.to_owned());
-            let step = store::with_gil(move |gil: &Gil| scan_step(gil, db, &cur, &pre, &pat)).await;
+            let slots = slots.clone();
+            let step = store::with_gil(move |gil: &Gil| {
+                scan_step(gil, db, &cur, &pre, &pat, slots.as_deref())
+            })
+            .await;
             match step.flatten() {
                 Some(next) if next != "0" => cursor = next,
                 _ => break,
@@ -182,8 +266,15 @@ pub async fn purge(prefix: &str) {
     }
 }
 
-/// One `SCAN` step in `db`; deletes what it found; the next cursor.
-fn scan_step(gil: &Gil, db: i32, cursor: &str, prefix: &str, pattern: &str) -> Option<String> {
+/// One `SCAN` step in `db`; deletes what it found (in `slots`, if given); the next cursor.
+fn scan_step(
+    gil: &Gil,
+    db: i32,
+    cursor: &str,
+    prefix: &str,
+    pattern: &str,
+    slots: Option<&Vec<bool>>,
+) -> Option<String> {
     let args: [&[u8]; 5] = [
         cursor.as_bytes(),
         b"MATCH",
@@ -214,8 +305,23 @@ fn scan_step(gil: &Gil, db: i32, cursor: &str, prefix: &str, pattern: &str) -> O
     // for the empty prefix, not the module's own keys.
     let mappings = settings::mappings();
     keys.retain(|k| mappings.find(k).is_some_and(|m| m.prefix == prefix));
-    if !keys.is_empty() {
-        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    if let Some(slots) = slots {
+        keys.retain(|k| slots[key_slot(k) as usize]);
+    }
+    // In a cluster one DEL may only name keys of one slot.
+    let mut groups: Vec<Vec<&[u8]>> = Vec::new();
+    if is_cluster() {
+        keys.sort_by_key(|k| key_slot(k));
+        for k in &keys {
+            match groups.last_mut() {
+                Some(g) if key_slot(g[0]) == key_slot(k) => g.push(k),
+                _ => groups.push(vec![k]),
+            }
+        }
+    } else if !keys.is_empty() {
+        groups.push(keys.iter().map(Vec::as_slice).collect());
+    }
+    for refs in groups {
         let n = RedisCache(gil).del(db, &refs);
         counters::add(&counters::INVALIDATIONS, n.unwrap_or(0) as u64);
     }

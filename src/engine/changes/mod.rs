@@ -17,13 +17,27 @@
 //! module never changes collection settings), else an index `_id → id` of the documents this
 //! node loaded (bounded; a delete it cannot place is counted in `cdc_unplaced_deletes`).
 //!
+//! In Redis Cluster a collection has one watcher in the whole cluster, on the master serving
+//! the slot of its resume-token key (`topology.rs`); it sends other masters the actions for
+//! their slots over the cluster bus (`forward.rs`), and they apply them (`receive.rs`),
+//! purging the collection's keys when a message may have been dropped. Every other master
+//! shows the watcher as `state=remote`.
+//!
 //! Files: this one holds the node's state and the supervisor; `watch.rs` the loop of one
 //! watcher, `apply.rs` what an event does under the Redis lock, `tokens.rs` where resume
-//! tokens are kept. The decisions themselves are pure (`core/invalidation.rs`).
+//! tokens are kept; `topology.rs`, `forward.rs` and `receive.rs` the cluster's share. The
+//! decisions themselves are pure (`core/invalidation.rs`, `core/bus_*.rs`).
 
 mod apply;
+mod forward;
+mod receive;
 mod tokens;
+mod topology;
 mod watch;
+
+pub use forward::SENT as BUS_SENT;
+pub use receive::on_message as bus_message;
+pub use receive::{GAPS as BUS_GAPS, NEW_SENDERS as BUS_NEW_SENDERS, RECEIVED as BUS_RECEIVED};
 
 use crate::core::invalidation::Mode;
 use crate::core::mapping::Mapping;
@@ -57,6 +71,8 @@ pub fn reconfigure() {
 
 pub fn set_master(master: bool) {
     if MASTER.swap(master, Ordering::SeqCst) != master {
+        // What this node heard as a master before says nothing about the data it holds now.
+        receive::forget_all();
         reconfigure();
     }
 }
@@ -93,6 +109,8 @@ fn current(gen: u64) -> bool {
 /// What `INFO` shows of one watcher.
 pub struct Watcher {
     pub ns: String,
+    /// In a cluster: another master runs this collection's watcher.
+    pub remote: bool,
     pub prefixes: String,
     pub state: Mutex<&'static str>,
     pub events: AtomicU64,
@@ -119,26 +137,39 @@ pub fn info_lines() -> Vec<(String, String)> {
         .iter()
         .enumerate()
     {
-        out.push((
-            format!("watcher_{i}"),
-            format!(
-                "ns={},prefixes={},state={},events={},lag_ms={}",
-                w.ns,
-                w.prefixes,
-                w.state.lock().unwrap_or_else(|p| p.into_inner()),
-                w.events.load(Ordering::Relaxed),
-                w.lag_ms.load(Ordering::Relaxed)
-            ),
-        ));
+        let mut line = format!(
+            "ns={},prefixes={},state={},events={},lag_ms={}",
+            w.ns,
+            w.prefixes,
+            w.state.lock().unwrap_or_else(|p| p.into_inner()),
+            w.events.load(Ordering::Relaxed),
+            w.lag_ms.load(Ordering::Relaxed)
+        );
+        if w.remote {
+            // The master running it (as the slot map says), and the last message heard.
+            let heard = receive::heard(&w.ns);
+            line.push_str(&format!(
+                ",home={},seq={}",
+                topology::home_of(&w.ns).as_deref().unwrap_or("none"),
+                heard.map_or(0, |h| h.last)
+            ));
+        }
+        out.push((format!("watcher_{i}"), line));
     }
     out
 }
 
-/// Starts the supervisor: it (re)starts the watchers whenever their configuration changes.
+/// Starts the supervisor: it (re)starts the watchers whenever their configuration changes; in
+/// a cluster it reads the slot map every second first.
 pub fn start() {
     runtime::spawn(async {
         let mut seen = 0;
+        let mut round = 0u64;
         loop {
+            if is_cluster() && round.is_multiple_of(5) {
+                topology::refresh().await;
+            }
+            round += 1;
             let gen = GEN.load(Ordering::SeqCst);
             if gen != seen {
                 seen = gen;
@@ -154,7 +185,20 @@ pub fn start() {
     });
 }
 
-/// One watcher per mapped collection, with the mappings on it; none when off or a replica.
+/// The mappings on collection `ns` (`DB.COLL`).
+fn mappings_of(ns: &str) -> Vec<Arc<Mapping>> {
+    settings::mappings()
+        .iter()
+        .filter(|m| {
+            ns.len() == m.db.len() + 1 + m.collection.len()
+                && ns == format!("{}.{}", m.db, m.collection)
+        })
+        .map(Arc::clone)
+        .collect()
+}
+
+/// One watcher per mapped collection, with the mappings on it; none when off or a replica, and
+/// in a cluster none where another master is the collection's home.
 fn plan() -> Vec<(Arc<Watcher>, Vec<Arc<Mapping>>)> {
     let mut by_ns: BTreeMap<(String, String), Vec<Arc<Mapping>>> = BTreeMap::new();
     for m in settings::mappings().iter() {
@@ -167,8 +211,11 @@ fn plan() -> Vec<(Arc<Watcher>, Vec<Arc<Mapping>>)> {
     by_ns
         .into_iter()
         .map(|((db, coll), maps)| {
+            let ns = format!("{db}.{coll}");
+            let remote = active && !topology::is_home(&ns);
             let w = Watcher {
-                ns: format!("{db}.{coll}"),
+                ns,
+                remote,
                 prefixes: maps
                     .iter()
                     .map(|m| m.prefix.as_str())
@@ -176,6 +223,8 @@ fn plan() -> Vec<(Arc<Watcher>, Vec<Arc<Mapping>>)> {
                     .join(" "),
                 state: Mutex::new(if settings::mode() == Mode::Off {
                     "off"
+                } else if remote {
+                    "remote"
                 } else if active {
                     "starting"
                 } else {
@@ -186,6 +235,9 @@ fn plan() -> Vec<(Arc<Watcher>, Vec<Arc<Mapping>>)> {
             };
             (Arc::new(w), maps)
         })
-        .map(|(w, maps)| (w, if active { maps } else { Vec::new() }))
+        .map(|(w, maps)| {
+            let run = active && !w.remote;
+            (w, if run { maps } else { Vec::new() })
+        })
         .collect()
 }

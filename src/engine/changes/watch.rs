@@ -3,11 +3,14 @@
 //! configuration it was started for changes. A panic while handling an event is caught: the
 //! watcher logs it and opens the stream again from the last saved token.
 
-use super::{apply, current, tokens, Watcher, RESUME_FAILURES};
+use super::{apply, current, forward, is_cluster, tokens, topology, Watcher, RESUME_FAILURES};
 use crate::core::mapping::Mapping;
 use crate::core::resume_token::{self, START_AFTER};
 use crate::core::wire;
+use crate::engine::store;
 use crate::mongo::client;
+use crate::mongo::runtime;
+use crate::redis::gil::Gil;
 use futures_util::FutureExt;
 use mongodb::bson::Document;
 use mongodb::change_stream::event::{OperationType, ResumeToken};
@@ -22,6 +25,9 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
         return;
     }
     let (db, coll) = (maps[0].db.clone(), maps[0].collection.clone());
+    if is_cluster() {
+        runtime::spawn(ticks(w.ns.clone(), gen));
+    }
     let mut backoff = Duration::from_millis(100);
     let mut logged = false;
     while current(gen) {
@@ -37,7 +43,13 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
             }
         };
         // After an invalidate event the stream can only be restarted with `startAfter`.
-        let saved = tokens::read_token(&w.ns).await;
+        let Ok(saved) = tokens::read_token(&w.ns).await else {
+            // Redis refused the read (a cluster not up yet): wait rather than lose the token.
+            w.set("waiting for redis");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        };
         let (start_after, saved) = match saved.as_deref().and_then(|s| s.strip_prefix(START_AFTER))
         {
             Some(rest) => (true, Some(rest.to_owned())),
@@ -104,6 +116,21 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
                     let handled = AssertUnwindSafe(apply::handle(&w, &maps, ev, gen))
                         .catch_unwind()
                         .await;
+                    if matches!(handled, Ok(false)) {
+                        // Redis refused the token (a cluster down): open again from the last one.
+                        log_once(
+                            &mut logged,
+                            &format!(
+                                "watcher {}: Redis refused the resume token (is the cluster \
+                                 down?); opening the stream again from the last one saved",
+                                w.ns
+                            ),
+                        );
+                        w.set("waiting for redis");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        break;
+                    }
                     if handled.is_err() {
                         // The event may be lost (its token was not saved, and a stream opened
                         // without a token starts from now): nothing cached can be trusted.
@@ -145,6 +172,24 @@ pub async fn watch(w: Arc<Watcher>, maps: Vec<Arc<Mapping>>, gen: u64) {
                 }
             }
         }
+    }
+}
+
+/// In a cluster, while this watcher runs: every second, tells the other masters how many
+/// messages of `ns` each was sent (`forward.rs`).
+async fn ticks(ns: String, gen: u64) {
+    while current(gen) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(map) = topology::current() else {
+            continue;
+        };
+        let ns = ns.clone();
+        store::with_gil(move |gil: &Gil| {
+            if current(gen) {
+                forward::tick(gil, &map, &ns)
+            }
+        })
+        .await;
     }
 }
 

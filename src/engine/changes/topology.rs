@@ -1,0 +1,101 @@
+//! Which master runs each collection's watcher in Redis Cluster: the one serving the slot of
+//! the collection's resume-token key (its home slot), so MongoDB sees one change stream per
+//! collection whatever the number of masters. Read from `CLUSTER SLOTS` every second; when
+//! the set of collections this node is home for changes, the watchers are started again.
+//! A node that gained slots from another master (resharding) purges the mapped keys it holds
+//! in them: changes to those keys were sent to their former owner.
+
+use super::{apply, is_master, reconfigure, tokens};
+use crate::core::cluster_slots::{key_slot, SlotMap};
+use crate::engine::store;
+use crate::redis::cluster_bus;
+use crate::redis::gil::Gil;
+use crate::state::settings;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+struct Known {
+    map: Arc<SlotMap>,
+    /// Whether this node was a master when the map was read.
+    master: bool,
+    /// The collections whose home slot this node serves.
+    homes: BTreeSet<String>,
+}
+
+static KNOWN: Mutex<Option<Known>> = Mutex::new(None);
+
+fn known() -> std::sync::MutexGuard<'static, Option<Known>> {
+    KNOWN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The slot map last read; `None` outside a cluster or before the first read.
+pub fn current() -> Option<Arc<SlotMap>> {
+    known().as_ref().map(|k| Arc::clone(&k.map))
+}
+
+/// Whether this node runs `ns`'s watcher: always outside a cluster; in a cluster, when it is a
+/// master serving `ns`'s home slot.
+pub fn is_home(ns: &str) -> bool {
+    if !super::is_cluster() {
+        return true;
+    }
+    known()
+        .as_ref()
+        .is_some_and(|k| k.master && k.homes.contains(ns))
+}
+
+/// The master serving `ns`'s home slot, as last read.
+pub fn home_of(ns: &str) -> Option<String> {
+    let slot = key_slot(tokens::token_key(ns).as_bytes());
+    known()
+        .as_ref()
+        .and_then(|k| k.map.owner(slot).map(str::to_owned))
+}
+
+/// Reads the slot map again (cluster only); starts the watchers again if this node's homes
+/// changed, and purges the slots it gained from another master.
+pub async fn refresh() {
+    let read = store::with_gil(|gil: &Gil| {
+        let me = cluster_bus::my_id(gil)?;
+        let ranges = cluster_bus::slot_ranges(gil)?;
+        Some(SlotMap::new(&me, &ranges))
+    })
+    .await
+    .flatten();
+    let Some(map) = read else {
+        return;
+    };
+    let master = is_master();
+    let namespaces: BTreeSet<String> = settings::mappings()
+        .iter()
+        .map(|m| format!("{}.{}", m.db, m.collection))
+        .collect();
+    let homes: BTreeSet<String> = namespaces
+        .into_iter()
+        .filter(|ns| map.is_mine(key_slot(tokens::token_key(ns).as_bytes())))
+        .collect();
+    let (changed, gained) = {
+        let mut k = known();
+        let changed = k
+            .as_ref()
+            .is_none_or(|k| k.homes != homes || k.master != master);
+        let gained = match k.as_ref() {
+            Some(before) if before.master && master && before.map.me() == map.me() => {
+                map.gained_since(&before.map)
+            }
+            _ => Vec::new(),
+        };
+        *k = Some(Known {
+            map: Arc::new(map),
+            master,
+            homes,
+        });
+        (changed, gained)
+    };
+    if !gained.is_empty() {
+        apply::purge_slots(gained).await;
+    }
+    if changed {
+        reconfigure();
+    }
+}
