@@ -199,6 +199,22 @@ impl Mongo {
         rt().block_on(async { c.delete_one(filter).await }).unwrap();
     }
 
+    /// The cursors open on the server (`serverStatus`: `metrics.cursor.open.total`), change
+    /// streams included.
+    pub fn open_cursors(&self) -> i64 {
+        let status = self.command("admin", doc! {"serverStatus": 1});
+        let open = status
+            .get_document("metrics")
+            .and_then(|m| m.get_document("cursor"))
+            .and_then(|c| c.get_document("open"))
+            .unwrap_or_else(|e| panic!("serverStatus has no open cursor count: {e}"));
+        match open.get("total") {
+            Some(mongodb::bson::Bson::Int32(n)) => *n as i64,
+            Some(mongodb::bson::Bson::Int64(n)) => *n,
+            other => panic!("serverStatus open cursors: {other:?}"),
+        }
+    }
+
     pub fn command(&self, db: &str, cmd: Document) -> Document {
         let db = self.client().database(db);
         rt().block_on(async { db.run_command(cmd).await }).unwrap()

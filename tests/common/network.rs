@@ -119,6 +119,66 @@ fn pump_gated(
     let _ = from.shutdown(std::net::Shutdown::Both);
 }
 
+/// A TCP proxy in front of a port not known yet (`set_upstream`), whose links can be cut: `cut`
+/// closes every open connection and closes each new one at once, until `restore`. What was in
+/// flight is lost: a Redis Cluster node's bus port, as the other nodes reach it, with its
+/// traffic dropped while the node itself runs on.
+pub struct CuttableProxy {
+    pub port: u16,
+    upstream: Arc<Mutex<u16>>,
+    cut: Arc<Mutex<bool>>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    pub fn start() -> CuttableProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = Arc::new(Mutex::new(0u16));
+        let cut = Arc::new(Mutex::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (u, c, o) = (Arc::clone(&upstream), Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let to = *u.lock().unwrap();
+                if *c.lock().unwrap() || to == 0 {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let mut open = o.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(client, server, Duration::ZERO));
+                std::thread::spawn(move || pump(s2, c2, Duration::ZERO));
+            }
+        });
+        CuttableProxy {
+            port,
+            upstream,
+            cut,
+            open,
+        }
+    }
+
+    pub fn set_upstream(&self, port: u16) {
+        *self.upstream.lock().unwrap() = port;
+    }
+
+    pub fn cut(&self) {
+        *self.cut.lock().unwrap() = true;
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        *self.cut.lock().unwrap() = false;
+    }
+}
+
 /// A "MongoDB" on a free port that accepts connections and never answers: every load against
 /// it waits until its deadline, deterministically.
 pub struct SilentServer {

@@ -309,6 +309,11 @@ impl Redis {
         self.proc.as_ref().unwrap().pid
     }
 
+    /// Sends `sig` (`STOP`, `CONT`, `KILL`) to the server.
+    pub fn signal(&self, sig: &str) {
+        self.proc.as_ref().unwrap().signal(sig);
+    }
+
     pub fn log(&self) -> String {
         self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
     }
