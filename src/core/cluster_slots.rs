@@ -1,6 +1,7 @@
 //! Redis Cluster's slots, as the change-stream watchers need them: the slot of a key (CRC16 of
 //! the key, or of its `{hash tag}`, modulo 16384, exactly as Redis computes it) and a table of
-//! which master serves each slot, built from `CLUSTER SLOTS`. Pure.
+//! which master serves each slot, read from the node's own cluster config file (`nodes.conf`,
+//! the `CLUSTER NODES` format). Pure.
 
 pub const SLOTS: usize = 16384;
 
@@ -100,6 +101,55 @@ impl SlotMap {
     }
 }
 
+/// This node's id and the ranges `(first, last, master's node id)` of the slots each master
+/// serves, from a cluster config file (`nodes.conf`). Slots being moved (`[N->-id]`,
+/// `[N-<-id]`) count for the node that serves them now. An error for a file that is not whole
+/// (Redis 7.0 rewrites it in place): the caller keeps what it read before.
+pub fn parse_nodes_conf(text: &str) -> Result<(String, Vec<(u16, u16, String)>), String> {
+    let mut me = None;
+    let mut ranges = Vec::new();
+    let mut complete = false;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&"vars") {
+            // The last line; what follows it is an older, longer file's tail.
+            complete = true;
+            break;
+        }
+        if fields.len() < 8 {
+            return Err(format!("a short line in the cluster config: {line:?}"));
+        }
+        let (id, flags) = (fields[0], fields[2]);
+        if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("not a node id: {id:?}"));
+        }
+        let flags: Vec<&str> = flags.split(',').collect();
+        if flags.contains(&"myself") {
+            me = Some(id.to_owned());
+        }
+        if !flags.contains(&"master") {
+            continue;
+        }
+        for slot in &fields[8..] {
+            if slot.starts_with('[') {
+                continue;
+            }
+            let (first, last) = slot.split_once('-').unwrap_or((slot, slot));
+            let (Ok(first), Ok(last)) = (first.parse::<u16>(), last.parse::<u16>()) else {
+                return Err(format!("not a slot range: {slot:?}"));
+            };
+            if first > last || last as usize >= SLOTS {
+                return Err(format!("not a slot range: {slot:?}"));
+            }
+            ranges.push((first, last, id.to_owned()));
+        }
+    }
+    match me {
+        Some(me) if complete => Ok((me, ranges)),
+        _ => Err("the cluster config is not whole".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +171,46 @@ mod tests {
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
         assert_eq!(key_slot(b"{unclosed"), key_slot(b"{unclosed"));
         assert_eq!(key_slot(b""), 0);
+    }
+
+    #[test]
+    fn the_cluster_config_gives_this_node_and_each_master_s_slots() {
+        let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+        let text = format!(
+            "{a} 127.0.0.1:7000@17000,,tls-port=0,shard-id=x master - 0 1 3 connected 10923-16383\n\
+             {b} 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5459 5460 [5461->-{c}]\n\
+             {c} 127.0.0.1:7002@17002 slave {b} 0 1 1 connected\n\
+             vars currentEpoch 3 lastVoteEpoch 0\n"
+        );
+        let (me, ranges) = parse_nodes_conf(&text).unwrap();
+        assert_eq!(me, b);
+        assert_eq!(
+            ranges,
+            [
+                (10923, 16383, a.clone()),
+                (0, 5459, b.clone()),
+                (5460, 5460, b.clone())
+            ]
+        );
+        let map = SlotMap::new(&me, &ranges);
+        assert!(map.is_mine(5460) && !map.is_mine(5461));
+        assert_eq!(map.owner(5461), None);
+        // Cut anywhere before its last line (`vars`), or damaged, it is an error, never a
+        // wrong map.
+        for n in 0..text.find("vars").unwrap() {
+            if let Ok((_, r)) = parse_nodes_conf(&text[..n]) {
+                panic!("a cut file read as {r:?}");
+            }
+        }
+        assert!(parse_nodes_conf(&text.replace("0-5459", "0-99999")).is_err());
+        assert!(parse_nodes_conf(&text.replace("myself,", "")).is_err());
+        assert!(parse_nodes_conf("").is_err());
+        let tail = format!("{text}{c} 127.0.0.1:7002@17002 master - 0 1 1 connected 0-16383\n");
+        assert_eq!(
+            parse_nodes_conf(&tail).unwrap().1,
+            ranges,
+            "after vars: ignored"
+        );
     }
 
     #[test]

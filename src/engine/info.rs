@@ -20,6 +20,7 @@ pub fn fields() -> InfoFields {
         ("cdc_unplaced_deletes", get(&changes::UNPLACED_DELETES)),
         ("cdc_resume_failures", get(&changes::RESUME_FAILURES)),
         ("cdc_bus_sent", get(&changes::BUS_SENT)),
+        ("cdc_bus_ticks", get(&changes::BUS_TICKS)),
         ("cdc_bus_received", get(&changes::BUS_RECEIVED)),
         ("cdc_bus_gaps", get(&changes::BUS_GAPS)),
         ("cdc_bus_new_senders", get(&changes::BUS_NEW_SENDERS)),

@@ -1,6 +1,7 @@
-//! Redis Cluster's bus, for the change-stream watchers: this node's id, which master serves
-//! which slots (`CLUSTER SLOTS`), sending a message to one master, and receiving (handed to
-//! the engine through `callbacks`). Everything here runs on the main thread or under the GIL.
+//! Redis Cluster's bus, for the change-stream watchers: where the node keeps its view of the
+//! cluster (which master serves which slots), sending a message to one master, and receiving
+//! (handed to the engine through `callbacks`). Everything here runs on the main thread or
+//! under the GIL.
 
 use crate::redis::callbacks;
 use crate::redis::gil::Gil;
@@ -83,45 +84,19 @@ pub fn send(_gil: &Gil, target: &str, payload: &[u8]) -> bool {
     }
 }
 
-/// This node's id; `None` outside a cluster.
-pub fn my_id(_gil: &Gil) -> Option<String> {
-    // SAFETY: the caller holds the GIL; Redis returns its own node's id (NODE_ID_LEN bytes,
-    // not NUL-terminated) or null outside a cluster.
-    unsafe {
-        let id = raw::RedisModule_GetMyClusterID?();
-        if id.is_null() {
-            return None;
-        }
-        let bytes = std::slice::from_raw_parts(id as *const u8, NODE_ID_LEN);
-        Some(String::from_utf8_lossy(bytes).into_owned())
-    }
-}
-
-/// `CLUSTER SLOTS` as ranges `(first, last, master's node id)`.
-pub fn slot_ranges(gil: &Gil) -> Option<Vec<(u16, u16, String)>> {
-    write::call_read(gil, 0, "CLUSTER", &[b"SLOTS"], |r| {
-        let CallReply::Array(ranges) = r else {
+/// The path of the node's cluster config file (`cluster-config-file`, relative to the working
+/// directory, which Redis keeps at `dir`). Read, rather than `CLUSTER SLOTS` through the
+/// module API: Valkey 8.0 answers `CLUSTER SLOTS`, `SHARDS` and `NODES` with the calling
+/// client's address, and a background thread's module client has none (it crashes).
+pub fn config_file(gil: &Gil) -> Option<String> {
+    write::call_read(gil, 0, "CONFIG", &[b"GET", b"cluster-config-file"], |r| {
+        let CallReply::Array(a) = r else {
             return None;
         };
-        let mut out = Vec::new();
-        for range in ranges.iter().flatten() {
-            let CallReply::Array(range) = range else {
-                return None;
-            };
-            let num = |i: usize| match range.get(i) {
-                Some(Ok(CallReply::I64(n))) => u16::try_from(n.to_i64()).ok(),
-                _ => None,
-            };
-            let id = match range.get(2) {
-                Some(Ok(CallReply::Array(master))) => match master.get(2) {
-                    Some(Ok(CallReply::String(s))) => s.to_string(),
-                    _ => None,
-                },
-                _ => None,
-            };
-            out.push((num(0)?, num(1)?, id?));
+        match a.get(1) {
+            Some(Ok(CallReply::String(s))) => s.to_string(),
+            _ => None,
         }
-        Some(out)
     })
     .flatten()
 }

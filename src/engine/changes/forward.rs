@@ -16,8 +16,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Messages and ticks sent, for INFO.
+/// Messages sent, for INFO.
 pub static SENT: AtomicU64 = AtomicU64::new(0);
+/// Ticks sent, for INFO.
+pub static TICKS: AtomicU64 = AtomicU64::new(0);
 
 /// This process's epoch: a receiver that hears a new one purges, since what a previous
 /// process sent last may never have arrived.
@@ -107,6 +109,6 @@ pub fn tick(gil: &Gil, map: &SlotMap, ns: &str) {
             body: Body::Tick,
         };
         cluster_bus::send(gil, node, &encode(&msg));
-        SENT.fetch_add(1, Ordering::Relaxed);
+        TICKS.fetch_add(1, Ordering::Relaxed);
     }
 }

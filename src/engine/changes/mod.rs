@@ -35,7 +35,7 @@ mod tokens;
 mod topology;
 mod watch;
 
-pub use forward::SENT as BUS_SENT;
+pub use forward::{SENT as BUS_SENT, TICKS as BUS_TICKS};
 pub use receive::on_message as bus_message;
 pub use receive::{GAPS as BUS_GAPS, NEW_SENDERS as BUS_NEW_SENDERS, RECEIVED as BUS_RECEIVED};
 

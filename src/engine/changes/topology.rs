@@ -1,12 +1,13 @@
 //! Which master runs each collection's watcher in Redis Cluster: the one serving the slot of
 //! the collection's resume-token key (its home slot), so MongoDB sees one change stream per
-//! collection whatever the number of masters. Read from `CLUSTER SLOTS` every second; when
+//! collection whatever the number of masters. Read from the node's cluster config file every
+//! second (`redis/cluster_bus.rs` says why not `CLUSTER SLOTS`); when
 //! the set of collections this node is home for changes, the watchers are started again.
 //! A node that gained slots from another master (resharding) purges the mapped keys it holds
 //! in them: changes to those keys were sent to their former owner.
 
 use super::{apply, is_master, reconfigure, tokens};
-use crate::core::cluster_slots::{key_slot, SlotMap};
+use crate::core::cluster_slots::{key_slot, parse_nodes_conf, SlotMap};
 use crate::engine::store;
 use crate::redis::cluster_bus;
 use crate::redis::gil::Gil;
@@ -52,17 +53,34 @@ pub fn home_of(ns: &str) -> Option<String> {
         .and_then(|k| k.map.owner(slot).map(str::to_owned))
 }
 
+/// The path of the cluster config file, asked once.
+static CONFIG_FILE: Mutex<Option<String>> = Mutex::new(None);
+
+/// This node's view of the cluster, from its config file (Redis rewrites it on every change).
+async fn read_map() -> Option<SlotMap> {
+    let known = CONFIG_FILE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let path = match known {
+        Some(p) => p,
+        None => {
+            let p = store::with_gil(|gil: &Gil| cluster_bus::config_file(gil))
+                .await
+                .flatten()?;
+            *CONFIG_FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(p.clone());
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).ok()?; // a few KB, read in microseconds
+    let (me, ranges) = parse_nodes_conf(&text).ok()?;
+    Some(SlotMap::new(&me, &ranges))
+}
+
 /// Reads the slot map again (cluster only); starts the watchers again if this node's homes
 /// changed, and purges the slots it gained from another master.
 pub async fn refresh() {
-    let read = store::with_gil(|gil: &Gil| {
-        let me = cluster_bus::my_id(gil)?;
-        let ranges = cluster_bus::slot_ranges(gil)?;
-        Some(SlotMap::new(&me, &ranges))
-    })
-    .await
-    .flatten();
-    let Some(map) = read else {
+    let Some(map) = read_map().await else {
         return;
     };
     let master = is_master();
