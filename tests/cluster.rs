@@ -462,7 +462,10 @@ fn six_masters_run_one_watcher_per_collection_and_send_each_master_its_keys() {
         assert_eq!(info["cdc_bus_gaps"], 0, "{info:?}");
         let id = n.cli(&["CLUSTER", "MYID"]);
         if id == homes[0] {
-            assert!(info["cdc_bus_sent"] > 0, "the todos' home sent changes: {info:?}");
+            assert!(
+                info["cdc_bus_sent"] > 0,
+                "the todos' home sent changes: {info:?}"
+            );
         }
         if homes.contains(&id) {
             assert!(info["cdc_bus_ticks"] > 0, "{info:?}");
