@@ -617,3 +617,61 @@ fn a_master_cut_off_from_the_bus_purges_what_it_may_have_missed() {
         }
     }
 }
+
+#[test]
+fn a_master_that_takes_over_a_slot_purges_its_mapped_keys() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "clusterreshard", 300);
+    let cluster = Cluster::start(&mongo.uri, &mappings(&db));
+    cluster.wait_one_watcher_each(&["todos"]);
+    let mut c = cluster.client();
+    assert_eq!(name_in(&mut c, 7), "todo 7");
+    let from = cluster.owner("todo:7");
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|n| n.port != from.port)
+        .unwrap();
+    let slot = from.cli(&["CLUSTER", "KEYSLOT", "todo:7"]);
+    let (from_id, to_id) = (from.cli(&["CLUSTER", "MYID"]), to.cli(&["CLUSTER", "MYID"]));
+    let purges = to.info()["cdc_purges"];
+
+    // The slot moves with its keys, as `redis-cli --cluster reshard` moves it.
+    assert_eq!(
+        to.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+        "OK"
+    );
+    assert_eq!(
+        from.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+        "OK"
+    );
+    let keys = from.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+    let mut migrate = vec!["MIGRATE", "127.0.0.1"];
+    let port = to.port.to_string();
+    migrate.extend([port.as_str(), "", "0", "5000", "KEYS"]);
+    migrate.extend(keys.lines());
+    assert_eq!(from.cli(&migrate), "OK");
+    let asking = to.cli_stdin("ASKING\nEXISTS todo:7\n");
+    assert!(
+        asking.ends_with('1'),
+        "the key moved with its slot: {asking}"
+    );
+    for n in cluster.masters() {
+        n.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    }
+
+    // Changes to it may have gone to its former owner meanwhile: the new one removes it (SCAN
+    // looks without loading it again, as a read would).
+    wait_until("the moved key purged", Duration::from_secs(10), || {
+        to.cli(&["--scan", "--pattern", "todo:7"]).is_empty()
+    });
+    assert!(to.info()["cdc_purges"] > purges);
+    // Read again at once, then changed while the watcher may still send it to the former
+    // owner: the second purge, once every master routes the slot here, catches that.
+    let mut c = cluster.client();
+    assert_eq!(name_in(&mut c, 7), "todo 7");
+    rename(mongo, &db, 7, "after the move");
+    wait_until("the change after the move", Duration::from_secs(10), || {
+        name_in(&mut c, 7) == "after the move"
+    });
+}

@@ -34,6 +34,9 @@ pub fn key_slot(key: &[u8]) -> u16 {
 
 const NOBODY: u16 = u16::MAX;
 
+/// Slots `first..=last` served by the master with this node id.
+pub type SlotRange = (u16, u16, String);
+
 /// Which master serves each slot, and which of them is this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotMap {
@@ -44,7 +47,7 @@ pub struct SlotMap {
 
 impl SlotMap {
     /// From `CLUSTER SLOTS`' ranges `(first, last, master's node id)` and this node's id.
-    pub fn new(me: &str, ranges: &[(u16, u16, String)]) -> SlotMap {
+    pub fn new(me: &str, ranges: &[SlotRange]) -> SlotMap {
         let mut masters: Vec<String> = Vec::new();
         let mut owners = vec![NOBODY; SLOTS];
         for (first, last, id) in ranges {
@@ -93,10 +96,11 @@ impl SlotMap {
             .filter(move |m| *m != self.me)
     }
 
-    /// The slots this node serves here and did not serve in `before`.
+    /// The slots this node serves here that another master served in `before` (not the
+    /// slots nobody served: a cluster being formed).
     pub fn gained_since(&self, before: &SlotMap) -> Vec<u16> {
         (0..SLOTS as u16)
-            .filter(|&s| self.is_mine(s) && before.owner(s) != Some(self.me.as_str()))
+            .filter(|&s| self.is_mine(s) && before.owner(s).is_some_and(|o| o != self.me.as_str()))
             .collect()
     }
 }
@@ -105,7 +109,7 @@ impl SlotMap {
 /// serves, from a cluster config file (`nodes.conf`). Slots being moved (`[N->-id]`,
 /// `[N-<-id]`) count for the node that serves them now. An error for a file that is not whole
 /// (Redis 7.0 rewrites it in place): the caller keeps what it read before.
-pub fn parse_nodes_conf(text: &str) -> Result<(String, Vec<(u16, u16, String)>), String> {
+pub fn parse_nodes_conf(text: &str) -> Result<(String, Vec<SlotRange>), String> {
     let mut me = None;
     let mut ranges = Vec::new();
     let mut complete = false;
@@ -239,5 +243,9 @@ mod tests {
         );
         assert_eq!(moved.gained_since(&m), [10923]);
         assert!(m.gained_since(&m).is_empty());
+        assert!(
+            m.gained_since(&SlotMap::new("b", &[])).is_empty(),
+            "slots assigned when the cluster forms are not taken from anyone"
+        );
     }
 }

@@ -164,12 +164,12 @@ pub fn info_lines() -> Vec<(String, String)> {
 pub fn start() {
     runtime::spawn(async {
         let mut seen = 0;
-        let mut round = 0u64;
+        let mut map_read = std::time::Instant::now() - topology::PERIOD;
         loop {
-            if is_cluster() && round.is_multiple_of(5) {
+            if is_cluster() && map_read.elapsed() >= topology::PERIOD {
+                map_read = std::time::Instant::now();
                 topology::refresh().await;
             }
-            round += 1;
             let gen = GEN.load(Ordering::SeqCst);
             if gen != seen {
                 seen = gen;

@@ -4,16 +4,20 @@
 //! second (`redis/cluster_bus.rs` says why not `CLUSTER SLOTS`); when
 //! the set of collections this node is home for changes, the watchers are started again.
 //! A node that gained slots from another master (resharding) purges the mapped keys it holds
-//! in them: changes to those keys were sent to their former owner.
+//! in them: changes to those keys were sent to their former owner. It purges them again
+//! `SETTLE` later, by when every watcher's own map routes those keys here: a key loaded in
+//! between may have missed a change sent to the former owner.
 
 use super::{apply, is_master, reconfigure, tokens};
 use crate::core::cluster_slots::{key_slot, parse_nodes_conf, SlotMap};
 use crate::engine::store;
+use crate::mongo::runtime;
 use crate::redis::cluster_bus;
 use crate::redis::gil::Gil;
 use crate::state::settings;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 struct Known {
     map: Arc<SlotMap>,
@@ -24,6 +28,11 @@ struct Known {
 }
 
 static KNOWN: Mutex<Option<Known>> = Mutex::new(None);
+
+/// How often every master reads its map (the supervisor's period), and how long after a slot
+/// move every master has surely read it: three periods.
+pub const PERIOD: Duration = Duration::from_secs(1);
+const SETTLE: Duration = Duration::from_secs(3);
 
 fn known() -> std::sync::MutexGuard<'static, Option<Known>> {
     KNOWN.lock().unwrap_or_else(|p| p.into_inner())
@@ -111,7 +120,11 @@ pub async fn refresh() {
         (changed, gained)
     };
     if !gained.is_empty() {
-        apply::purge_slots(gained).await;
+        apply::purge_slots(gained.clone()).await;
+        runtime::spawn(async move {
+            tokio::time::sleep(SETTLE).await;
+            apply::purge_slots(gained).await;
+        });
     }
     if changed {
         reconfigure();
