@@ -68,10 +68,10 @@ class Context:
         self.procs.append(p)
         return p
 
-    def redis_server(self, log, readthrough=None, modules=(), extra=()):
+    def redis_server(self, log, readthrough=None, modules=(), extra=(), port=None):
         """Starts a redis-server (persistence off) and waits for its port. With `readthrough`
         (a dict of readthrough.* configs) the module is loaded after `modules`."""
-        port = free_port()
+        port = port or free_port()
         args = [SERVER, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp, *extra]
         for m in modules:
             args += ["--loadmodule", m]

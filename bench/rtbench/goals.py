@@ -63,3 +63,7 @@ CHANGE_VISIBLE_MS = at_most(2000, "within 2 s")
 COMPOUND_MISS = at_most(1.10)
 # 16: a `many` list's cold miss against the same find (sort, limit) from the client, p50.
 LIST_MISS_VS_FIND = at_most(1.15)
+
+# 17: Redis Cluster: MongoDB sees one change stream per mapped collection, whatever the number
+# of masters.
+CLUSTER_STREAMS = exactly(1)
