@@ -112,7 +112,8 @@ impl Cluster {
     }
 
     /// Waits until exactly one master watches each of `colls` and every other master knows
-    /// it as remote; returns the watching master of each.
+    /// it as remote and has heard from it (a first message purges: nothing loaded before it
+    /// stays); returns the watching master of each.
     fn wait_one_watcher_each(&self, colls: &[&str]) -> Vec<String> {
         let mut homes = Vec::new();
         wait_until(
@@ -132,7 +133,9 @@ impl Cluster {
                         let rest_remote = masters.iter().all(|n| {
                             let w = Cluster::watcher(n, c);
                             w.contains("state=watching")
-                                || (w.contains("state=remote") && w.contains(&format!("home={id}")))
+                                || (w.contains("state=remote")
+                                    && w.contains(&format!("home={id}"))
+                                    && !w.contains("seq=none"))
                         });
                         rest_remote.then_some(id)
                     })
@@ -198,6 +201,7 @@ fn three_masters_read_through_for_keys_in_every_slot() {
             mappings(&db)
         ),
     );
+    cluster.wait_one_watcher_each(&["todos"]);
     let mut c = cluster.client();
 
     // RT.GET and the transparent GET, routed by slot to the node that owns each key.
@@ -358,6 +362,37 @@ fn change_streams_and_warm_up_run_on_every_master_for_its_own_slots() {
         assert!(!n.log().contains("could not write"), "{}", n.log());
     }
     assert_eq!(tokens, [format!("__readthrough__:resume:{{{db}.todos}}")]);
+
+    // `refresh` mode: the new documents travel over the bus and are written in place on the
+    // master of each key, with no load anywhere.
+    for n in &cluster.nodes {
+        config_set(&mut n.conn(), "readthrough.invalidation", "refresh");
+    }
+    cluster.wait_one_watcher_each(&["todos", "items"]);
+    let loads =
+        |cluster: &Cluster| -> i64 { cluster.nodes.iter().map(|n| n.info()["loads"]).sum() };
+    let before = loads(&cluster);
+    for i in [4, 5, 60, 160, 298] {
+        rename(mongo, &db, i, "refreshed");
+    }
+    let direct = |i: usize| -> Option<String> {
+        let key = format!("todo:{i}");
+        let v: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query(&mut cluster.owner(&key).conn())
+            .unwrap();
+        Some(json(&v?)["name"].as_str()?.to_owned())
+    };
+    wait_until("the rewrites", Duration::from_secs(10), || {
+        [4, 5, 60, 160, 298]
+            .iter()
+            .all(|&i| direct(i).as_deref() == Some("refreshed"))
+    });
+    assert_eq!(
+        loads(&cluster),
+        before,
+        "rewritten in place, not loaded again"
+    );
 }
 
 /// The name of todo `i` as read through the cluster.

@@ -151,7 +151,7 @@ pub fn info_lines() -> Vec<(String, String)> {
             line.push_str(&format!(
                 ",home={},seq={}",
                 topology::home_of(&w.ns).as_deref().unwrap_or("none"),
-                heard.map_or(0, |h| h.last)
+                heard.map_or("none".to_owned(), |h| h.last.to_string())
             ));
         }
         out.push((format!("watcher_{i}"), line));
