@@ -309,18 +309,14 @@ fn scan_step(
         keys.retain(|k| slots[key_slot(k) as usize]);
     }
     // In a cluster one DEL may only name keys of one slot.
-    let mut groups: Vec<Vec<&[u8]>> = Vec::new();
-    if is_cluster() {
-        keys.sort_by_key(|k| key_slot(k));
-        for k in &keys {
-            match groups.last_mut() {
-                Some(g) if key_slot(g[0]) == key_slot(k) => g.push(k),
-                _ => groups.push(vec![k]),
-            }
-        }
-    } else if !keys.is_empty() {
-        groups.push(keys.iter().map(Vec::as_slice).collect());
-    }
+    let mut slotted: Vec<(u16, &[u8])> = keys
+        .iter()
+        .map(|k| (if is_cluster() { key_slot(k) } else { 0 }, k.as_slice()))
+        .collect();
+    slotted.sort_unstable_by_key(|(slot, _)| *slot);
+    let groups = slotted
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|g| g.iter().map(|(_, k)| *k).collect::<Vec<&[u8]>>());
     for refs in groups {
         let n = RedisCache(gil).del(db, &refs);
         counters::add(&counters::INVALIDATIONS, n.unwrap_or(0) as u64);

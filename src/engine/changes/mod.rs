@@ -189,10 +189,8 @@ pub fn start() {
 fn mappings_of(ns: &str) -> Vec<Arc<Mapping>> {
     settings::mappings()
         .iter()
-        .filter(|m| {
-            ns.len() == m.db.len() + 1 + m.collection.len()
-                && ns == format!("{}.{}", m.db, m.collection)
-        })
+        // A database name has no dot: the first one ends it.
+        .filter(|m| ns.split_once('.') == Some((m.db.as_str(), m.collection.as_str())))
         .map(Arc::clone)
         .collect()
 }
