@@ -749,3 +749,52 @@ fn held(redis: &Redis, key: &str) -> bool {
         .unwrap();
     !found.is_empty()
 }
+
+/// `keyspace_hits` and `keyspace_misses` from `INFO stats`.
+fn keyspace(redis: &Redis) -> (i64, i64) {
+    let s = redis.info_section("stats");
+    let n = |f: &str| s[f].parse::<i64>().unwrap();
+    (n("keyspace_hits"), n("keyspace_misses"))
+}
+
+#[test]
+fn a_hit_counts_in_the_keyspace_stats_as_the_native_read_does() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "kstats", 5);
+    let mapping =
+        format!("s:={db}.todos:id j:={db}.todos:id;format=json h:={db}.todos:id;format=hash");
+    let Some(redis) = json_redis(&mongo.uri, &mapping, &[]) else {
+        return;
+    };
+    let mut c = redis.conn();
+    // Cached first, and the same values under unmapped keys for the native reads.
+    let s = text(&mut c, &["RT.GET", "s:1"]).unwrap();
+    let j = text(&mut c, &["JSON.GET", "j:1"]).unwrap();
+    cmd(&mut c, &["RT.GET", "h:1"]).unwrap();
+    cmd(&mut c, &["SET", "plain:s", &s]).unwrap();
+    cmd(&mut c, &["JSON.SET", "plain:j", "$", &j]).unwrap();
+    cmd(&mut c, &["COPY", "h:1", "plain:h"]).unwrap();
+    // What one read adds to the stats.
+    let mut counted = |args: &[&str]| {
+        let before = keyspace(&redis);
+        cmd(&mut c, args).unwrap();
+        let after = keyspace(&redis);
+        (after.0 - before.0, after.1 - before.1)
+    };
+    // Redis 7.0 cannot look at a key without counting the look (no OPEN_KEY_NOSTATS): there a
+    // hit that the module checks before the native read answers it counts twice (a string is
+    // answered from the key the module opened, so it counts once everywhere).
+    let old = server_version().0 == "redis" && server_version() < ("redis".into(), 7, 2);
+    let checked = if old { (2, 0) } else { (1, 0) };
+    for (read, native, expected) in [
+        (&["RT.GET", "s:1"][..], &["GET", "plain:s"][..], (1, 0)),
+        (&["RT.GET", "j:1"], &["JSON.GET", "plain:j"], checked),
+        (&["RT.GET", "h:1"], &["HGETALL", "plain:h"], checked),
+        (&["GET", "s:1"], &["GET", "plain:s"], (1, 0)),
+        (&["JSON.GET", "j:1"], &["JSON.GET", "plain:j"], checked),
+        (&["HGETALL", "h:1"], &["HGETALL", "plain:h"], checked),
+    ] {
+        assert_eq!(counted(native), (1, 0), "{native:?}");
+        assert_eq!(counted(read), expected, "{read:?}");
+    }
+}

@@ -65,17 +65,22 @@ pub fn probe(ctx: &Context, key: &[u8], want_ttl: bool) -> (Held, i64) {
     }
 }
 
+/// How `probe` opens a key: a look that is not a read of it. Whatever answers the client (the
+/// native command, or a reply from the key) reads it, so the look must not also count in
+/// `keyspace_hits`/`keyspace_misses`, touch the key's LRU/LFU, or fire another module's
+/// key-miss event. Redis 7.0 honours `NOTOUCH` only (and ignores the other bits).
+const PEEK: u32 = raw::REDISMODULE_READ
+    | raw::REDISMODULE_OPEN_KEY_NOTOUCH
+    | raw::REDISMODULE_OPEN_KEY_NONOTIFY
+    | raw::REDISMODULE_OPEN_KEY_NOSTATS;
+
 /// `probe` of a key given as a Redis string (a command's own argument: no copy).
 pub fn probe_raw(ctx: &Context, name: RStr<'_>, want_ttl: bool) -> (Held, i64) {
     // SAFETY: `ctx` is live (main thread or the GIL held, as for `probe`); `name` is a live
     // Redis string (its type says so); the key is closed before returning.
     unsafe {
         let k = as_own_lookup(|| {
-            raw::RedisModule_OpenKey.unwrap()(
-                ctx.ctx,
-                name.as_ptr(),
-                raw::REDISMODULE_READ as c_int,
-            )
+            raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.as_ptr(), PEEK as c_int)
         });
         if k.is_null() {
             return (Held::Nothing, -1);
