@@ -382,3 +382,31 @@ fn with_a_grace_window_a_plain_get_in_it_serves_stale_and_refreshes() {
     });
     assert_eq!(redis.info()["refreshes"], 1);
 }
+
+#[test]
+fn a_mapping_set_at_runtime_is_read_through_at_once_and_a_removed_one_no_longer() {
+    let Fixture {
+        db,
+        redis: _redis,
+        mut c,
+        ..
+    } = fixture("truntime", 3);
+    // A prefix whose first byte no mapping had: the filter's screen must let it through.
+    assert_eq!(get(&mut c, "zz:1"), None);
+    let before = config_get(&mut c, "readthrough.mappings");
+    config_set(
+        &mut c,
+        "readthrough.mappings",
+        &format!("{before} zz:={db}.todos:id"),
+    );
+    assert_eq!(json(&get(&mut c, "zz:1").unwrap())["id"], "1");
+    let mget: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["zz:2", "todo:3"])
+        .query(&mut c)
+        .unwrap();
+    assert!(mget.iter().all(Option::is_some), "{mget:?}");
+    // Removed: zz:3 is not loaded; todo: still is.
+    config_set(&mut c, "readthrough.mappings", &before);
+    assert_eq!(get(&mut c, "zz:3"), None);
+    assert_eq!(json(&get(&mut c, "todo:2").unwrap())["id"], "2");
+}

@@ -107,6 +107,20 @@ impl Mappings {
         Some(m)
     }
 
+    /// The first bytes a mapped key can start with, as a 256-bit set (bit `b` of word `b / 64`):
+    /// a key whose first byte is not in it is mapped by nothing. Every bit is set when some
+    /// prefix is empty (any key may be mapped).
+    pub fn first_bytes(&self) -> [u64; 4] {
+        let mut set = [0u64; 4];
+        for m in &self.list {
+            match m.prefix.as_bytes().first() {
+                Some(&b) => set[b as usize / 64] |= 1 << (b % 64),
+                None => return [u64::MAX; 4],
+            }
+        }
+        set
+    }
+
     /// True when some mapping stores `format` (the module then needs that format's commands).
     pub fn uses(&self, format: Format) -> bool {
         self.list.iter().any(|m| m.format == format)
@@ -348,6 +362,29 @@ mod tests {
         let m = Mappings::parse(spec).unwrap();
         assert_eq!(m.list.len(), 1);
         (*m.list[0]).clone()
+    }
+
+    /// Whether byte `b` is in a `first_bytes` set.
+    fn has(set: [u64; 4], b: u8) -> bool {
+        set[b as usize / 64] & (1 << (b % 64)) != 0
+    }
+
+    #[test]
+    fn first_bytes_holds_each_prefix_s_first_byte_and_every_byte_for_an_empty_prefix() {
+        let set = Mappings::parse("todo:=t.a:id J:=t.b:id;format=json \u{e9}x:=t.c:id")
+            .unwrap()
+            .first_bytes();
+        let bytes: Vec<u8> = (0..=255u8).filter(|&b| has(set, b)).collect();
+        assert_eq!(bytes, vec![b'J', b't', 0xc3]);
+        // Every key a mapping serves passes the screen.
+        let m = Mappings::parse("todo:=t.a:id J:=t.b:id").unwrap();
+        for key in ["todo:1", "J:x"] {
+            assert!(m.find(key.as_bytes()).is_some());
+            assert!(has(m.first_bytes(), key.as_bytes()[0]));
+        }
+        assert_eq!(Mappings::parse("").unwrap().first_bytes(), [0; 4]);
+        let bare = Mappings::parse("t:=t.a:id =t.b:id").unwrap().first_bytes();
+        assert_eq!(bare, [u64::MAX; 4]);
     }
 
     #[test]

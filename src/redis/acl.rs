@@ -176,19 +176,24 @@ impl User {
     }
 }
 
-/// Seen by the command filter for every command (`sub`: its first argument): remembers the
-/// client (for the key-miss hook) and marks the table of uniform reads stale after a command
-/// that may change users or their rules or the commands there are.
-pub fn saw_command<'a>(
-    client_id: Option<u64>,
-    name: &[u8],
-    sub: impl FnOnce() -> Option<&'a [u8]>,
-) {
+/// Seen by the command filter for every command: the client that runs it (for the key-miss
+/// hook, which is not told the client).
+pub fn saw_client(client_id: Option<u64>) {
     if let Some(id) = client_id {
         LAST_CLIENT.store(id, Ordering::Relaxed);
     }
-    // The cheap exit for every other command (this runs for each one).
-    if !matches!(name.first(), Some(b'a' | b'A' | b'm' | b'M' | b'e' | b'E')) {
+}
+
+/// Whether `saw_command` needs to see a command of this name (`ACL`, `MODULE`, `EXEC`).
+pub fn wants_command(name: &[u8]) -> bool {
+    matches!(name.first(), Some(b'a' | b'A' | b'm' | b'M' | b'e' | b'E'))
+}
+
+/// Seen by the command filter for every command `wants_command` names (`sub`: its first
+/// argument): marks the table of uniform reads stale after a command that may change users or
+/// their rules or the commands there are.
+pub fn saw_command<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) {
+    if !wants_command(name) {
         return;
     }
     let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());

@@ -83,12 +83,19 @@ extern "C" fn on_command(fctx: *mut raw::RedisModuleCommandFilterCtx) {
 }
 
 fn filter(cmd: &mut Filtered, client: Option<u64>) {
+    acl::saw_client(client);
     let argc = cmd.len();
     if argc < 1 {
         return;
     }
     let name = cmd.arg(0);
-    acl::saw_command(client, name, || (argc >= 2).then(|| cmd.arg(1)));
+    // The cheap exit for most commands Redis runs: one whose name the filter does not need and
+    // whose first argument no mapping can serve (a read is rewritten only when all its keys are
+    // mapped, and only the commands named below do anything else here).
+    if argc >= 2 && !by_name(name) && !settings::may_be_mapped(cmd.arg(1)) {
+        return;
+    }
+    acl::saw_command(name, || (argc >= 2).then(|| cmd.arg(1)));
     if let Some(id) = client {
         if changes_db(name) {
             if let Some(mt) = MainThread::try_here() {
@@ -119,6 +126,12 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
         return;
     };
     if !settings::transparent() {
+        return;
+    }
+    // The cheap exit for a read of an unmapped key: a read is rewritten only when all its keys
+    // are mapped, so its first key decides for most reads.
+    let first = native.keys(argc as usize).start as c_int;
+    if first < argc && !settings::may_be_mapped(cmd.arg(first)) {
         return;
     }
     // The arguments on the stack for the usual short read (the filter runs for every command).
@@ -166,6 +179,14 @@ fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Opt
     };
     let keys = native.keys(argc).map(|i| cmd.raw(i as c_int));
     keys::all_cached_for_client(mt, id, keys, native.format) == Some(true)
+}
+
+/// Whether the filter acts on a command by its name alone, whatever its arguments: `ACL`,
+/// `MODULE` and `EXEC` (`acl::saw_command`), `SELECT`, `RESET` and `EXEC` (`changes_db`),
+/// `CONFIG` (credentials set aside).
+fn by_name(name: &[u8]) -> bool {
+    acl::wants_command(name)
+        || matches!(name.first(), Some(b's' | b'S' | b'r' | b'R' | b'c' | b'C'))
 }
 
 /// Commands after which a client's selected DB may differ.

@@ -8,7 +8,7 @@ use crate::core::invalidation::Mode;
 use crate::core::mapping::{Mapping, Mappings, ResolveError, Target};
 use crate::core::policy::{self, Life, Px};
 use once_cell::sync::Lazy;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -186,7 +186,28 @@ pub fn mappings() -> Arc<Mappings> {
 pub fn set_mappings(m: Mappings) {
     let grace = m.iter().any(|m| m.expiry.grace_s.is_some_and(|g| g > 0));
     MAPPING_GRACE.store(grace, Ordering::Relaxed);
+    // While the mappings change, the screen lets through the first bytes of both sets.
+    let new = m.first_bytes();
+    for (word, bits) in FIRST_BYTES.iter().zip(new) {
+        word.fetch_or(bits, Ordering::Relaxed);
+    }
     *MAPPINGS.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+    for (word, bits) in FIRST_BYTES.iter().zip(new) {
+        word.store(bits, Ordering::Relaxed);
+    }
+}
+
+/// `Mappings::first_bytes` of the mappings in force, readable without the lock.
+static FIRST_BYTES: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// False when no mapping can serve `key`, told by its first byte alone: the command filter's
+/// exit for the unmapped keys of every read it sees, a few instructions where `format_of`
+/// takes the lock and walks the mappings. True means "ask `format_of`".
+pub fn may_be_mapped(key: &[u8]) -> bool {
+    // An empty key has an empty id under any prefix: never mapped.
+    key.first().is_some_and(|&b| {
+        FIRST_BYTES[b as usize / 64].load(Ordering::Relaxed) & (1 << (b % 64)) != 0
+    })
 }
 
 fn resolve_error(key: &[u8], e: ResolveError) -> Error {
