@@ -185,7 +185,7 @@ pub fn saw_client(client_id: Option<u64>) {
 }
 
 /// Whether `saw_command` needs to see a command of this name (`ACL`, `MODULE`, `EXEC`).
-pub fn wants_command(name: &[u8]) -> bool {
+fn wants_command(name: &[u8]) -> bool {
     matches!(name.first(), Some(b'a' | b'A' | b'm' | b'M' | b'e' | b'E'))
 }
 

@@ -89,49 +89,19 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
         return;
     }
     let name = cmd.arg(0);
-    // The cheap exit for most commands Redis runs: one whose name the filter does not need and
-    // whose first argument no mapping can serve (a read is rewritten only when all its keys are
-    // mapped, and only the commands named below do anything else here).
-    if argc >= 2 && !by_name(name) && !settings::may_be_mapped(cmd.arg(1)) {
+    if by_name(name) {
+        return named(cmd, argc, client);
+    }
+    // Only a read of mapped keys is left to rewrite. The cheap exit for most commands Redis
+    // runs: a read is rewritten only when all its keys are mapped, so its first key (argument
+    // 1 in every read rewritten) decides for most.
+    if argc < 2 || !settings::may_be_mapped(cmd.arg(1)) {
         return;
     }
-    acl::saw_command(name, || (argc >= 2).then(|| cmd.arg(1)));
-    if let Some(id) = client {
-        if changes_db(name) {
-            if let Some(mt) = MainThread::try_here() {
-                keys::forget_client_db(mt, id);
-            }
-        }
-    }
-    if argc < 2 {
-        return;
-    }
-    if name.eq_ignore_ascii_case(b"config") {
-        let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
-        let mut swaps = Vec::new();
-        for i in config_redaction::secret_positions(&args) {
-            // A value that is not UTF-8 is refused by the setter as it is; leave it alone.
-            if let Ok(value) = std::str::from_utf8(args[i]) {
-                let placeholder = config_redaction::set_aside(value.into(), random::random());
-                swaps.push((i as c_int, placeholder));
-            }
-        }
-        for (i, placeholder) in swaps {
-            cmd.replace(i, placeholder.as_bytes());
-        }
-        return;
-    }
-    // The cheap exit for every command that cannot be a rewritten read.
     let Some(native) = rewrite::native_named(name) else {
         return;
     };
     if !settings::transparent() {
-        return;
-    }
-    // The cheap exit for a read of an unmapped key: a read is rewritten only when all its keys
-    // are mapped, so its first key decides for most reads.
-    let first = native.keys(argc as usize).start as c_int;
-    if first < argc && !settings::may_be_mapped(cmd.arg(first)) {
         return;
     }
     // The arguments on the stack for the usual short read (the filter runs for every command).
@@ -165,6 +135,36 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     }
 }
 
+/// The commands the filter acts on by name (`by_name`): the table of uniform reads marked stale
+/// after `ACL`, `MODULE` or `EXEC`, a client's DB forgotten after `SELECT`, `RESET` or `EXEC`, and
+/// the credentials of a `CONFIG SET readthrough.mongo-uri` set aside.
+fn named(cmd: &mut Filtered, argc: c_int, client: Option<u64>) {
+    let name = cmd.arg(0);
+    acl::saw_command(name, || (argc >= 2).then(|| cmd.arg(1)));
+    if let Some(id) = client {
+        if changes_db(name) {
+            if let Some(mt) = MainThread::try_here() {
+                keys::forget_client_db(mt, id);
+            }
+        }
+    }
+    if argc < 2 || !name.eq_ignore_ascii_case(b"config") {
+        return;
+    }
+    let args: Vec<&[u8]> = (0..argc).map(|i| cmd.arg(i)).collect();
+    let mut swaps = Vec::new();
+    for i in config_redaction::secret_positions(&args) {
+        // A value that is not UTF-8 is refused by the setter as it is; leave it alone.
+        if let Ok(value) = std::str::from_utf8(args[i]) {
+            let placeholder = config_redaction::set_aside(value.into(), random::random());
+            swaps.push((i as c_int, placeholder));
+        }
+    }
+    for (i, placeholder) in swaps {
+        cmd.replace(i, placeholder.as_bytes());
+    }
+}
+
 /// Whether every key of this mapped read is cached (in Redis, of its format's type), where that
 /// can be known: the server gives the filter its client (7.2+, Valkey), on the main thread,
 /// and with no grace window (a hit in grace starts a refresh, which only the rewritten read
@@ -181,12 +181,13 @@ fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Opt
     keys::all_cached_for_client(mt, id, keys, native.format) == Some(true)
 }
 
-/// Whether the filter acts on a command by its name alone, whatever its arguments: `ACL`,
-/// `MODULE` and `EXEC` (`acl::saw_command`), `SELECT`, `RESET` and `EXEC` (`changes_db`),
-/// `CONFIG` (credentials set aside).
+/// Whether the filter acts on a command by its name alone, whatever its arguments (`named`).
+/// Runs for every command: the length decides for most.
 fn by_name(name: &[u8]) -> bool {
-    acl::wants_command(name)
-        || matches!(name.first(), Some(b's' | b'S' | b'r' | b'R' | b'c' | b'C'))
+    const NAMES: [&[u8]; 6] = [b"acl", b"exec", b"reset", b"module", b"select", b"config"];
+    NAMES
+        .iter()
+        .any(|n| n.len() == name.len() && name.eq_ignore_ascii_case(n))
 }
 
 /// Commands after which a client's selected DB may differ.
