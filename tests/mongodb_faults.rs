@@ -341,3 +341,80 @@ fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge(
         redis.wait_watching();
     }
 }
+
+#[test]
+fn a_change_stream_whose_get_more_fails_resumes_and_loses_no_event() {
+    let Some(mongo) = Mongo::with_test_commands("mongo-fail-getmore") else {
+        return;
+    };
+    let db = seed(&mongo, "failmore", 40);
+    let redis = Redis::with(&mongo.uri, &format!("todo:={db}.todos:id"))
+        .watching()
+        .start();
+    let mut c = redis.conn();
+    // One event first, so a resume token is saved.
+    rt_get(&mut c, "todo:1").unwrap().unwrap();
+    mongo.update_one(
+        &db,
+        "todos",
+        doc! {"id": "1"},
+        doc! {"$set": {"name": "one"}},
+    );
+    wait_until("the first event", Duration::from_secs(5), || {
+        stored(&mut c, "todo:1").is_none()
+    });
+    // The open stream's next getMores fail. The first three are errors after which the driver
+    // resumes the stream by itself (the change streams spec's resumable errors); BadValue is
+    // not, so the module sees it, says so and reopens the stream from its saved token.
+    let faults = [
+        ("closeConnection", doc! { "closeConnection": true }, None),
+        ("NotWritablePrimary", doc! { "errorCode": 10107 }, None),
+        ("ShutdownInProgress", doc! { "errorCode": 91 }, None),
+        (
+            "BadValue",
+            doc! { "errorCode": 2 },
+            Some("change stream lost"),
+        ),
+    ];
+    for (round, (name, data, said)) in faults.into_iter().enumerate() {
+        let (kept, changed) = (
+            format!("todo:{}", 10 + round),
+            format!("todo:{}", 20 + round),
+        );
+        rt_get(&mut c, &kept).unwrap().unwrap();
+        rt_get(&mut c, &changed).unwrap().unwrap();
+        let seen_before = said.map_or(0, |s| redis.log().matches(s).count());
+        mongo.fail_command(&["getMore"], 2, data);
+        let id = changed.trim_start_matches("todo:");
+        mongo.update_one(
+            &db,
+            "todos",
+            doc! {"id": id},
+            doc! {"$set": {"name": format!("after {name}")}},
+        );
+        wait_until(
+            &format!("{name}: the event made while getMore failed"),
+            Duration::from_secs(10),
+            || stored(&mut c, &changed).is_none(),
+        );
+        if let Some(s) = said {
+            assert!(
+                redis.log().matches(s).count() > seen_before,
+                "{name}: the module did not meet the fault\n{}",
+                redis.log()
+            );
+        }
+        assert_eq!(
+            name_of(&rt_get(&mut c, &changed).unwrap()).as_deref(),
+            Some(format!("after {name}").as_str())
+        );
+        assert!(
+            stored(&mut c, &kept).is_some(),
+            "{name}: {kept} was purged\n{}",
+            redis.log()
+        );
+        assert_eq!(redis.info()["cdc_resume_failures"], 0, "{name}");
+        mongo.fail_command_off();
+        redis.wait_watching();
+    }
+}
