@@ -6,8 +6,16 @@ without it; unpipelined and at -P 16.
 Two measures, each native / module (1.0: the same cost; the goal is >= 0.95):
 - the server's CPU time (utime + stime) for the same number of requests, rounds alternating;
 - instructions per request counted by valgrind's callgrind on a second server, the same
-  config (RedisJSON is loaded on every server, the one without readthrough too), zeroed before and dumped after each side's requests (callgrind_control). Counts do not
-  move with the shared host's noise; they leave out the kernel (the same syscalls on both sides).
+  config (RedisJSON is loaded on every server, the one without readthrough too), zeroed before
+  and dumped after each side's requests (callgrind_control). Counts do not move with the shared
+  host's noise; they leave out the kernel (the same syscalls on both sides) and the server's cron
+  (`processTimeEvents`), whose cost per request grows with the wall time a side takes under
+  callgrind (a few hundred instructions, as much as the differences measured).
+
+The floors: bench/floor/floor.c, the least any module adds to serve a hit through the module API
+(a filter that checks the key is cached and leaves the native read; a module command that replies
+from the key), measured on a server of their own beside readthrough, so the rows above can be read
+against what is reachable.
 """
 import glob
 import os
@@ -20,7 +28,7 @@ import redis
 
 from .. import goals
 from ..context import free_port, wait_port
-from ..paths import MODULE, SERVER
+from ..paths import MODULE, ROOT, SERVER
 from ..report import Row, Skipped
 from ..tools import cpu_ticks, pinned, redis_benchmark
 
@@ -41,7 +49,32 @@ READS = (
     # The floor of any command filter: the module with transparent mode off still has its filter
     # registered, which returns at its first checks.
     (FLOOR, ("GET", "plain:1"), ("GET", "plain:1"), ("floor", "bare")),
+    # The floors of the module API (bench/floor/floor.c, "peek" mode).
+    ("floor: GET hit, a filter that checks the key is cached / GET", ("GET", "todo:1"), ("GET", "plain:1"),
+     ("peek", "peek")),
+    ("floor: a module command's hit (FLOOR.GET) / GET", ("FLOOR.GET", "plain:1"), ("GET", "plain:1"),
+     ("peek", "peek")),
+    ("floor: unmapped GET, a filter that reads the name and key / no module", ("GET", "plain:1"),
+     ("GET", "plain:1"), ("peek", "bare")),
 )
+FLOOR_SOURCE = os.path.join(ROOT, "bench/floor/floor.c")
+FLOOR_MODULE = os.path.join(ROOT, "target/floor/floor.so")
+
+
+def build_floor():
+    """bench/floor/floor.c built into target/floor/ with the redis-module crate's redismodule.h
+    (cargo fetched it for the module's own build); the path, or None with the reason printed."""
+    headers = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/redis-module-2.*/src/include/redismodule.h")))
+    if not headers:
+        print("14. floors skipped: no redismodule.h from the redis-module crate (cargo build first)")
+        return None
+    os.makedirs(os.path.dirname(FLOOR_MODULE), exist_ok=True)
+    cc = subprocess.run(["gcc", "-O2", "-fPIC", "-shared", "-Wall", "-o", FLOOR_MODULE, FLOOR_SOURCE,
+                         "-I", os.path.dirname(headers[-1])], capture_output=True, text=True)
+    if cc.returncode != 0:
+        print(f"14. floors skipped: gcc failed: {cc.stderr.strip()}")
+        return None
+    return FLOOR_MODULE
 
 
 @dataclass
@@ -59,8 +92,8 @@ class HitCost:
     rows: list
 
     def goal(self, read):
-        if read == FLOOR:
-            return None  # the floor, shown for what the goals above can reach
+        if read == FLOOR or read.startswith("floor"):
+            return None  # a floor, shown for what the goals above can reach
         return goals.MODULE_LOADED if read.startswith("unmapped") else goals.NATIVE_HIT
 
     def summary(self):
@@ -79,7 +112,9 @@ class HitCost:
                 "command with the module loaded). CPU: the server's utime + stime for the same number of "
                 "requests (`redis-benchmark -c 50`), all rounds. Instructions: callgrind on a second server with "
                 f"the same config, {CALLGRIND_REQUESTS:,} requests a side, counters zeroed before and dumped "
-                "after each side.", "",
+                "after each side, the server's cron (`processTimeEvents`) left out. Rows named `floor:` are "
+                "bench/floor/floor.c, the least any module adds to a read through the module API (no goal: "
+                "what the rows above can reach).", "",
                 "| read | pipeline | by CPU | by instructions | instructions per request, module / native |",
                 "|---|---|---|---|---|",
                 *[f"| {r.read} | {r.pipeline} | {r.cpu:.3f} | {r.instructions:.3f} | {r.module_ir:,.0f} / "
@@ -129,11 +164,20 @@ class Callgrind:
                 text = open(new[0]).read()
                 m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
                 if m:
+                    total = int(m.group(1)) - cron_of(new[0])
                     for f in new:
                         os.remove(f)
-                    return int(m.group(1)) / CALLGRIND_REQUESTS
+                    return total / CALLGRIND_REQUESTS
             time.sleep(0.2)
         raise RuntimeError("callgrind wrote no dump")
+
+
+def cron_of(dump):
+    """Instructions a callgrind dump spent in the server's cron (`processTimeEvents`, inclusive)."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^\s*([\d,]+) .*ae\.c:processTimeEvents \[", out, re.M)
+    return int(m.group(1).replace(",", "")) if m else 0
 
 
 def load_args(modules):
@@ -157,18 +201,26 @@ def run(ctx):
                              modules=modules)
     # RedisJSON on every server, so the last two rows compare with and without readthrough only.
     bare = ctx.redis_server("redis-hitcost-bare.log", modules=modules)
+    floor_module = build_floor()
+    reads = [r for r in READS if floor_module or "peek" not in r[3]]
+    peek_args = ["--loadmodule", floor_module, "peek"] if floor_module else []
+    peek = ctx.redis_server("redis-hitcost-peek.log", modules=modules, extra=peek_args) if floor_module else None
     r = server.client()
     prepare(r)
-    for other in (bare, floor):
-        other.client().set("plain:1", r.get("plain:1"))
-    ports = {"module": server.port, "bare": bare.port, "floor": floor.port}
-    procs = {"module": server.proc, "bare": bare.proc, "floor": floor.proc}
+    for other in (bare, floor, peek):
+        if other:
+            other.client().set("plain:1", r.get("plain:1"))
+    if peek:
+        peek.client().set("todo:1", r.get("plain:1"))
+    at = {"module": server, "bare": bare, "floor": floor, "peek": peek}
+    ports = {k: v.port for k, v in at.items() if v}
+    procs = {k: v.proc for k, v in at.items() if v}
     # By CPU: ticks of each side over all rounds, sides alternating.
     cpu = {}
-    with pinned(server.proc, bare.proc, floor.proc):
+    with pinned(*procs.values()):
         for pipeline in (1, 16):
             n = a.requests * (5 if pipeline > 1 else 1)
-            for label, mod, nat, (m_at, n_at) in READS:
+            for label, mod, nat, (m_at, n_at) in reads:
                 ticks = [0, 0]
                 for _ in range(a.rounds):
                     for i, (cmd, key), at in ((0, mod, m_at), (1, nat, n_at)):
@@ -181,21 +233,25 @@ def run(ctx):
     cg = Callgrind(ctx, module_args(ctx, modules), "redis-callgrind.log")
     cg_floor = Callgrind(ctx, module_args(ctx, modules, transparent="no"), "redis-callgrind-floor.log")
     cg_bare = Callgrind(ctx, load_args(modules), "redis-callgrind-bare.log")
+    cg_peek = Callgrind(ctx, load_args(modules) + peek_args, "redis-callgrind-peek.log") if peek else None
     rc = redis.Redis(port=cg.port, decode_responses=True)
     prepare(rc)
-    for other in (cg_bare, cg_floor):
-        redis.Redis(port=other.port).set("plain:1", rc.get("plain:1"))
-    servers = {"module": cg, "bare": cg_bare, "floor": cg_floor}
+    for other in (cg_bare, cg_floor, cg_peek):
+        if other:
+            redis.Redis(port=other.port).set("plain:1", rc.get("plain:1"))
+    if cg_peek:
+        redis.Redis(port=cg_peek.port).set("todo:1", rc.get("plain:1"))
+    servers = {"module": cg, "bare": cg_bare, "floor": cg_floor, "peek": cg_peek}
     rows = []
     for pipeline in (1, 16):
-        for label, mod, nat, (m_at, n_at) in READS:
+        for label, mod, nat, (m_at, n_at) in reads:
             m_ir = servers[m_at].count(pipeline, *mod)
             n_ir = servers[n_at].count(pipeline, *nat)
             row = Cost(label, pipeline, cpu[(label, pipeline)], n_ir / m_ir, m_ir, n_ir)
             rows.append(row)
             print(f"14. {label}, pipeline {pipeline:>2}: by CPU {row.cpu:.3f}, by instructions "
                   f"{row.instructions:.3f} ({m_ir:,.0f} / {n_ir:,.0f} per request)")
-    for p in (cg.proc, cg_floor.proc, cg_bare.proc):
+    for p in [s.proc for s in servers.values() if s]:
         p.terminate()
         p.wait(30)
     return HitCost(rows)
