@@ -211,3 +211,67 @@ fn a_large_document_and_a_replica_set_name_are_served_as_through_the_driver() {
     }
     assert_eq!(inline(&redis), before, "nothing read inline");
 }
+
+#[test]
+fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadline_and_loads_recover(
+) {
+    let Some(mongo) = Mongo::dedicated("mongo-inline-drop") else {
+        return;
+    };
+    let db = seed(&mongo, "idrop", 400);
+    let proxy = HoldingProxy::start(mongo.port);
+    let redis = Redis::with(&proxy.uri(), &mappings(&db))
+        .config("timeout", "1000")
+        .config("inline-loads", "yes")
+        .start();
+    let mut c = redis.conn();
+    let mut next = 1..=398;
+    until_inline(&redis, &mut c, &mut next);
+    let before = inline(&redis);
+    // The inline connection, the driver's pool and its monitor all go dead at once, as behind
+    // a NAT that forgot them; MongoDB itself is fine and new connections work.
+    proxy.drop_silently();
+    let mut answers = Vec::new();
+    wait_until(
+        "misses to load again after the drop",
+        Duration::from_secs(30),
+        || {
+            let key = format!("todo:{}", next.next().expect("keys left"));
+            let start = Instant::now();
+            let r = rt_get(&mut c, &key);
+            let took = start.elapsed();
+            // Never a hang: each miss answers by its deadline (1 s), with some slack.
+            assert!(took < Duration::from_millis(1500), "{key}: {took:?}");
+            let ok = match r {
+                Ok(Some(v)) => {
+                    assert_eq!(json(&v)["id"], key.trim_start_matches("todo:"));
+                    true
+                }
+                Ok(None) => panic!("{key}: nil for a document that exists"),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.contains("TIMEOUT") || e.contains("BACKEND"), "{key}: {e}");
+                    false
+                }
+            };
+            answers.push(ok);
+            ok
+        },
+    );
+    // Once loads succeed again they keep succeeding, and the inline path is back.
+    wait_until("inline loads again", Duration::from_secs(30), || {
+        let key = format!("todo:{}", next.next().expect("keys left"));
+        assert!(rt_get(&mut c, &key).unwrap().is_some(), "{key} loads");
+        inline(&redis) > before
+    });
+    assert!(
+        redis.log().contains("inline loads: connection dropped"),
+        "the dead inline connection was noticed\n{}",
+        redis.log()
+    );
+    assert_eq!(
+        redis.info()["inflight"],
+        0,
+        "answers after the drop: {answers:?}"
+    );
+}

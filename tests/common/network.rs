@@ -1,9 +1,10 @@
 //! Networks between the module and MongoDB that the tests control: a TCP proxy that delays
-//! what the client sends, one that holds it until told to let it through, and a server that
-//! accepts connections and never answers. They stall the module's MongoDB without a signal, and
+//! what the client sends, one that holds it until told to let it through (or drops its open
+//! connections without a word), and a server that accepts connections and never answers. They stall the module's MongoDB without a signal, and
 //! leave the tests' own MongoDB client (which goes direct) untouched.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,15 @@ type Gate = Arc<(Mutex<bool>, Condvar)>;
 pub struct HoldingProxy {
     pub port: u16,
     gate: Gate,
+    links: Links,
+}
+
+/// A holding proxy's connections, numbered as accepted, and the number below which they are
+/// dead (`drop_silently`).
+#[derive(Clone, Default)]
+struct Links {
+    accepted: Arc<AtomicU64>,
+    dead_below: Arc<AtomicU64>,
 }
 
 impl HoldingProxy {
@@ -51,19 +61,32 @@ impl HoldingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let gate: Gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let g = Arc::clone(&gate);
+        let links = Links::default();
+        let (g, l) = (Arc::clone(&gate), links.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
+                let n = l.accepted.fetch_add(1, Ordering::SeqCst);
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let g = Arc::clone(&g);
-                std::thread::spawn(move || pump_gated(client, server, Duration::ZERO, Some(g)));
+                let (g, dead_below) = (Arc::clone(&g), Arc::clone(&l.dead_below));
+                std::thread::spawn(move || {
+                    let alive = move || n >= dead_below.load(Ordering::SeqCst);
+                    pump_gated(client, server, Duration::ZERO, Some((g, Box::new(alive))))
+                });
                 std::thread::spawn(move || pump(s2, c2, Duration::ZERO));
             }
         });
-        HoldingProxy { port, gate }
+        HoldingProxy { port, gate, links }
+    }
+
+    /// Every connection open now goes dead without a word, as after a NAT's or a load
+    /// balancer's idle timeout or a host's crash: what the module sends on it is dropped,
+    /// nothing is answered, and it is never closed. Connections made from now on work.
+    pub fn drop_silently(&self) {
+        let accepted = self.links.accepted.load(Ordering::SeqCst);
+        self.links.dead_below.store(accepted, Ordering::SeqCst);
     }
 
     /// From now on, nothing the module sends reaches MongoDB (until `release`).
@@ -92,11 +115,15 @@ fn pump(from: std::net::TcpStream, to: std::net::TcpStream, delay: Duration) {
     pump_gated(from, to, delay, None)
 }
 
+/// A holding proxy's gate, and whether this connection is still alive (what a dead one is sent
+/// is dropped).
+type Control = (Gate, Box<dyn Fn() -> bool + Send>);
+
 fn pump_gated(
     mut from: std::net::TcpStream,
     mut to: std::net::TcpStream,
     delay: Duration,
-    gate: Option<Gate>,
+    gate: Option<Control>,
 ) {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 64 * 1024];
@@ -105,7 +132,10 @@ fn pump_gated(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 std::thread::sleep(delay);
-                if let Some(g) = &gate {
+                if let Some((g, alive)) = &gate {
+                    if !alive() {
+                        continue;
+                    }
                     let held = g.0.lock().unwrap();
                     drop(g.1.wait_while(held, |h| *h).unwrap());
                 }
