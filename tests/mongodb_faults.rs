@@ -254,19 +254,17 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
     assert_eq!(driver.info()["inline_loads"], 0);
 }
 
-#[test]
-fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge() {
-    let Some(mongo) = Mongo::with_test_commands("mongo-fail-cdc") else {
-        return;
-    };
-    let db = seed(&mongo, "failcdc", 40);
-    // One mapped collection, so one watcher: two watchers opening at once would share the
-    // fail point's failures, one each, and the driver's one retry would hide both.
+/// A MongoDB of its own with `failCommand`, a seeded database and a server watching its one
+/// mapped collection (`todo:`), after one event, so a resume token is saved and a reopened stream
+/// resumes from it. One collection, so one watcher: two watchers opening at once would share the
+/// fail point's failures, one each, and the driver's one retry would hide both.
+fn watched_with_a_token(mongo_name: &str, db_name: &str) -> Option<(Mongo, String, Redis)> {
+    let mongo = Mongo::with_test_commands(mongo_name)?;
+    let db = seed(&mongo, db_name, 40);
     let redis = Redis::with(&mongo.uri, &format!("todo:={db}.todos:id"))
         .watching()
         .start();
     let mut c = redis.conn();
-    // One event first, so a resume token is saved: the reopens below resume from it.
     rt_get(&mut c, "todo:1").unwrap().unwrap();
     mongo.update_one(
         &db,
@@ -277,6 +275,15 @@ fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge(
     wait_until("the first event", Duration::from_secs(5), || {
         stored(&mut c, "todo:1").is_none()
     });
+    Some((mongo, db, redis))
+}
+
+#[test]
+fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge() {
+    let Some((mongo, db, redis)) = watched_with_a_token("mongo-fail-cdc", "failcdc") else {
+        return;
+    };
+    let mut c = redis.conn();
     let faults = [
         (
             "closeConnection",
@@ -344,25 +351,10 @@ fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge(
 
 #[test]
 fn a_change_stream_whose_get_more_fails_resumes_and_loses_no_event() {
-    let Some(mongo) = Mongo::with_test_commands("mongo-fail-getmore") else {
+    let Some((mongo, db, redis)) = watched_with_a_token("mongo-fail-getmore", "failmore") else {
         return;
     };
-    let db = seed(&mongo, "failmore", 40);
-    let redis = Redis::with(&mongo.uri, &format!("todo:={db}.todos:id"))
-        .watching()
-        .start();
     let mut c = redis.conn();
-    // One event first, so a resume token is saved.
-    rt_get(&mut c, "todo:1").unwrap().unwrap();
-    mongo.update_one(
-        &db,
-        "todos",
-        doc! {"id": "1"},
-        doc! {"$set": {"name": "one"}},
-    );
-    wait_until("the first event", Duration::from_secs(5), || {
-        stored(&mut c, "todo:1").is_none()
-    });
     // The open stream's next getMores fail. After a closed connection the driver resumes the
     // stream by itself; whether it also resumes after a step-down or a shutdown depends on the
     // server labelling the error resumable (SecantusDB's fail point does not), else the module
