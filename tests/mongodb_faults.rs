@@ -278,6 +278,71 @@ fn watched_with_a_token(mongo_name: &str, db_name: &str) -> Option<(Mongo, Strin
     Some((mongo, db, redis))
 }
 
+/// One round of a change-stream fault: two keys cached, `arm` makes the fault, a change is made
+/// to one of them (`then` runs after it). The change must reach Redis, the module must meet the
+/// fault (its log says `said`, where given), the other key must not be purged and no resume may
+/// fail. The fault point is off at the end, and the watcher watching again.
+struct Round<'a> {
+    mongo: &'a Mongo,
+    db: &'a str,
+    redis: &'a Redis,
+    round: usize,
+    name: &'a str,
+    said: Option<&'a str>,
+}
+
+impl Round<'_> {
+    fn run(
+        &self,
+        c: &mut redis::Connection,
+        arm: impl FnOnce(),
+        then: impl FnOnce(&mut redis::Connection),
+    ) {
+        let (name, redis) = (self.name, self.redis);
+        let (kept, changed) = (
+            format!("todo:{}", 10 + self.round),
+            format!("todo:{}", 20 + self.round),
+        );
+        rt_get(c, &kept).unwrap().unwrap();
+        rt_get(c, &changed).unwrap().unwrap();
+        let seen_before = self.said.map_or(0, |s| redis.log().matches(s).count());
+        arm();
+        let id = changed.trim_start_matches("todo:");
+        self.mongo.update_one(
+            self.db,
+            "todos",
+            doc! {"id": id},
+            doc! {"$set": {"name": format!("after {name}")}},
+        );
+        then(c);
+        // The event may come in a read sent before the fault was armed: wait for both.
+        if let Some(s) = self.said {
+            wait_until(
+                &format!("{name}: the module to meet the fault"),
+                Duration::from_secs(10),
+                || redis.log().matches(s).count() > seen_before,
+            );
+        }
+        wait_until(
+            &format!("{name}: the event made during the fault"),
+            Duration::from_secs(10),
+            || stored(c, &changed).is_none(),
+        );
+        assert_eq!(
+            name_of(&rt_get(c, &changed).unwrap()).as_deref(),
+            Some(format!("after {name}").as_str())
+        );
+        assert!(
+            stored(c, &kept).is_some(),
+            "{name}: {kept} was purged\n{}",
+            redis.log()
+        );
+        assert_eq!(redis.info()["cdc_resume_failures"], 0, "{name}");
+        self.mongo.fail_command_off();
+        redis.wait_watching();
+    }
+}
+
 #[test]
 fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge() {
     let Some((mongo, db, redis)) = watched_with_a_token("mongo-fail-cdc", "failcdc") else {
@@ -302,50 +367,27 @@ fn a_change_stream_reopened_during_a_fault_resumes_from_its_token_with_no_purge(
         ),
     ];
     for (round, (name, data, said)) in faults.into_iter().enumerate() {
-        let (kept, changed) = (
-            format!("todo:{}", 10 + round),
-            format!("todo:{}", 20 + round),
-        );
-        rt_get(&mut c, &kept).unwrap().unwrap();
-        rt_get(&mut c, &changed).unwrap().unwrap();
-        let seen_before = redis.log().matches(said).count();
         // The stream's open and the driver's one retry of it fail, as during a step-down or a
         // restart; a change is made meanwhile. A change of `readthrough.invalidation` opens the
-        // watcher's stream again, from its saved token (there and back: delete mode again).
-        mongo.fail_command(&["aggregate"], 2, data);
-        let id = changed.trim_start_matches("todo:");
-        mongo.update_one(
-            &db,
-            "todos",
-            doc! {"id": id},
-            doc! {"$set": {"name": format!("after {name}")}},
+        // watcher's stream again, from its saved token (there and back: delete mode again). A
+        // server passing through a step-down or a shutdown does not refuse the token: nothing
+        // is purged, and the token is kept.
+        let round = Round {
+            mongo: &mongo,
+            db: &db,
+            redis: &redis,
+            round,
+            name,
+            said: Some(said),
+        };
+        round.run(
+            &mut c,
+            || mongo.fail_command(&["aggregate"], 2, data),
+            |c| {
+                config_set(c, "readthrough.invalidation", "refresh");
+                config_set(c, "readthrough.invalidation", "delete");
+            },
         );
-        config_set(&mut c, "readthrough.invalidation", "refresh");
-        config_set(&mut c, "readthrough.invalidation", "delete");
-        wait_until(
-            &format!("{name}: the watcher to meet the fault"),
-            Duration::from_secs(10),
-            || redis.log().matches(said).count() > seen_before,
-        );
-        // The event made during the fault is applied once the stream resumes from its token.
-        wait_until(
-            &format!("{name}: the event made during the fault"),
-            Duration::from_secs(10),
-            || stored(&mut c, &changed).is_none(),
-        );
-        assert_eq!(
-            name_of(&rt_get(&mut c, &changed).unwrap()).as_deref(),
-            Some(format!("after {name}").as_str())
-        );
-        // A server passing through a step-down or a shutdown does not refuse the token: nothing
-        // was purged, and the token was kept.
-        assert!(
-            stored(&mut c, &kept).is_some(),
-            "{name}: {kept} was purged\n{}",
-            redis.log()
-        );
-        assert_eq!(redis.info()["cdc_resume_failures"], 0, "{name}");
-        redis.wait_watching();
     }
 }
 
@@ -371,45 +413,14 @@ fn a_change_stream_whose_get_more_fails_resumes_and_loses_no_event() {
         ),
     ];
     for (round, (name, data, said)) in faults.into_iter().enumerate() {
-        let (kept, changed) = (
-            format!("todo:{}", 10 + round),
-            format!("todo:{}", 20 + round),
-        );
-        rt_get(&mut c, &kept).unwrap().unwrap();
-        rt_get(&mut c, &changed).unwrap().unwrap();
-        let seen_before = said.map_or(0, |s| redis.log().matches(s).count());
-        mongo.fail_command(&["getMore"], 2, data);
-        let id = changed.trim_start_matches("todo:");
-        mongo.update_one(
-            &db,
-            "todos",
-            doc! {"id": id},
-            doc! {"$set": {"name": format!("after {name}")}},
-        );
-        wait_until(
-            &format!("{name}: the event made while getMore failed"),
-            Duration::from_secs(10),
-            || stored(&mut c, &changed).is_none(),
-        );
-        if let Some(s) = said {
-            // The event may come in a getMore sent before the fault was armed: wait for it.
-            wait_until(
-                &format!("{name}: the module to meet the fault"),
-                Duration::from_secs(10),
-                || redis.log().matches(s).count() > seen_before,
-            );
-        }
-        assert_eq!(
-            name_of(&rt_get(&mut c, &changed).unwrap()).as_deref(),
-            Some(format!("after {name}").as_str())
-        );
-        assert!(
-            stored(&mut c, &kept).is_some(),
-            "{name}: {kept} was purged\n{}",
-            redis.log()
-        );
-        assert_eq!(redis.info()["cdc_resume_failures"], 0, "{name}");
-        mongo.fail_command_off();
-        redis.wait_watching();
+        let round = Round {
+            mongo: &mongo,
+            db: &db,
+            redis: &redis,
+            round,
+            name,
+            said,
+        };
+        round.run(&mut c, || mongo.fail_command(&["getMore"], 2, data), |_| {});
     }
 }

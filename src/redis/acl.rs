@@ -184,18 +184,10 @@ pub fn saw_client(client_id: Option<u64>) {
     }
 }
 
-/// Whether `saw_command` needs to see a command of this name (`ACL`, `MODULE`, `EXEC`).
-fn wants_command(name: &[u8]) -> bool {
-    matches!(name.first(), Some(b'a' | b'A' | b'm' | b'M' | b'e' | b'E'))
-}
-
-/// Seen by the command filter for every command `wants_command` names (`sub`: its first
+/// Seen by the command filter for the commands it handles by name (`sub`: the first
 /// argument): marks the table of uniform reads stale after a command that may change users or
-/// their rules or the commands there are.
+/// their rules or the commands there are (`ACL`, `MODULE`, `EXEC`).
 pub fn saw_command<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) {
-    if !wants_command(name) {
-        return;
-    }
     let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
     if is(name, "exec") {
         // An ACL command queued in MULTI runs only now. The filter cannot tell which client

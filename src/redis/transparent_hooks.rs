@@ -192,11 +192,9 @@ fn by_name(name: &[u8]) -> bool {
 
 /// Commands after which a client's selected DB may differ.
 fn changes_db(name: &[u8]) -> bool {
-    // The cheap exit for every other command (this runs for each one).
-    matches!(name.first(), Some(b's' | b'S' | b'r' | b'R' | b'e' | b'E'))
-        && [&b"select"[..], b"reset", b"exec"]
-            .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
+    [&b"select"[..], b"reset", b"exec"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c))
 }
 
 /// A read command missed a key: prefetch it if it is mapped. Never blocks, never writes.
