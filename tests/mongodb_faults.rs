@@ -4,7 +4,8 @@
 //! - an inline `RT.GET` (Redis's main thread sends the query itself),
 //! - an `RT.GET` through the driver (`readthrough.inline-loads no`),
 //! - an `RT.MGET` of two cold keys (one `$in` query through the driver),
-//! - a transparent `GET` (inline, as a lone miss is).
+//! - a transparent `GET` (inline, as a lone miss is);
+//! - and 16 `RT.GET`s of cold keys sent at once (a miss under load).
 //!
 //! Then the fault is cleared, and the next miss on that path must succeed within a second.
 
@@ -112,6 +113,50 @@ fn read(c: &mut redis::Connection, path: Path, id: u32) -> Result<bool, String> 
     r.map_err(|e| err_of::<()>(Err(e)))
 }
 
+/// Whether a read that met `expect`'s fault answered as the README's Errors section says, and
+/// by when: `BACKEND` before the deadline, `TIMEOUT` at it.
+fn answered_as_expected(
+    expect: Expect,
+    got: &Result<bool, String>,
+    took: Duration,
+) -> Result<(), String> {
+    let error = got.as_ref().err().cloned().unwrap_or_default();
+    let ok = match expect {
+        Expect::Found => *got == Ok(true),
+        Expect::Backend(text) => {
+            error.starts_with("BACKEND")
+                && error.contains(text)
+                && took < Duration::from_millis(TIMEOUT_MS)
+        }
+        Expect::Timeout => {
+            error.starts_with(&format!(
+                "TIMEOUT loading from MongoDB took longer than {TIMEOUT_MS} ms"
+            )) && (TIMEOUT_MS - 50..TIMEOUT_MS + 700).contains(&(took.as_millis() as u64))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected {expect:?}, got {got:?} after {took:?}"))
+    }
+}
+
+/// Reads on `path` until one succeeds, at most 5 s after `cleared`: how long after the fault
+/// was cleared the path served again.
+fn time_to_recover(
+    c: &mut redis::Connection,
+    path: Path,
+    ids: &mut impl Iterator<Item = u32>,
+) -> Result<Duration, String> {
+    let cleared = Instant::now();
+    loop {
+        let got = read(c, path, ids.next().unwrap());
+        if got == Ok(true) || cleared.elapsed() > Duration::from_secs(5) {
+            return got.map(|_| cleared.elapsed());
+        }
+    }
+}
+
 #[test]
 fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() {
     let Some(mongo) = Mongo::with_test_commands("mongo-fail-command") else {
@@ -176,33 +221,8 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
                     redis.log()
                 )
             };
-            match fault.expect {
-                Expect::Found => assert_eq!(got, Ok(true), "{}", context()),
-                Expect::Backend(text) => {
-                    let e = got.as_ref().err().cloned().unwrap_or_default();
-                    assert!(
-                        e.starts_with("BACKEND") && e.contains(text),
-                        "{}",
-                        context()
-                    );
-                    assert!(took < Duration::from_millis(TIMEOUT_MS), "{}", context());
-                }
-                Expect::Timeout => {
-                    let e = got.as_ref().err().cloned().unwrap_or_default();
-                    assert!(
-                        e.starts_with(&format!(
-                            "TIMEOUT loading from MongoDB took longer than {TIMEOUT_MS} ms"
-                        )),
-                        "{}",
-                        context()
-                    );
-                    let ms = took.as_millis() as u64;
-                    assert!(
-                        (TIMEOUT_MS - 50..TIMEOUT_MS + 700).contains(&ms),
-                        "{}",
-                        context()
-                    );
-                }
+            if let Err(why) = answered_as_expected(fault.expect, &got, took) {
+                panic!("{why}\n{}", context());
             }
             let said = got.clone().err().unwrap_or_else(|| "found".into());
             let said = said.replace("1500 ms", "");
@@ -211,13 +231,7 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
                 Some(f) => assert_eq!(&said, f, "the same words on every path: {}", context()),
             }
             // The fault is cleared: the next miss on this path succeeds within a second.
-            let cleared = Instant::now();
-            let recovered = loop {
-                let got = read(c, path, ids.next().unwrap());
-                if got == Ok(true) || cleared.elapsed() > Duration::from_secs(5) {
-                    break got.map(|_| cleared.elapsed());
-                }
-            };
+            let recovered = time_to_recover(c, path, &mut ids);
             let recovery = recovered.unwrap_or_else(|e| panic!("{e}\n{}", context()));
             assert!(
                 recovery < Duration::from_secs(1),
@@ -252,6 +266,106 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
         "{log}"
     );
     assert_eq!(driver.info()["inline_loads"], 0);
+}
+
+/// Misses met by a fault all at once.
+const AT_ONCE: u32 = 16;
+
+/// The same faults met by many misses at once: 16 clients each send an `RT.GET` of a cold key of
+/// its own together (one may go inline, four run their own query, the rest queue and share
+/// one), and each answers as the lone miss does. A fault that fails more `find`s than the
+/// driver retries (`times` above 1) fails every `find` here, so that each miss meets it as a
+/// lone miss does: the misses queued behind a query that failed after the driver's retry get
+/// its error at once, not a `TIMEOUT` of their own late query. A fault of one `find` fails one
+/// query: the driver retries it (all found), or, for `Unauthorized`, that one miss answers
+/// `BACKEND` and the others are found. Then the fault is cleared and the next miss succeeds
+/// within a second.
+#[test]
+fn faults_met_by_many_misses_at_once_answer_each_as_a_lone_miss_does() {
+    let Some(mongo) = Mongo::with_test_commands("mongo-fail-at-once") else {
+        return;
+    };
+    let db = seed(&mongo, "failatonce", 1000);
+    let timeout = TIMEOUT_MS.to_string();
+    let redis = Redis::with(&mongo.uri, &mappings(&db))
+        .args(&[
+            "--readthrough.timeout",
+            timeout.as_str(),
+            "--readthrough.invalidation",
+            "off",
+        ])
+        .start();
+    let mut conns: Vec<redis::Connection> = (0..AT_ONCE).map(|_| redis.conn()).collect();
+    let mut ids = 1..1000;
+    // The driver has connected.
+    wait_until("a first miss", Duration::from_secs(30), || {
+        read(&mut conns[0], Path::Driver, ids.next().unwrap()) == Ok(true)
+    });
+    let mut table = Vec::new();
+    for fault in faults() {
+        let times = if fault.times == 1 { 1 } else { 1_000_000 };
+        mongo.fail_command(&["find"], times, fault.data.clone());
+        let firsts: Vec<u32> = ids.by_ref().take(AT_ONCE as usize).collect();
+        let barrier = std::sync::Barrier::new(AT_ONCE as usize);
+        let answers: Vec<(Result<bool, String>, Duration)> = std::thread::scope(|s| {
+            let running: Vec<_> = conns
+                .iter_mut()
+                .zip(&firsts)
+                .map(|(c, &id)| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        (read(c, Path::Driver, id), start.elapsed())
+                    })
+                })
+                .collect();
+            running.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        mongo.fail_command_off();
+        let context = || {
+            format!(
+                "{}: {answers:?}\nINFO {:?}\nlog:\n{}",
+                fault.name,
+                redis.info(),
+                redis.log()
+            )
+        };
+        if times == 1 && fault.expect != Expect::Found {
+            // One `find` fails and the driver does not retry it: the miss whose query met it
+            // answers as the lone miss, every other one is found.
+            let met: Vec<_> = answers
+                .iter()
+                .filter(|(got, took)| answered_as_expected(fault.expect, got, *took).is_ok())
+                .collect();
+            assert_eq!(met.len(), 1, "{}", context());
+            let found = answers.iter().filter(|(got, _)| *got == Ok(true)).count();
+            assert_eq!(found, answers.len() - 1, "{}", context());
+        } else {
+            for (got, took) in &answers {
+                if let Err(why) = answered_as_expected(fault.expect, got, *took) {
+                    panic!("{why}\n{}", context());
+                }
+            }
+        }
+        let recovered = time_to_recover(&mut conns[0], Path::Driver, &mut ids);
+        let recovery = recovered.unwrap_or_else(|e| panic!("{e}\n{}", context()));
+        assert!(
+            recovery < Duration::from_secs(1),
+            "{recovery:?}\n{}",
+            context()
+        );
+        let slowest = answers.iter().map(|a| a.1).max().unwrap_or_default();
+        table.push(format!(
+            "{:<34} {:<60} slowest {slowest:>9.1?} recovered in {recovery:.1?}",
+            fault.name,
+            answers
+                .iter()
+                .find_map(|(got, _)| got.as_ref().err())
+                .map_or("found".to_owned(), |e| e.chars().take(60).collect())
+        ));
+    }
+    eprintln!("{}", table.join("\n"));
 }
 
 /// A MongoDB of its own with `failCommand`, a seeded database and a server watching its one

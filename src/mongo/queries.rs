@@ -6,6 +6,7 @@ use crate::core::deadline::Deadline;
 use crate::core::error::Error;
 use crate::core::mapping::{Mapping, Target};
 use crate::core::unanswered::{unanswered, Cause};
+use crate::core::wire;
 use crate::mongo::client::{backend_error, client};
 use futures_util::TryStreamExt;
 use mongodb::action::Action;
@@ -17,10 +18,34 @@ use std::time::Duration;
 /// Pause between two tries of a query whose server did not answer.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
+/// Why a query failed, and whether MongoDB's error is one after which the driver tries a read
+/// once more (a dropped connection, a step-down, a shutdown: Retryable Reads): then the fault
+/// outlasted the driver's retry, and the next query would most likely meet it too.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub error: Error,
+    pub retried: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            retried: false,
+        }
+    }
+}
+
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        f.error
+    }
+}
+
 /// Finds the document a key stands for (with the mapping's projection); `None` when there is
 /// none. The engine turns it into a value (`engine/load: value_of`). Bounded by `deadline`: `TIMEOUT` when MongoDB
 /// has not answered by then, whatever the driver was doing.
-pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Document>, Error> {
+pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Document>, Failed> {
     within(deadline, async {
         let client = client().await?;
         let m = &target.mapping;
@@ -68,7 +93,7 @@ pub async fn find_many(
     mapping: &Mapping,
     ids: &[&str],
     deadline: Deadline,
-) -> Result<HashMap<String, Document>, Error> {
+) -> Result<HashMap<String, Document>, Failed> {
     within(deadline, async {
         let client = client().await?;
         let coll = client
@@ -87,7 +112,7 @@ pub async fn find_many(
                 while let Some(doc) = cursor.try_next().await.map_err(|e| backend_error(&e))? {
                     docs.push(doc);
                 }
-                Ok::<_, Error>(docs)
+                Ok::<_, Failed>(docs)
             }
         });
         let mut found = HashMap::new();
@@ -107,20 +132,20 @@ pub async fn find_many(
 }
 
 /// Runs `work` until `deadline`; `TIMEOUT` when it runs out.
-async fn within<T>(
+async fn within<T, E: From<Error>>(
     deadline: Deadline,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     tokio::time::timeout_at(deadline.at.into(), work)
         .await
-        .unwrap_or_else(|_| Err(Error::Timeout(deadline.timeout_ms)))
+        .unwrap_or_else(|_| Err(Error::Timeout(deadline.timeout_ms).into()))
 }
 
 /// Runs one driver operation until MongoDB answers it. A failure that only says MongoDB did
 /// not answer (a stall: server selection or a connection timed out) is tried again, so the
 /// caller's bound turns it into `TIMEOUT`, and a MongoDB that comes back in time still serves
 /// the load. An answer, even an error or a refused connection, ends it (`BACKEND`).
-async fn until_answered<T, F, Fut>(mut op: F) -> Result<T, Error>
+async fn until_answered<T, F, Fut>(mut op: F) -> Result<T, Failed>
 where
     F: FnMut() -> Fut,
     Fut: std::future::IntoFuture<Output = mongodb::error::Result<T>>,
@@ -131,8 +156,24 @@ where
             Err(e) if unanswered(&cause_of(&e)) => {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
-            Err(e) => return Err(backend_error(&e)),
+            Err(e) => {
+                return Err(Failed {
+                    error: backend_error(&e),
+                    retried: read_retryable(&e),
+                })
+            }
         }
+    }
+}
+
+/// Whether the driver tries a read again after `e` (the Retryable Reads specification: a
+/// network error, or one of its codes).
+fn read_retryable(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match &*e.kind {
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => true,
+        ErrorKind::Command(c) => wire::retryable_read_code(c.code),
+        _ => false,
     }
 }
 

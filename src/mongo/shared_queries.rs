@@ -6,12 +6,14 @@
 //! `$in`. So the busier MongoDB is, the fewer queries it gets: this is what lets the module
 //! outrun application cache-aside under concurrency, where every miss is its own query.
 //! Every query is bounded by `readthrough.timeout`, so a stalled MongoDB cannot hold a slot for
-//! ever.
+//! ever; a query that fails with an error the driver retried hands it to the misses queued
+//! behind it.
 
 use crate::core::deadline::Deadline;
 use crate::core::error::Error;
 use crate::core::mapping::{Mapping, Target};
-use crate::mongo::{queries, runtime};
+use crate::mongo::queries::{self, Failed};
+use crate::mongo::runtime;
 use crate::state::counters;
 use futures_util::FutureExt;
 use mongodb::bson::Document;
@@ -65,7 +67,31 @@ pub async fn load(target: Target, deadline: Deadline) -> Found {
     // This task holds a slot. The guard hands it on (to the queued misses) or gives it back,
     // also when this future is dropped on timeout or unwinds.
     let _slot = Slot(Arc::clone(&target.mapping));
-    queries::find_one(&target, deadline).await
+    let found = queries::find_one(&target, deadline).await;
+    fail_queued_after(&target.mapping, found.as_ref().err());
+    found.map_err(Error::from)
+}
+
+/// After a query of mapping `m` failed with an error the driver had already tried again, the
+/// misses queued behind it get that error at once: their own query would meet the fault late
+/// in their deadline and answer `TIMEOUT`, where a lone miss answers `BACKEND`. Any other
+/// failure is not handed on: an error the driver does not retry may be one query's alone
+/// (each queued miss tries its own), and a `TIMEOUT` keeps each miss's own deadline.
+fn fail_queued_after(m: &Mapping, failed: Option<&queries::Failed>) {
+    let Some(Failed {
+        error: e @ Error::Backend(_),
+        retried: true,
+    }) = failed
+    else {
+        return;
+    };
+    let queued = match queues().get_mut(m) {
+        Some(q) => std::mem::take(&mut q.waiting),
+        None => return,
+    };
+    for (_, _, tx) in queued {
+        let _ = tx.send(Err(e.clone()));
+    }
 }
 
 /// A held query slot of a mapping.
@@ -116,7 +142,9 @@ async fn query(m: &Arc<Mapping>, batch: Vec<Waiting>) {
             mapping: Arc::clone(m),
             id,
         };
-        let _ = tx.send(queries::find_one(&target, deadline).await);
+        let found = queries::find_one(&target, deadline).await;
+        fail_queued_after(m, found.as_ref().err());
+        let _ = tx.send(found.map_err(Error::from));
         return;
     }
     counters::add(&counters::BATCHED, batch.len() as u64);
@@ -127,10 +155,11 @@ async fn query(m: &Arc<Mapping>, batch: Vec<Waiting>) {
         .expect("a batch is never empty");
     let ids: Vec<&str> = batch.iter().map(|(id, _, _)| id.as_str()).collect();
     let r = queries::find_many(m, &ids, deadline).await;
+    fail_queued_after(m, r.as_ref().err());
     for (id, _, tx) in batch {
         let _ = tx.send(match &r {
             Ok(found) => Ok(found.get(m.key.canonical(&id).as_ref()).cloned()),
-            Err(e) => Err(e.clone()),
+            Err(e) => Err(e.error.clone()),
         });
     }
 }
