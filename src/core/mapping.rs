@@ -133,7 +133,13 @@ impl Mappings {
         if id.is_empty() {
             return Err(ResolveError::EmptyId);
         }
-        let id = std::str::from_utf8(id).map_err(|_| ResolveError::NotUtf8)?;
+        let id = if id.is_ascii() {
+            // SAFETY: ASCII is UTF-8. Most ids are ASCII: a byte test is cheaper than the
+            // general decoder's call on the hit path, which checks every key.
+            unsafe { std::str::from_utf8_unchecked(id) }
+        } else {
+            std::str::from_utf8(id).map_err(|_| ResolveError::NotUtf8)?
+        };
         if mapping.key.check(id).is_err() {
             return Err(ResolveError::WrongParts(Arc::clone(mapping)));
         }
@@ -522,6 +528,12 @@ mod tests {
         assert_eq!(m.resolve(b"user:1"), Err(ResolveError::NoMapping));
         assert_eq!(m.resolve(b"todo:"), Err(ResolveError::EmptyId));
         assert_eq!(m.resolve(b"todo:\xff"), Err(ResolveError::NotUtf8));
+        assert_eq!(m.resolve(b"todo:a\xc3"), Err(ResolveError::NotUtf8));
+        // An id that is not ASCII but UTF-8 is an id like any other.
+        assert_eq!(
+            m.resolve("todo:caf\u{e9}".as_bytes()).unwrap().id,
+            "caf\u{e9}"
+        );
     }
 
     #[test]

@@ -74,6 +74,12 @@ const PEEK: u32 = raw::REDISMODULE_READ
     | raw::REDISMODULE_OPEN_KEY_NONOTIFY
     | raw::REDISMODULE_OPEN_KEY_NOSTATS;
 
+// `RedisModule_KeyType`'s answers, as the C int it returns.
+const KEYTYPE_EMPTY: c_int = raw::REDISMODULE_KEYTYPE_EMPTY as c_int;
+const KEYTYPE_STRING: c_int = raw::REDISMODULE_KEYTYPE_STRING as c_int;
+const KEYTYPE_HASH: c_int = raw::REDISMODULE_KEYTYPE_HASH as c_int;
+const KEYTYPE_MODULE: c_int = raw::REDISMODULE_KEYTYPE_MODULE as c_int;
+
 /// `probe` of a key given as a Redis string (a command's own argument: no copy).
 pub fn probe_raw(ctx: &Context, name: RStr<'_>, want_ttl: bool) -> (Held, i64) {
     // SAFETY: `ctx` is live (main thread or the GIL held, as for `probe`); `name` is a live
@@ -85,16 +91,13 @@ pub fn probe_raw(ctx: &Context, name: RStr<'_>, want_ttl: bool) -> (Held, i64) {
         if k.is_null() {
             return (Held::Nothing, -1);
         }
-        let ty = raw::RedisModule_KeyType.unwrap()(k);
-        let held = [
-            (raw::REDISMODULE_KEYTYPE_EMPTY as c_int, Held::Nothing),
-            (raw::REDISMODULE_KEYTYPE_STRING as c_int, Held::String),
-            (raw::REDISMODULE_KEYTYPE_HASH as c_int, Held::Hash),
-            (raw::REDISMODULE_KEYTYPE_MODULE as c_int, Held::Module),
-        ]
-        .into_iter()
-        .find_map(|(t, h)| (t == ty).then_some(h))
-        .unwrap_or(Held::Other);
+        let held = match raw::RedisModule_KeyType.unwrap()(k) {
+            KEYTYPE_EMPTY => Held::Nothing,
+            KEYTYPE_STRING => Held::String,
+            KEYTYPE_HASH => Held::Hash,
+            KEYTYPE_MODULE => Held::Module,
+            _ => Held::Other,
+        };
         let ttl = if want_ttl && held != Held::Nothing {
             raw::RedisModule_GetExpire.unwrap()(k)
         } else {
@@ -130,7 +133,7 @@ fn with_cached<R>(
     // before the key is closed and nothing writes meanwhile (main thread).
     unsafe {
         let ty = raw::RedisModule_KeyType.unwrap()(key);
-        let res = if ty == raw::REDISMODULE_KEYTYPE_STRING as c_int {
+        let res = if ty == KEYTYPE_STRING {
             let mut len = 0;
             let p =
                 raw::RedisModule_StringDMA.unwrap()(key, &mut len, raw::REDISMODULE_READ as c_int);
@@ -142,7 +145,7 @@ fn with_cached<R>(
                     key,
                 )))
             }
-        } else if ty == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+        } else if ty == KEYTYPE_EMPTY {
             Ok(None)
         } else {
             Err(Error::WrongType)
@@ -234,8 +237,11 @@ pub fn all_cached_for_client<'k>(
     // SAFETY: main thread (the token), where the keyspace is Redis's own to read; `ctx` is the
     // module's detached context; each key is a live Redis string (its type says so).
     unsafe {
-        if raw::RedisModule_SelectDb.unwrap()(ctx, db) != raw::REDISMODULE_OK as c_int {
-            return None;
+        if FILTER_DB.get() != db {
+            if raw::RedisModule_SelectDb.unwrap()(ctx, db) != raw::REDISMODULE_OK as c_int {
+                return None;
+            }
+            FILTER_DB.set(db);
         }
         let ctx = Context::new(ctx);
         Some(
@@ -243,6 +249,13 @@ pub fn all_cached_for_client<'k>(
                 .all(|k| probe_raw(&ctx, k, false).0.fits(format)),
         )
     }
+}
+
+thread_local! {
+    /// Main thread: the DB the filter's context has selected (-1: none yet). Most reads come
+    /// from clients of one DB: selecting it again for each costs as much as the rest of the
+    /// check's own steps.
+    static FILTER_DB: std::cell::Cell<c_int> = const { std::cell::Cell::new(-1) };
 }
 
 /// Slots of the cache of which DB each client has selected.

@@ -95,7 +95,11 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     // Only a read of mapped keys is left to rewrite. The cheap exit for most commands Redis
     // runs: a read is rewritten only when all its keys are mapped, so its first key (argument
     // 1 in every read rewritten) decides for most.
-    if argc < 2 || !settings::may_be_mapped(cmd.arg(1)) {
+    if argc < 2 {
+        return;
+    }
+    let first_key = cmd.arg(1);
+    if !settings::may_be_mapped(first_key) {
         return;
     }
     let Some(native) = rewrite::native_named(name) else {
@@ -104,16 +108,22 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     if !settings::transparent() {
         return;
     }
-    // The arguments on the stack for the usual short read (the filter runs for every command).
+    // The arguments on the stack for the usual short read (the filter runs for every command);
+    // the two already read are not asked for again.
     let mut short: [&[u8]; SHORT_ARGS] = [&[]; SHORT_ARGS];
     let long: Vec<&[u8]>;
     let args: &[&[u8]] = if argc as usize <= SHORT_ARGS {
-        for (i, slot) in short.iter_mut().enumerate().take(argc as usize) {
+        short[0] = name;
+        short[1] = first_key;
+        for (i, slot) in short.iter_mut().enumerate().take(argc as usize).skip(2) {
             *slot = cmd.arg(i as c_int);
         }
         &short[..argc as usize]
     } else {
-        long = (0..argc).map(|i| cmd.arg(i)).collect();
+        long = [name, first_key]
+            .into_iter()
+            .chain((2..argc).map(|i| cmd.arg(i)))
+            .collect();
         &long
     };
     if let rewrite::Rewrite::To(to) = rewrite::decide_for(native, args, settings::format_of) {

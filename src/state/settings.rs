@@ -1,6 +1,6 @@
 //! The settings snapshot: the one owner of every `readthrough.*` value in force. Redis's
 //! config machinery (`redis/configs.rs`) writes here once a value is accepted; everything else
-//! only reads. Pure: atomics and locks, no Redis, no I/O.
+//! only reads. Pure: atomics, locks and per-thread copies, no Redis, no I/O.
 
 use crate::core::error::{show_key, Error};
 use crate::core::format::Format;
@@ -8,6 +8,7 @@ use crate::core::invalidation::Mode;
 use crate::core::mapping::{Mapping, Mappings, ResolveError, Target};
 use crate::core::policy::{self, Life, Px};
 use once_cell::sync::Lazy;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -178,9 +179,38 @@ pub static WARM_ON_LOAD: Text = Text::new();
 
 static MAPPINGS: Lazy<RwLock<Arc<Mappings>>> = Lazy::new(Default::default);
 
+/// Bumped by every `set_mappings`, after the new mappings are in `MAPPINGS`.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's copy of the mappings in force and the generation it was taken at: the hit
+    /// path checks every key against the mappings, and a lock taken and released for each
+    /// costs more than the check itself.
+    static SNAPSHOT: RefCell<Option<(u64, Arc<Mappings>)>> = const { RefCell::new(None) };
+}
+
 /// The mappings in force.
 pub fn mappings() -> Arc<Mappings> {
     Arc::clone(&MAPPINGS.read().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Runs `f` with the mappings in force: this thread's copy, taken again once they changed.
+fn with_mappings<R>(f: impl FnOnce(&Mappings) -> R) -> R {
+    let now = GENERATION.load(Ordering::Acquire);
+    SNAPSHOT.with(|cell| {
+        let fresh = matches!(&*cell.borrow(), Some((taken, _)) if *taken == now);
+        if !fresh {
+            // Only a call from inside `f` could hold the copy here; it then reads the lock.
+            let Ok(mut copy) = cell.try_borrow_mut() else {
+                return f(&mappings());
+            };
+            *copy = Some((now, mappings()));
+        }
+        match &*cell.borrow() {
+            Some((_, m)) => f(m),
+            None => f(&mappings()),
+        }
+    })
 }
 
 pub fn set_mappings(m: Mappings) {
@@ -192,6 +222,7 @@ pub fn set_mappings(m: Mappings) {
         word.fetch_or(bits, Ordering::Relaxed);
     }
     *MAPPINGS.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+    GENERATION.fetch_add(1, Ordering::Release);
     for (word, bits) in FIRST_BYTES.iter().zip(new) {
         word.store(bits, Ordering::Relaxed);
     }
@@ -248,18 +279,18 @@ pub fn check_format(key: &[u8]) -> Result<Format, Error> {
 /// The format and the grace window (seconds) of the key's mapping, or the error `check` gives;
 /// allocates only for the error.
 pub fn check_read(key: &[u8]) -> Result<(Format, i64), Error> {
-    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
-    parsed
-        .check(key)
-        .map(|(m, _)| (m.format, grace_of(m)))
-        .map_err(|e| resolve_error(key, e))
+    with_mappings(|parsed| {
+        parsed
+            .check(key)
+            .map(|(m, _)| (m.format, grace_of(m)))
+            .map_err(|e| resolve_error(key, e))
+    })
 }
 
 /// The format of the key's mapping; `None` for a key no mapping serves. Never allocates: the
-/// command filter asks this for every key of every read it could rewrite, mostly unmapped ones.
+/// command filter asks this for every key of every read it could rewrite.
 pub fn format_of(key: &[u8]) -> Option<Format> {
-    let parsed = MAPPINGS.read().unwrap_or_else(|p| p.into_inner());
-    parsed.check(key).ok().map(|(m, _)| m.format)
+    with_mappings(|parsed| parsed.check(key).ok().map(|(m, _)| m.format))
 }
 
 /// The key's target, or the error the client sees.
@@ -288,6 +319,27 @@ mod tests {
         assert!(check_warm_on_load("todo: user:").is_ok());
         assert!(check_warm_on_load("*").is_ok());
         assert!(check_warm_on_load("* todo:").is_err());
+    }
+
+    #[test]
+    fn every_thread_reads_the_mappings_in_force_at_once_after_a_change() {
+        let set = |spec: &str| set_mappings(Mappings::parse(spec).unwrap());
+        set("todo:=test.todos:id");
+        assert_eq!(format_of(b"todo:1"), Some(Format::String));
+        // This thread's copy is taken; another thread takes its own.
+        let other = std::thread::spawn(|| format_of(b"todo:1"));
+        assert_eq!(other.join().unwrap(), Some(Format::String));
+        set("j:=test.todos:id;format=json");
+        assert_eq!(format_of(b"todo:1"), None);
+        assert_eq!(format_of(b"j:1"), Some(Format::Json));
+        assert!(check_read(b"todo:1").is_err());
+        assert_eq!(check_read(b"j:1").unwrap(), (Format::Json, 0));
+        let other = std::thread::spawn(|| (format_of(b"todo:1"), format_of(b"j:1")));
+        assert_eq!(other.join().unwrap(), (None, Some(Format::Json)));
+        // Inside a read of the mappings, another read of them still answers.
+        assert_eq!(with_mappings(|_| format_of(b"j:1")), Some(Format::Json));
+        set("");
+        assert_eq!(format_of(b"j:1"), None);
     }
 
     #[test]
