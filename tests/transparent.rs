@@ -350,6 +350,48 @@ fn a_read_of_cached_keys_runs_as_the_native_command_where_the_server_names_the_c
     assert_eq!(redis.info()["hits"], hits);
 }
 
+/// `HGETALL key` on `c`: the fields and values, sorted.
+fn hgetall(c: &mut redis::Connection, key: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = redis::cmd("HGETALL").arg(key).query(c).unwrap();
+    fields.sort();
+    fields
+}
+
+#[test]
+fn a_read_of_a_cached_hash_runs_as_the_native_command_on_every_server_while_it_knows_the_db() {
+    let mongo = Mongo::shared();
+    let db = seed(mongo, "tnativedb", 3);
+    let redis = Redis::with(&mongo.uri, &format!("h:={db}.todos:id;format=hash")).start();
+    let (mut c, mut d) = (redis.conn(), redis.conn());
+    let loaded = hgetall(&mut c, "h:1");
+    assert!(
+        loaded.contains(&("name".into(), "todo 1".into())),
+        "{loaded:?}"
+    );
+    assert_eq!(calls(&redis, "rt.thgetall"), 1);
+    // Cached: the native HGETALL answers, also on Redis 7.0, whose filter does not name the
+    // client: every client reads DB 0 until one selects another.
+    assert_eq!(hgetall(&mut c, "h:1"), loaded);
+    assert_eq!(calls(&redis, "rt.thgetall"), 1);
+    // A client in DB 1 does not see DB 0's value: its read is rewritten and loads into DB 1.
+    let _: () = redis::cmd("SELECT").arg(1).query(&mut d).unwrap();
+    assert_eq!(hgetall(&mut d, "h:1"), loaded);
+    assert_eq!(calls(&redis, "rt.thgetall"), 2);
+    let in_db1: i64 = redis::cmd("EXISTS").arg("h:1").query(&mut d).unwrap();
+    assert_eq!(in_db1, 1, "loaded into the client's own DB");
+    // Cached in both DBs now. On 7.2+ and Valkey each client's DB is known: native. On 7.0,
+    // once a client has selected another DB the filter cannot tell whose DB a read is in: the
+    // rewritten read answers it, from the right DB.
+    assert_eq!(hgetall(&mut c, "h:1"), loaded);
+    assert_eq!(hgetall(&mut d, "h:1"), loaded);
+    let named = server_version() >= ("redis".into(), 7, 2) || server_version().0 == "valkey";
+    assert_eq!(calls(&redis, "rt.thgetall"), if named { 2 } else { 4 });
+    // What a DB holds is its own: deleted in DB 1, a read there loads again, DB 0 keeps its own.
+    let _: () = redis::cmd("DEL").arg("h:1").query(&mut d).unwrap();
+    assert_eq!(hgetall(&mut d, "h:1"), loaded);
+    assert_eq!(calls(&redis, "rt.thgetall"), if named { 3 } else { 5 });
+}
+
 #[test]
 fn with_a_grace_window_a_plain_get_in_it_serves_stale_and_refreshes() {
     let Fixture {

@@ -208,8 +208,27 @@ pub fn is_cluster(ctx: &Context) -> bool {
 /// context of their own (made at load; null until then or where the server has none).
 static FILTER_CTX: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mut());
 
-/// At load: makes the command filter's context.
+thread_local! {
+    /// Main thread: whether some client may have selected a DB other than 0. Redis 7.0 does not
+    /// tell the command filter its client, but every client starts in DB 0 and the filter sees
+    /// every `SELECT`: until one names another DB, every client reads DB 0.
+    static OFF_DB0: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The filter saw `SELECT db`: unless it is `0`, some client may now read another DB.
+pub fn saw_select(_: MainThread, db: &[u8]) {
+    if db != b"0" {
+        OFF_DB0.with(|o| o.set(true));
+    }
+}
+
+/// At load: makes the command filter's context. Clients connected before the module loaded
+/// (`MODULE LOAD`) chose their DBs unseen.
 pub fn init_filter_ctx(ctx: &Context) {
+    let clients = ctx.server_info("clients").field("connected_clients");
+    if clients.is_none_or(|n| n.to_string() != "0") {
+        OFF_DB0.with(|o| o.set(true));
+    }
     // SAFETY: reading an API pointer Redis filled in at load; main thread, inside the module's
     // init, with its context.
     if let Some(detach) = unsafe { raw::RedisModule_GetDetachedThreadSafeContext } {
@@ -220,12 +239,13 @@ pub fn init_filter_ctx(ctx: &Context) {
 }
 
 /// Whether every one of `keys` holds a value of `format`'s type in the DB client `client_id`
-/// has selected: the command filter's check, so that a read of cached keys can stay the native
-/// command. `None` when it cannot be known here. Does not let the key-miss hook prefetch what
-/// is missing (the rewritten read that follows loads it).
+/// has selected (`None`: a server that does not name the client, where that is DB 0 until some
+/// client selects another): the command filter's check, so that a read of cached keys can stay
+/// the native command. `None` when it cannot be known here. Does not let the key-miss hook
+/// prefetch what is missing (the rewritten read that follows loads it).
 pub fn all_cached_for_client<'k>(
     mt: MainThread,
-    client_id: u64,
+    client_id: Option<u64>,
     keys: impl IntoIterator<Item = RStr<'k>>,
     format: Format,
 ) -> Option<bool> {
@@ -233,7 +253,11 @@ pub fn all_cached_for_client<'k>(
     if ctx.is_null() {
         return None;
     }
-    let db = client_db(mt, client_id)?;
+    let db = match client_id {
+        Some(id) => client_db(mt, id)?,
+        None if !OFF_DB0.with(|o| o.get()) => 0,
+        None => return None,
+    };
     // SAFETY: main thread (the token), where the keyspace is Redis's own to read; `ctx` is the
     // module's detached context; each key is a live Redis string (its type says so).
     unsafe {

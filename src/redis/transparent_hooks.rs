@@ -2,6 +2,7 @@
 //! reads prefetch. Both run inside Redis's own command processing, so both catch panics and
 //! never block or write.
 
+use crate::core::format::Format;
 use crate::core::rewrite;
 use crate::redis::acl;
 use crate::redis::args::{string_bytes, RStr};
@@ -151,6 +152,11 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
 fn named(cmd: &mut Filtered, argc: c_int, client: Option<u64>) {
     let name = cmd.arg(0);
     acl::saw_command(name, || (argc >= 2).then(|| cmd.arg(1)));
+    if argc >= 2 && name.eq_ignore_ascii_case(b"select") {
+        if let Some(mt) = MainThread::try_here() {
+            keys::saw_select(mt, cmd.arg(1));
+        }
+    }
     if let Some(id) = client {
         if changes_db(name) {
             if let Some(mt) = MainThread::try_here() {
@@ -176,11 +182,16 @@ fn named(cmd: &mut Filtered, argc: c_int, client: Option<u64>) {
 }
 
 /// Whether every key of this mapped read is cached (in Redis, of its format's type), where that
-/// can be known: the server gives the filter its client (7.2+, Valkey), on the main thread,
-/// and with no grace window (a hit in grace starts a refresh, which only the rewritten read
-/// does).
+/// can be known: in the client's DB (7.2+, Valkey: the server names the client; Redis 7.0: DB 0
+/// while no client has selected another), on the main thread, and with no grace window (a hit
+/// in grace starts a refresh, which only the rewritten read does).
 fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Option<u64>) -> bool {
-    let Some(id) = client else { return false };
+    // Redis 7.0 counts the check in `keyspace_hits` too (it has no `NOSTATS`). A string read
+    // rewritten there answers from the key it opens, one count; a JSON or hash read opens its
+    // key again either way, so leaving it native costs no extra count.
+    if client.is_none() && native.format == Format::String {
+        return false;
+    }
     if settings::any_grace() {
         return false;
     }
@@ -188,7 +199,7 @@ fn cached_for(cmd: &Filtered, native: &rewrite::Native, argc: usize, client: Opt
         return false;
     };
     let keys = native.keys(argc).map(|i| cmd.raw(i as c_int));
-    keys::all_cached_for_client(mt, id, keys, native.format) == Some(true)
+    keys::all_cached_for_client(mt, client, keys, native.format) == Some(true)
 }
 
 /// Whether the filter acts on a command by its name alone, whatever its arguments (`named`).
