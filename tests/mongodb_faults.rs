@@ -95,6 +95,22 @@ enum Path {
     TransparentGet,
 }
 
+/// A server reading `db` on `mongo` at `readthrough.timeout` `TIMEOUT_MS`, with inline loads
+/// `inline` (`yes`/`no`) and no change streams (their `aggregate`s would meet the fail point).
+fn server(mongo: &Mongo, db: &str, inline: &str) -> Redis {
+    let timeout = TIMEOUT_MS.to_string();
+    Redis::with(&mongo.uri, &mappings(db))
+        .args(&[
+            "--readthrough.timeout",
+            timeout.as_str(),
+            "--readthrough.inline-loads",
+            inline,
+            "--readthrough.invalidation",
+            "off",
+        ])
+        .start()
+}
+
 /// What one read answered: found, or the error text.
 fn read(c: &mut redis::Connection, path: Path, id: u32) -> Result<bool, String> {
     let key = format!("todo:{id}");
@@ -163,23 +179,8 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
         return;
     };
     let db = seed(&mongo, "failcmd", 2000);
-    let timeout = TIMEOUT_MS.to_string();
-    let args = |inline| {
-        [
-            "--readthrough.timeout",
-            timeout.as_str(),
-            "--readthrough.inline-loads",
-            inline,
-            "--readthrough.invalidation",
-            "off",
-        ]
-    };
-    let inline = Redis::with(&mongo.uri, &mappings(&db))
-        .args(&args("yes"))
-        .start();
-    let driver = Redis::with(&mongo.uri, &mappings(&db))
-        .args(&args("no"))
-        .start();
+    let inline = server(&mongo, &db, "yes");
+    let driver = server(&mongo, &db, "no");
     let (mut ci, mut cd) = (inline.conn(), driver.conn());
     let mut ids = (1..2000).step_by(2);
     // The inline connection is opened in the background at load: wait for the first inline load.
@@ -286,15 +287,8 @@ fn faults_met_by_many_misses_at_once_answer_each_as_a_lone_miss_does() {
         return;
     };
     let db = seed(&mongo, "failatonce", 1000);
-    let timeout = TIMEOUT_MS.to_string();
-    let redis = Redis::with(&mongo.uri, &mappings(&db))
-        .args(&[
-            "--readthrough.timeout",
-            timeout.as_str(),
-            "--readthrough.invalidation",
-            "off",
-        ])
-        .start();
+    // Inline loads on (the default): the first miss may take them, the rest the driver.
+    let redis = server(&mongo, &db, "yes");
     let mut conns: Vec<redis::Connection> = (0..AT_ONCE).map(|_| redis.conn()).collect();
     let mut ids = 1..1000;
     // The driver has connected.
