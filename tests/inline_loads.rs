@@ -275,3 +275,65 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
         "answers after the drop: {answers:?}"
     );
 }
+
+/// A host name whose first address refuses (as `localhost` does when it resolves to `::1`
+/// first and MongoDB listens on 127.0.0.1 only) is reached at its next address, inline and on
+/// the driver alike. The server resolves by a hosts file of its own (a mount namespace; the
+/// machine's /etc/hosts is not touched).
+#[test]
+fn a_host_whose_first_address_refuses_is_reached_at_its_next_inline_and_on_the_driver() {
+    const NAME: &str = "mongo.readthrough.test";
+    let hosts = format!("::1 {NAME}\n127.0.0.1 {NAME}\n");
+    if external_mongo().is_some() {
+        skip("a host name of the embedded MongoDB-compatible server's own");
+        return;
+    }
+    let order = match own_hosts_file(&hosts, NAME) {
+        Ok(order) => order,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    assert_eq!(order, ["::1", "127.0.0.1"], "the address tried first");
+    let mongo = Mongo::shared();
+    let port = mongo.port;
+    assert!(
+        std::net::TcpStream::connect(("::1", port)).is_err(),
+        "nothing may answer at [::1]:{port}"
+    );
+    let db = seed(mongo, "first_address", 40);
+    let uri = format!("mongodb://{NAME}:{port}/?directConnection=true");
+    let on = Redis::with(&uri, &mappings(&db))
+        .hosts_file(&hosts)
+        .config("inline-loads", "yes")
+        .start();
+    let driver = Redis::with(&uri, &mappings(&db))
+        .hosts_file(&hosts)
+        .config("inline-loads", "no")
+        .start();
+    let (mut a, mut b) = (on.conn(), driver.conn());
+    let mut next = 1..=20;
+    until_inline(&on, &mut a, &mut next);
+    for id in 21..=25 {
+        let key = format!("todo:{id}");
+        let inline_answer = rt_get(&mut a, &key).unwrap();
+        assert_eq!(
+            name_of(&inline_answer).as_deref(),
+            Some(format!("todo {id}").as_str()),
+            "{key} inline"
+        );
+        assert_eq!(
+            rt_get(&mut b, &key).unwrap(),
+            inline_answer,
+            "{key} on the driver"
+        );
+    }
+    for r in [&on, &driver] {
+        let info = r.info();
+        assert_eq!(info["load_errors"], 0, "{}", r.log());
+        assert_eq!(info["inline_handoffs"], 0, "{}", r.log());
+    }
+    assert!(inline(&on) >= 6);
+    assert_eq!(inline(&driver), 0);
+}

@@ -4,7 +4,7 @@ use super::{
     free_port, module_path, port_open, rt_get, server_program, temp_dir, wait_until, Proc,
 };
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ pub struct Redis {
     args: Vec<String>,
     /// Extra environment of the server process (e.g. `READTHROUGH_TEST_PANIC_AT`).
     env: Vec<(String, String)>,
+    /// The hosts file the server resolves names by, if not the machine's (`hosts_file`).
+    hosts: Option<PathBuf>,
     proc: Option<Proc>,
 }
 
@@ -32,6 +34,7 @@ pub struct RedisBuilder {
     module: Vec<String>,
     env: Vec<(String, String)>,
     conf: Option<String>,
+    hosts: Option<String>,
     cluster: bool,
     watching: bool,
 }
@@ -62,6 +65,7 @@ impl Redis {
             module: Vec::new(),
             env: Vec::new(),
             conf: None,
+            hosts: None,
             cluster: false,
             watching: false,
         }
@@ -90,6 +94,14 @@ impl RedisBuilder {
     /// that `CONFIG REWRITE` has a file to rewrite).
     pub fn conf_file(mut self, text: &str) -> Self {
         self.conf = Some(text.into());
+        self
+    }
+
+    /// The server resolves host names by a hosts file with this text, not the machine's: it
+    /// runs in a mount namespace of its own where the file is bound over /etc/hosts (see
+    /// `own_hosts_file`; the machine's file is not touched).
+    pub fn hosts_file(mut self, text: &str) -> Self {
+        self.hosts = Some(text.into());
         self
     }
 
@@ -133,6 +145,11 @@ impl RedisBuilder {
             std::fs::write(&path, text).unwrap();
             args.insert(0, path.to_string_lossy().into_owned());
         }
+        let hosts = self.hosts.as_ref().map(|text| {
+            let path = dir.join("hosts");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
         let port = if self.cluster {
             cluster_port()
         } else {
@@ -143,6 +160,7 @@ impl RedisBuilder {
             dir,
             args,
             env: self.env,
+            hosts,
             proc: None,
         };
         r.launch();
@@ -223,6 +241,54 @@ fn cluster_port() -> u16 {
         .expect("a free port pair for a cluster node")
 }
 
+/// `program args` run in a mount namespace of their own with `hosts` bound over /etc/hosts:
+/// `unshare` and `sh` exec in place, so the pid started is the program's.
+fn with_hosts_file(hosts: &Path, program: &str, args: Vec<String>) -> (String, Vec<String>) {
+    let mut full = [
+        "-m",
+        "sh",
+        "-c",
+        r#"mount --bind "$0" /etc/hosts && exec "$@""#,
+    ]
+    .map(String::from)
+    .to_vec();
+    full.push(hosts.to_string_lossy().into_owned());
+    full.push(program.into());
+    full.extend(args);
+    ("unshare".into(), full)
+}
+
+/// How `name` resolves for a process given `hosts_file(text)`, by `getent ahosts` (the
+/// addresses in the order getaddrinfo gives them); `Err` says why a process cannot be given
+/// its own hosts file here (it takes root, or CAP_SYS_ADMIN, and `unshare`).
+pub fn own_hosts_file(text: &str, name: &str) -> Result<Vec<String>, String> {
+    let path = temp_dir("hosts").join("hosts");
+    std::fs::write(&path, text).unwrap();
+    let (program, args) = with_hosts_file(&path, "getent", vec!["ahosts".into(), name.into()]);
+    let out = Command::new(&program)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "a mount namespace with its own /etc/hosts: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut seen = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let addr = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if !addr.is_empty() && !seen.contains(&addr) {
+            seen.push(addr);
+        }
+    }
+    Ok(seen)
+}
+
 impl Redis {
     fn launch(&mut self) {
         // A config file, if any, must come first.
@@ -236,7 +302,11 @@ impl Redis {
             self.dir.to_string_lossy().into_owned(),
         ]);
         full.extend(self.args.iter().skip(rest).cloned());
-        let p = Proc::spawn_env(&self.dir, "redis", &server_program(), &full, &self.env);
+        let (program, full) = match &self.hosts {
+            Some(hosts) => with_hosts_file(hosts, &server_program(), full),
+            None => (server_program(), full),
+        };
+        let p = Proc::spawn_env(&self.dir, "redis", &program, &full, &self.env);
         let port = self.port;
         let start = Instant::now();
         while !port_open(port) {
