@@ -13,7 +13,9 @@
 //!   `--start..` by `RT.GET`, the odd ones by `find_one`, which of a pair goes first
 //!   alternating), so that whatever slows MongoDB or the machine for a moment slows both sides
 //!   alike, and a `PING` after each turn (one Redis round trip, the yardstick of the module's
-//!   own cost); prints one line for each of the three;
+//!   own cost); prints one line for each of the three, and a fourth, `floor`: each turn's
+//!   `find_one` plus its `PING`, the least any read through Redis can take (a round trip to
+//!   Redis and the query), the physical limit that `RT.GET`'s tail is held against;
 //! - `ping`: `--count` sequential `PING`s on one connection (latency of the main thread);
 //! - `flood`: `--count` connections, each sends one `RT.GET` of its own cold id at once and
 //!   waits for the reply (used with a stalled MongoDB: every load stays in flight);
@@ -218,6 +220,7 @@ async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &O
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
     let (mut rt, mut direct, mut pings) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor = Vec::new();
     let t0 = Instant::now();
     for (turn, a) in (o.start..o.start + o.count).step_by(2).enumerate() {
         let b = a + 1;
@@ -239,11 +242,13 @@ async fn pair(redis: &redis::Client, coll: &mongodb::Collection<Document>, o: &O
         let t = Instant::now();
         let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
         pings.push(t.elapsed().as_micros() as u64);
+        floor.push(direct[turn] + pings[turn]);
     }
     let secs = t0.elapsed().as_secs_f64();
     report("rtget", 1, rt, secs, 0);
     report("direct", 1, direct, secs, 0);
     report("ping", 1, pings, secs, 0);
+    report("floor", 1, floor, secs, 0);
 }
 
 async fn ping(redis: &redis::Client, count: u64) {
