@@ -98,16 +98,10 @@ enum Path {
 /// A server reading `db` on `mongo` at `readthrough.timeout` `TIMEOUT_MS`, with inline loads
 /// `inline` (`yes`/`no`) and no change streams (their `aggregate`s would meet the fail point).
 fn server(mongo: &Mongo, db: &str, inline: &str) -> Redis {
-    let timeout = TIMEOUT_MS.to_string();
     Redis::with(&mongo.uri, &mappings(db))
-        .args(&[
-            "--readthrough.timeout",
-            timeout.as_str(),
-            "--readthrough.inline-loads",
-            inline,
-            "--readthrough.invalidation",
-            "off",
-        ])
+        .config("timeout", TIMEOUT_MS)
+        .config("inline-loads", inline)
+        .config("invalidation", "off")
         .start()
 }
 
