@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 10;
 const PER_ROUND: usize = 10_000;
@@ -72,6 +72,18 @@ fn settle(redis: &Redis) {
         .arg("SYNC")
         .query(&mut redis.conn())
         .unwrap();
+    // The server lends a module a temporary client per blocked client's reply and keeps them in
+    // a pool after use; its cron frees the unused ones above eight, at most 50 a pass, every
+    // 100 ms (modulesCron). Right after a round that pool still holds up to ~600 KB, more or
+    // less of it by timing alone, so memory is read once it has stayed put for five passes.
+    let mut last = (redis.info_field("memory", "used_memory"), Instant::now());
+    wait_until("used_memory to settle", Duration::from_secs(10), || {
+        let now = redis.info_field("memory", "used_memory");
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        last.1.elapsed() >= Duration::from_millis(500)
+    });
 }
 
 #[test]
@@ -140,8 +152,10 @@ fn a_hundred_thousand_misses_with_disconnects_and_timeouts_leave_memory_at_basel
         used - base_used,
         rss - base_rss
     );
+    // Once the server's own pools have settled, what is left is ours: 64 KB over 80,000
+    // requests would be under a byte a request.
     assert!(
-        used - base_used < 256 * 1024,
+        used - base_used < 64 * 1024,
         "used_memory grew by {} B",
         used - base_used
     );
