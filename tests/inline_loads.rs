@@ -16,7 +16,11 @@ fn inline(redis: &Redis) -> i64 {
 /// opened at load, in the background.
 fn until_inline(redis: &Redis, c: &mut redis::Connection, next: &mut impl Iterator<Item = u32>) {
     wait_until("a miss loaded inline", Duration::from_secs(30), || {
-        let key = format!("todo:{}", next.next().expect("keys left"));
+        let key = format!(
+            "todo:{}",
+            next.next()
+                .expect("no miss loaded inline before the keys ran out")
+        );
         assert!(rt_get(c, &key).unwrap().is_some(), "{key} found");
         inline(redis) >= 1
     });
@@ -236,7 +240,11 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
         "misses to load again after the drop",
         Duration::from_secs(30),
         || {
-            let key = format!("todo:{}", next.next().expect("keys left"));
+            let key = format!(
+                "todo:{}",
+                next.next()
+                    .expect("no miss loaded inline before the keys ran out")
+            );
             let start = Instant::now();
             let r = rt_get(&mut c, &key);
             let took = start.elapsed();
@@ -260,7 +268,11 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
     );
     // Once loads succeed again they keep succeeding, and the inline path is back.
     wait_until("inline loads again", Duration::from_secs(30), || {
-        let key = format!("todo:{}", next.next().expect("keys left"));
+        let key = format!(
+            "todo:{}",
+            next.next()
+                .expect("no miss loaded inline before the keys ran out")
+        );
         assert!(rt_get(&mut c, &key).unwrap().is_some(), "{key} loads");
         inline(&redis) > before
     });
@@ -276,46 +288,50 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
     );
 }
 
-/// A host name whose first address refuses (as `localhost` does when it resolves to `::1`
-/// first and MongoDB listens on 127.0.0.1 only) is reached at its next address, inline and on
-/// the driver alike. The server resolves by a hosts file of its own (a mount namespace; the
-/// machine's /etc/hosts is not touched).
-#[test]
-fn a_host_whose_first_address_refuses_is_reached_at_its_next_inline_and_on_the_driver() {
-    const NAME: &str = "mongo.readthrough.test";
+const NAME: &str = "mongo.readthrough.test";
+
+/// A hosts file naming [::1] first for `NAME`, then 127.0.0.1, where MongoDB listens; `None`
+/// (skipped) where this server cannot have a hosts file of its own.
+fn hosts_with_v6_first() -> Option<String> {
     let hosts = format!("::1 {NAME}\n127.0.0.1 {NAME}\n");
     if external_mongo().is_some() {
         skip("a host name of the embedded MongoDB-compatible server's own");
-        return;
+        return None;
     }
-    let order = match own_hosts_file(&hosts, NAME) {
-        Ok(order) => order,
+    match own_hosts_file(&hosts, NAME) {
+        Ok(order) => {
+            assert_eq!(order, ["::1", "127.0.0.1"], "the address tried first");
+            Some(hosts)
+        }
         Err(why) => {
             skip(&why);
-            return;
+            None
         }
-    };
-    assert_eq!(order, ["::1", "127.0.0.1"], "the address tried first");
-    let mongo = Mongo::shared();
-    let port = mongo.port;
-    assert!(
-        std::net::TcpStream::connect(("::1", port)).is_err(),
-        "nothing may answer at [::1]:{port}"
-    );
-    let db = seed(mongo, "first_address", 40);
-    let uri = format!("mongodb://{NAME}:{port}/?directConnection=true");
+    }
+}
+
+/// Both paths load from `mongo` by `NAME`, resolved by `hosts`: a server with inline loads until
+/// one is made inline, then each key read on both must give the same document, with no load
+/// error and no inline hand-off.
+fn both_paths_reach(mongo: &Mongo, hosts: &str, db_name: &str) {
+    // Keys enough for the inline connection to be made after a connect timeout (1.5 s) while
+    // the wait reads a new key every 20 ms.
+    let db = seed(mongo, db_name, 200);
+    let uri = format!("mongodb://{NAME}:{}/?directConnection=true", mongo.port);
     let on = Redis::with(&uri, &mappings(&db))
-        .hosts_file(&hosts)
+        .hosts_file(hosts)
         .config("inline-loads", "yes")
         .start();
     let driver = Redis::with(&uri, &mappings(&db))
-        .hosts_file(&hosts)
+        .hosts_file(hosts)
         .config("inline-loads", "no")
         .start();
     let (mut a, mut b) = (on.conn(), driver.conn());
-    let mut next = 1..=20;
+    let mut next = 1..=190;
+    let started = Instant::now();
     until_inline(&on, &mut a, &mut next);
-    for id in 21..=25 {
+    eprintln!("first inline load after {:?}", started.elapsed());
+    for id in 191..=195 {
         let key = format!("todo:{id}");
         let inline_answer = rt_get(&mut a, &key).unwrap();
         assert_eq!(
@@ -336,4 +352,60 @@ fn a_host_whose_first_address_refuses_is_reached_at_its_next_inline_and_on_the_d
     }
     assert!(inline(&on) >= 6);
     assert_eq!(inline(&driver), 0);
+}
+
+/// A host name whose first address refuses (as `localhost` does when it resolves to `::1`
+/// first and MongoDB listens on 127.0.0.1 only) is reached at its next address, inline and on
+/// the driver alike. The server resolves by a hosts file of its own (a mount namespace; the
+/// machine's /etc/hosts is not touched).
+#[test]
+fn a_host_whose_first_address_refuses_is_reached_at_its_next_inline_and_on_the_driver() {
+    let Some(hosts) = hosts_with_v6_first() else {
+        return;
+    };
+    let mongo = Mongo::shared();
+    let port = mongo.port;
+    assert!(
+        std::net::TcpStream::connect(("::1", port)).is_err(),
+        "nothing may answer at [::1]:{port}"
+    );
+    both_paths_reach(mongo, &hosts, "first_address");
+}
+
+/// A host name whose first address drops packets (a host that is down, a firewall that drops)
+/// is reached at its next address too: the driver tries it 250 ms after the first (its "happy
+/// eyeballs"), the inline connection once its connect to the first has timed out; until then
+/// misses go through the driver. The first address is a listener whose queue is full, where the
+/// kernel drops every new connection's SYN, on a MongoDB of its own (the shared one's [::1] must
+/// stay closed for the test above).
+#[test]
+fn a_host_whose_first_address_drops_packets_is_reached_at_its_next_inline_and_on_the_driver() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let Some(hosts) = hosts_with_v6_first() else {
+        return;
+    };
+    let Some(mongo) = Mongo::dedicated("first_address_drops") else {
+        return;
+    };
+    let first: std::net::SocketAddr = format!("[::1]:{}", mongo.port).parse().unwrap();
+    let listener = Socket::new(Domain::IPV6, Type::STREAM, None).unwrap();
+    listener.bind(&SockAddr::from(first)).unwrap();
+    listener.listen(0).unwrap();
+    // Connections nobody accepts fill its queue; from then on a connect there hangs.
+    let mut queued = Vec::new();
+    let dropped = (0..8).any(|_| {
+        match std::net::TcpStream::connect_timeout(&first, Duration::from_millis(300)) {
+            Ok(c) => {
+                queued.push(c);
+                false
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                true
+            }
+        }
+    });
+    assert!(dropped, "[::1]:{} must drop new connections", mongo.port);
+    both_paths_reach(&mongo, &hosts, "first_address_drops");
+    drop((queued, listener));
 }
