@@ -12,15 +12,20 @@ fn inline(redis: &Redis) -> i64 {
     redis.info()["inline_loads"]
 }
 
+/// The next new key, `todo:<n>` with n from `next`, for a wait that reads one per try.
+fn next_key(next: &mut impl Iterator<Item = u32>, awaited: &str) -> String {
+    let n = next.next();
+    format!(
+        "todo:{}",
+        n.unwrap_or_else(|| panic!("keys ran out before {awaited}"))
+    )
+}
+
 /// Reads new keys (`todo:<n>`, n from `next`) until one was loaded inline: the connection is
 /// opened at load, in the background.
 fn until_inline(redis: &Redis, c: &mut redis::Connection, next: &mut impl Iterator<Item = u32>) {
     wait_until("a miss loaded inline", Duration::from_secs(30), || {
-        let key = format!(
-            "todo:{}",
-            next.next()
-                .expect("no miss loaded inline before the keys ran out")
-        );
+        let key = next_key(next, "a miss loaded inline");
         assert!(rt_get(c, &key).unwrap().is_some(), "{key} found");
         inline(redis) >= 1
     });
@@ -240,11 +245,7 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
         "misses to load again after the drop",
         Duration::from_secs(30),
         || {
-            let key = format!(
-                "todo:{}",
-                next.next()
-                    .expect("no miss loaded inline before the keys ran out")
-            );
+            let key = next_key(&mut next, "misses loaded again after the drop");
             let start = Instant::now();
             let r = rt_get(&mut c, &key);
             let took = start.elapsed();
@@ -268,11 +269,7 @@ fn after_every_open_connection_dies_without_a_word_each_miss_ends_by_its_deadlin
     );
     // Once loads succeed again they keep succeeding, and the inline path is back.
     wait_until("inline loads again", Duration::from_secs(30), || {
-        let key = format!(
-            "todo:{}",
-            next.next()
-                .expect("no miss loaded inline before the keys ran out")
-        );
+        let key = next_key(&mut next, "inline loads again");
         assert!(rt_get(&mut c, &key).unwrap().is_some(), "{key} loads");
         inline(&redis) > before
     });

@@ -226,17 +226,14 @@ fn wait_gone(c: &mut redis::Connection, key: &str, what: &str) {
     wait_until(what, Duration::from_secs(10), || stored(c, key).is_none());
 }
 
-/// On a MongoDB of its own: the unplaceable delete below needs a watcher that never saw the
-/// seeding's inserts. SecantusDB starts a change stream opened "now" after the oldest write
-/// still in flight anywhere on the server; on the shared server, in full-suite runs (never
-/// alone), the watcher got this test's 7 seeding inserts (13 events where the test made 6),
-/// learned document 7's user from its insert, and so placed its delete.
+/// On a quiet MongoDB (`Mongo::quiet`): the unplaceable delete below needs a watcher that never
+/// saw the seeding's inserts. On the shared server, in full-suite runs (never alone), the watcher
+/// got this test's 7 seeding inserts (13 events where the test made 6), learned document 7's
+/// user from its insert, and so placed its delete.
 #[test]
 fn every_event_kind_makes_the_lists_it_touches_fresh() {
-    let Some(own) = Mongo::dedicated("many-cdc") else {
-        return;
-    };
-    let mongo = &own;
+    let quiet = Mongo::quiet("many-cdc");
+    let mongo: &Mongo = &quiet;
     let db = orders(mongo, "many-cdc");
     let mappings = format!("of:={db}.orders:user_id;many;sort=-created;limit=3");
     let redis = Redis::with(&mongo.uri, &mappings).watching().start();

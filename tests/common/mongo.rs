@@ -58,6 +58,17 @@ impl Mongo {
         Mongo::dedicated_with(name, &[])
     }
 
+    /// A server no other test writes to meanwhile: the embedded SecantusDB starts a change
+    /// stream opened "now" after the oldest write in flight anywhere on the server, so on the
+    /// shared one another test's write can put this test's seeding inside a new watcher's
+    /// stream. An external MongoDB is used as it is.
+    pub fn quiet(name: &str) -> Quiet {
+        match external_mongo() {
+            Some(_) => Quiet::Shared(Mongo::shared()),
+            None => Quiet::Own(Box::new(Mongo::embedded(name, &[]))),
+        }
+    }
+
     /// A dedicated server with MongoDB's test commands on (`configureFailPoint`, see
     /// `fail_command`). `None` with an external MongoDB.
     pub fn with_test_commands(name: &str) -> Option<Mongo> {
@@ -282,6 +293,22 @@ impl Drop for Mongo {
 }
 
 /// A fresh database with todos `{id: "1".."n"}` and an `items` collection keyed by `_id`.
+/// What `Mongo::quiet` gives: a server of the test's own, or the external one.
+pub enum Quiet {
+    Own(Box<Mongo>),
+    Shared(&'static Mongo),
+}
+
+impl std::ops::Deref for Quiet {
+    type Target = Mongo;
+    fn deref(&self) -> &Mongo {
+        match self {
+            Quiet::Own(m) => m,
+            Quiet::Shared(m) => m,
+        }
+    }
+}
+
 pub fn seed(mongo: &Mongo, name: &str, n: usize) -> String {
     let db = unique_db(name);
     let todos: Vec<Document> = (1..=n)
