@@ -53,10 +53,12 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             "readthrough: this server has no event-loop API for modules: inline loads off",
         );
     }
+    // Before the inline connection is opened: nothing else makes an epoll fd meanwhile.
+    engine::load::main_driver::start(mt);
     engine::load::inline::connect(mt);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     random::seed(now.map(|d| d.as_nanos() as u64).unwrap_or(0));
-    let steps: [Step; 6] = [
+    let steps: [Step; 7] = [
         (commands::register, "register the commands"),
         (acl::init, "make a context for the ACL checks"),
         (
@@ -64,6 +66,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
             "register the command filter or the key-miss hook",
         ),
         (events::subscribe_flush, "subscribe to flush events"),
+        (events::subscribe_cron, "subscribe to cron events"),
         (events::register_info, "register the INFO section"),
         (
             events::subscribe_role,

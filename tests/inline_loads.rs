@@ -161,6 +161,10 @@ fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_f
         before,
         "no inline load with a read preference"
     );
+    assert!(
+        redis.info()["main_thread_driver_loads"] > 0,
+        "lone misses run the driver on the main thread instead"
+    );
     assert!(redis
         .log()
         .contains("inline loads: connection dropped (the MongoDB settings changed)"));

@@ -5,6 +5,8 @@
 //! - an `RT.GET` through the driver (`readthrough.inline-loads no`),
 //! - an `RT.MGET` of two cold keys (one `$in` query through the driver),
 //! - a transparent `GET` (inline, as a lone miss is);
+//! - an `RT.GET` through the driver on Redis's main thread (a URI the inline connection does not
+//!   serve: here a read preference);
 //! - and 16 `RT.GET`s of cold keys sent at once (a miss under load).
 //!
 //! Then the fault is cleared, and the next miss on that path must succeed within a second.
@@ -93,12 +95,18 @@ enum Path {
     Driver,
     Mget,
     TransparentGet,
+    MainThreadDriver,
 }
 
 /// A server reading `db` on `mongo` at `readthrough.timeout` `TIMEOUT_MS`, with inline loads
 /// `inline` (`yes`/`no`) and no change streams (their `aggregate`s would meet the fail point).
 fn server(mongo: &Mongo, db: &str, inline: &str) -> Redis {
-    Redis::with(&mongo.uri, &mappings(db))
+    server_on(&mongo.uri, db, inline)
+}
+
+/// `server` with the URI `uri`.
+fn server_on(uri: &str, db: &str, inline: &str) -> Redis {
+    Redis::with(uri, &mappings(db))
         .config("timeout", TIMEOUT_MS)
         .config("inline-loads", inline)
         .config("invalidation", "off")
@@ -109,7 +117,9 @@ fn server(mongo: &Mongo, db: &str, inline: &str) -> Redis {
 fn read(c: &mut redis::Connection, path: Path, id: u32) -> Result<bool, String> {
     let key = format!("todo:{id}");
     let r: redis::RedisResult<bool> = match path {
-        Path::Inline | Path::Driver => rt_get(c, &key).map(|v| v.is_some()),
+        Path::Inline | Path::Driver | Path::MainThreadDriver => {
+            rt_get(c, &key).map(|v| v.is_some())
+        }
         Path::TransparentGet => redis::cmd("GET")
             .arg(&key)
             .query::<Option<String>>(c)
@@ -175,7 +185,14 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
     let db = seed(&mongo, "failcmd", 2000);
     let inline = server(&mongo, &db, "yes");
     let driver = server(&mongo, &db, "no");
-    let (mut ci, mut cd) = (inline.conn(), driver.conn());
+    // An explicit read preference is for the driver: lone misses run it on the main thread.
+    let sep = if mongo.uri.contains('?') { '&' } else { '?' };
+    let main = server_on(
+        &format!("{}{sep}readPreference=primary", mongo.uri),
+        &db,
+        "yes",
+    );
+    let (mut ci, mut cd, mut cm) = (inline.conn(), driver.conn(), main.conn());
     let mut ids = (1..2000).step_by(2);
     // The inline connection is opened in the background at load: wait for the first inline load.
     wait_until("a miss loaded inline", Duration::from_secs(30), || {
@@ -188,11 +205,31 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
     // Each fault's answer on the first path, which every other path must give word for word.
     let mut first: Option<String> = None;
     for fault in faults() {
-        for path in [Path::Inline, Path::Driver, Path::Mget, Path::TransparentGet] {
+        for path in [
+            Path::Inline,
+            Path::Driver,
+            Path::Mget,
+            Path::TransparentGet,
+            Path::MainThreadDriver,
+        ] {
             let (redis, c) = match path {
                 Path::Driver | Path::Mget => (&driver, &mut cd),
                 Path::Inline | Path::TransparentGet => (&inline, &mut ci),
+                Path::MainThreadDriver => (&main, &mut cm),
             };
+            if matches!(path, Path::MainThreadDriver) {
+                // Its client is made at the first miss (which the loader thread serves).
+                wait_until(
+                    "the driver on the main thread",
+                    Duration::from_secs(10),
+                    || {
+                        let before = redis.info()["main_thread_driver_loads"];
+                        assert_eq!(read(c, path, ids.next().unwrap()), Ok(true));
+                        redis.info()["main_thread_driver_loads"] > before
+                    },
+                );
+            }
+            let on_main = redis.info()["main_thread_driver_loads"];
             if matches!(path, Path::Inline | Path::TransparentGet) {
                 // The lone miss goes inline only on an open connection: one earlier fault may
                 // have dropped it (it comes back within a second).
@@ -208,6 +245,14 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
             let got = read(c, path, id);
             let took = start.elapsed();
             mongo.fail_command_off();
+            if matches!(path, Path::MainThreadDriver) {
+                assert_eq!(
+                    redis.info()["main_thread_driver_loads"],
+                    on_main + 1,
+                    "{} met on the main thread",
+                    fault.name
+                );
+            }
             let context = || {
                 format!(
                     "{} on {path:?}: {got:?} after {took:?}\nINFO {:?}\nlog:\n{}",
@@ -261,6 +306,8 @@ fn faults_of_mongodb_answer_the_same_on_every_path_and_the_next_miss_succeeds() 
         "{log}"
     );
     assert_eq!(driver.info()["inline_loads"], 0);
+    assert_eq!(driver.info()["main_thread_driver_loads"], 0);
+    assert_eq!(main.info()["inline_loads"], 0);
 }
 
 /// Misses met by a fault all at once.

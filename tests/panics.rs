@@ -214,3 +214,51 @@ fn a_panic_in_an_inline_answer_answers_the_waiter_and_inline_loads_go_on() {
     assert!(retry.is_some(), "the failed key loads when read again");
     still_serving(&redis, "todo:199", "199");
 }
+
+/// A panic while the main thread stores what the driver found on its runtime (a URI the inline
+/// connection does not serve: a read preference): the callback that turned the runtime catches
+/// it, the load's guard answers its waiter with an internal error, and the next lone misses run
+/// on the main thread again.
+#[test]
+fn a_panic_in_a_main_thread_driver_answer_answers_the_waiter_and_those_loads_go_on() {
+    let Fixture {
+        mongo,
+        redis,
+        mut c,
+        ..
+    } = fixture_with("mpanic", 200, |r| {
+        r.config("inline-loads", "yes")
+            .env("READTHROUGH_TEST_PANIC_AT", "main-driver-answer")
+    });
+    let sep = if mongo.uri.contains('?') { '&' } else { '?' };
+    let uri = format!("{}{sep}readPreference=primary", mongo.uri);
+    config_set(&mut c, "readthrough.mongo-uri", &uri);
+    let mut ids = 1..=150;
+    // The first misses go through the loader thread while the main thread's client is made; the
+    // first answer on the main thread panics.
+    let failed = loop {
+        let id = ids.next().expect("a main-thread load within 150 misses");
+        match rt_get(&mut c, &format!("todo:{id}")) {
+            Ok(v) => assert!(v.is_some()),
+            Err(e) => break (id, err_of::<()>(Err(e))),
+        }
+    };
+    assert!(failed.1.starts_with("ERR internal error"), "{failed:?}");
+    wait_until("the log to name the panic", Duration::from_secs(10), || {
+        redis.log().contains("injected fault at main-driver-answer")
+    });
+    wait_until("the load to end", Duration::from_secs(10), || {
+        redis.info()["inflight"] == 0
+    });
+    let before = redis.info()["main_thread_driver_loads"];
+    for id in ids.take(5) {
+        assert!(rt_get(&mut c, &format!("todo:{id}")).unwrap().is_some());
+    }
+    assert!(
+        redis.info()["main_thread_driver_loads"] > before,
+        "main-thread loads go on"
+    );
+    let retry = rt_get(&mut c, &format!("todo:{}", failed.0)).unwrap();
+    assert!(retry.is_some(), "the failed key loads when read again");
+    still_serving(&redis, "todo:199", "199");
+}

@@ -292,6 +292,18 @@ fn tls_and_authentication_to_mongodb_through_the_uri() {
         .unwrap()
         .expect("loaded over TLS with auth");
     assert_eq!(json(&v)["id"], "1");
+    // A lone miss on this URI runs the driver on Redis's main thread, once its client is made
+    // (the first miss went through the loader thread meanwhile).
+    let mut absent = 100..;
+    wait_until(
+        "a miss through the driver on the main thread",
+        Duration::from_secs(10),
+        || {
+            let key = format!("todo:{}", absent.next().unwrap());
+            assert_eq!(rt_get(&mut c, &key).unwrap(), None);
+            redis.info()["main_thread_driver_loads"] > 0
+        },
+    );
 
     let set = |c: &mut redis::Connection, uri: &str| {
         config_set(c, "readthrough.mongo-uri", uri);

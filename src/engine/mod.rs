@@ -23,6 +23,7 @@ pub fn callbacks() -> Callbacks {
         info: info::fields,
         config_changed: on_config_changed,
         bus_message: changes::bus_message,
+        cron: load::main_driver::on_cron,
     }
 }
 

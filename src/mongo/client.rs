@@ -76,13 +76,38 @@ pub fn uri_for_display() -> String {
 }
 
 pub async fn client() -> Result<Client, Error> {
-    let (uri, selection, generation) = {
-        let b = backend();
-        if let Some(c) = &b.client {
-            return Ok(c.clone());
-        }
-        (b.uri.clone(), b.server_selection, b.generation)
-    };
+    if let Some(c) = &backend().client {
+        return Ok(c.clone());
+    }
+    let (opts, generation) = options().await?;
+    let uri = backend().uri.clone();
+    let client =
+        Client::with_options(opts).map_err(|e| Error::Backend(redact(&e.to_string(), &uri)))?;
+    let mut b = backend();
+    if b.generation == generation {
+        Ok(b.client.get_or_insert(client).clone())
+    } else {
+        // The settings changed while this one was built: use it once, keep none.
+        Ok(client)
+    }
+}
+
+/// Runs one `ping` on the shared client, so that a connection of it has authenticated (if the
+/// URI has credentials) and the driver holds the SCRAM key it derived. A failure is left to the
+/// loads that follow.
+pub async fn authenticate_once() {
+    if let Ok(c) = client().await {
+        let _ = c
+            .database("admin")
+            .run_command(mongodb::bson::doc! { "ping": 1 })
+            .await;
+    }
+}
+
+/// The driver's options for the settings in force, and their `generation()`. Parsing may
+/// look up DNS records (`mongodb+srv`), so it runs on the loader thread.
+pub async fn options() -> Result<(ClientOptions, u64), Error> {
+    let (uri, selection, generation) = settings();
     let mut opts = ClientOptions::parse(&uri)
         .await
         .map_err(|e| Error::Backend(redact(&e.to_string(), &uri)))?;
@@ -96,15 +121,7 @@ pub async fn client() -> Result<Client, Error> {
     opts.min_pool_size.get_or_insert(MIN_POOL);
     opts.app_name
         .get_or_insert_with(|| "redis-readthrough".to_owned());
-    let client =
-        Client::with_options(opts).map_err(|e| Error::Backend(redact(&e.to_string(), &uri)))?;
-    let mut b = backend();
-    if b.generation == generation {
-        Ok(b.client.get_or_insert(client).clone())
-    } else {
-        // The settings changed while this one was built: use it once, keep none.
-        Ok(client)
-    }
+    Ok((opts, generation))
 }
 
 /// A driver error as text fit for logs and replies: credentials removed, length bounded.

@@ -10,7 +10,8 @@ use crate::core::wire;
 use crate::mongo::client::{backend_error, client};
 use futures_util::TryStreamExt;
 use mongodb::action::Action;
-use mongodb::bson::Document;
+use mongodb::bson::{Document, RawDocumentBuf};
+use mongodb::Client;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
@@ -48,14 +49,32 @@ impl From<Failed> for Error {
 pub async fn find_one(target: &Target, deadline: Deadline) -> Result<Option<Document>, Failed> {
     within(deadline, async {
         let client = client().await?;
-        let m = &target.mapping;
-        let coll = client.database(&m.db).collection::<Document>(&m.collection);
-        let projection = m.projection();
-        until_answered(|| {
-            coll.find_one(target.filter())
-                .optional(projection.clone(), |f, p| f.projection(p))
-        })
-        .await
+        find_one_of(&client, target).await
+    })
+    .await
+}
+
+/// `find_one` on a client of the caller's (the main thread's, `mongo/main_runtime.rs`), the
+/// document left undecoded: the caller decides on which thread a large one is decoded.
+pub async fn find_one_raw_on(
+    client: &Client,
+    target: &Target,
+    deadline: Deadline,
+) -> Result<Option<RawDocumentBuf>, Failed> {
+    within(deadline, find_one_of(client, target)).await
+}
+
+/// The key's document on `client`, read as a `T`.
+async fn find_one_of<T>(client: &Client, target: &Target) -> Result<Option<T>, Failed>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    let m = &target.mapping;
+    let coll = client.database(&m.db).collection::<T>(&m.collection);
+    let projection = m.projection();
+    until_answered(|| {
+        coll.find_one(target.filter())
+            .optional(projection.clone(), |f, p| f.projection(p))
     })
     .await
 }

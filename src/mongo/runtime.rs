@@ -6,8 +6,9 @@
 //! multi-threaded runtime may hand the answer from the thread that polled the socket to another
 //! one: one more wake-up on every miss).
 //!
-//! With `readthrough.inline-loads` on (the default) a lone miss on a plain one-host URI does not
-//! come here at all: Redis's main thread sends its query itself (`engine/load/inline.rs`).
+//! With `readthrough.inline-loads` on (the default) a lone miss does not come here at all:
+//! Redis's main thread sends its query itself on a plain one-host URI (`engine/load/inline.rs`),
+//! and runs the driver on a runtime of its own for any other URI (`main_runtime.rs`).
 //!
 //! The thread sleeps whenever it has nothing to do. It used to keep polling for 50 us after a
 //! load started or ended, which saved a wake-up against a MongoDB that answers at once, but on a

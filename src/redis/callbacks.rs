@@ -31,6 +31,8 @@ pub struct Callbacks {
     pub config_changed: fn(Changed),
     /// Main thread: a message of the module's from another node of the cluster (its id).
     pub bus_message: fn(&Gil, &str, &[u8]),
+    /// Main thread, at each pass of Redis's cron (`hz` times a second).
+    pub cron: fn(MainThread),
 }
 
 static CALLBACKS: OnceCell<Callbacks> = OnceCell::new();
@@ -49,6 +51,7 @@ const NONE: Callbacks = Callbacks {
     info: || (Vec::new(), Vec::new()),
     config_changed: nothing,
     bus_message: |_, _, _| {},
+    cron: nothing,
 };
 
 /// The callbacks; before `set` (configs applied while loading), ones that do nothing.

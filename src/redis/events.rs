@@ -3,6 +3,7 @@
 
 use crate::redis::callbacks;
 use crate::redis::keys::is_replica;
+use crate::redis::main_thread::MainThread;
 use crate::redis::panic_guard::catch;
 use crate::state::fault;
 use redis_module::{raw, Context};
@@ -97,6 +98,24 @@ extern "C" fn on_flush(
             (callbacks::get().flushed)()
         });
     }
+}
+
+/// Calls the engine at each pass of Redis's cron (a timer of the module's own would make
+/// Redis refuse `MODULE UNLOAD` for a timer, before the module can say why).
+pub fn subscribe_cron(ctx: &Context) -> bool {
+    subscribe(ctx, raw::REDISMODULE_EVENT_CRON_LOOP, on_cron)
+}
+
+// Called by Redis only (private: registered as a callback), on its main thread.
+extern "C" fn on_cron(
+    _ctx: *mut raw::RedisModuleCtx,
+    _eid: raw::RedisModuleEvent,
+    _subevent: u64,
+    _data: *mut c_void,
+) {
+    catch("the cron event", || {
+        (callbacks::get().cron)(MainThread::here())
+    });
 }
 
 /// Applies the module's configs given at load time; false if one was refused.

@@ -28,6 +28,8 @@ pub static INLINE_LOADS: AtomicU64 = AtomicU64::new(0);
 /// Inline queries handed to the driver: the connection broke or was dropped (an error reply
 /// after which the driver retries, an answer not understood, no answer by half the deadline).
 pub static INLINE_HANDOFFS: AtomicU64 = AtomicU64::new(0);
+/// Lone loads the driver ran on Redis's main thread (`engine/load/main_driver.rs`).
+pub static MAIN_THREAD_DRIVER_LOADS: AtomicU64 = AtomicU64::new(0);
 /// Plain reads of mapped keys the filter left native: the client's user may run the native
 /// read but not its internal read-through command (see `redis/acl.rs`).
 pub static ACL_KEPT_NATIVE: AtomicU64 = AtomicU64::new(0);
@@ -113,6 +115,7 @@ pub fn fields() -> Vec<(&'static str, u64)> {
         ("too_large", get(&TOO_LARGE)),
         ("inline_loads", get(&INLINE_LOADS)),
         ("inline_handoffs", get(&INLINE_HANDOFFS)),
+        ("main_thread_driver_loads", get(&MAIN_THREAD_DRIVER_LOADS)),
         ("acl_kept_native", get(&ACL_KEPT_NATIVE)),
         ("acl_no_write", get(&ACL_NO_WRITE)),
     ]

@@ -7,16 +7,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The places that can be made to panic, by name.
 pub const POINTS: &[&str] = &[
-    "command",       // a command handler (RT.GET ...)
-    "reply",         // the reply callback of an unblocked client
-    "timeout",       // Redis's own timeout callback of a blocked client
-    "filter",        // the command filter (transparent GET)
-    "key-miss",      // the key-miss notification
-    "flush-event",   // the FLUSHALL/FLUSHDB server event
-    "info",          // the INFO section callback
-    "change-event",  // applying a change-stream event
-    "warm-up",       // a warm-up task
-    "inline-answer", // an inline load's answer, read by the main thread
+    "command",            // a command handler (RT.GET ...)
+    "reply",              // the reply callback of an unblocked client
+    "timeout",            // Redis's own timeout callback of a blocked client
+    "filter",             // the command filter (transparent GET)
+    "key-miss",           // the key-miss notification
+    "flush-event",        // the FLUSHALL/FLUSHDB server event
+    "info",               // the INFO section callback
+    "change-event",       // applying a change-stream event
+    "warm-up",            // a warm-up task
+    "inline-answer",      // an inline load's answer, read by the main thread
+    "main-driver-answer", // what the driver found on the main thread's runtime
 ];
 
 /// Points still armed: bit i stands for `POINTS[i]`.

@@ -104,6 +104,12 @@ pub fn try_start(mt: MainThread, load: Loading) -> Result<(), Loading> {
     LANE.with(|l| l.borrow_mut().start(mt, load))
 }
 
+/// Whether the URI in force asks for what only the driver does (then lone misses take the
+/// driver on the main thread, `main_driver.rs`).
+pub fn unfit() -> bool {
+    LANE.with(|l| matches!(l.borrow().link, Link::Unfit))
+}
+
 impl Lane {
     /// Follows the MongoDB settings in force, and opens a connection if it is time to.
     fn refresh(&mut self, mt: MainThread) {

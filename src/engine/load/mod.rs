@@ -11,6 +11,7 @@
 pub mod batch;
 mod driver;
 pub mod inline;
+pub mod main_driver;
 
 use crate::core::deadline::Deadline;
 use crate::core::error::{Error, Outcome};
@@ -96,7 +97,9 @@ pub fn start(
                 started: Instant::now(),
             }));
             if let Err(loading) = inline::try_start(mt, loading) {
-                driver::spawn(loading);
+                if let Err(loading) = main_driver::try_start(mt, loading) {
+                    driver::spawn(loading);
+                }
             }
         }
         Join::Follower if waits => counters::count(&counters::COALESCED),
