@@ -104,14 +104,17 @@ def run(ctx):
                                                    "timeout": 60000, "invalidation": "off"})
     shapes = [("plain one-host URI, inline loads (default)", ctx.rport, ctx.uri, "yes"),
               ("plain one-host URI, inline loads off (the driver)", ctx.rport, ctx.uri, "no"),
-              ("SCRAM + TLS + replica set (the driver)", server.port, secure, None)]
+              ("SCRAM + TLS + replica set (the driver on Redis's main thread, default)", server.port, secure, "yes"),
+              ("SCRAM + TLS + replica set (the driver on the loader thread: inline loads off)", server.port, secure,
+               "no")]
     n, runs = MISS_READS, {name: [] for name, *_ in shapes}
     for i in range(ctx.args.rounds):
         for name, port, uri, inline in shapes if i % 2 == 0 else reversed(shapes):
             if inline:
-                ctx.r.config_set("readthrough.inline-loads", inline)
+                (ctx.r if port == ctx.rport else server.client()).config_set("readthrough.inline-loads", inline)
             runs[name].append(ctx.loadgen("pair", port, uri, start=ctx.ids.take(2 * n), count=2 * n))
     ctx.r.config_set("readthrough.inline-loads", "yes")
+    server.client().config_set("readthrough.inline-loads", "yes")
     rows = []
     for name, *_ in shapes:
         rt, direct, ping, floor = zip(*runs[name])
