@@ -102,8 +102,16 @@ def run(ctx):
                        "set MONGO_URI_SECURE to a SCRAM + TLS URI of the external MongoDB")
     server = ctx.redis_server("redis-secure.log", {"mongo-uri": secure, "mappings": "todo:=test.todos:id",
                                                    "timeout": 60000, "invalidation": "off"})
+    # The plain URI with a read preference, which only the driver serves: the driver on Redis's main
+    # thread against the inline connection on the same MongoDB (the client's find_one is the same).
+    sep = "&" if "?" in ctx.uri else "?"
+    plain_driver = ctx.redis_server("redis-plain-driver.log", {
+        "mongo-uri": f"{ctx.uri}{sep}readPreference=primary", "mappings": "todo:=test.todos:id",
+        "timeout": 60000, "invalidation": "off"})
     shapes = [("plain one-host URI, inline loads (default)", ctx.rport, ctx.uri, "yes"),
               ("plain one-host URI, inline loads off (the driver)", ctx.rport, ctx.uri, "no"),
+              ("plain one-host URI + readPreference=primary (the driver on Redis's main thread)",
+               plain_driver.port, ctx.uri, None),
               ("SCRAM + TLS + replica set (the driver on Redis's main thread, default)", server.port, secure, "yes"),
               ("SCRAM + TLS + replica set (the driver on the loader thread: inline loads off)", server.port, secure,
                "no")]
