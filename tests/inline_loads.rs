@@ -189,6 +189,48 @@ fn the_inline_connection_follows_the_uri_and_is_not_made_where_only_the_driver_f
     });
 }
 
+/// How many times the log says the main thread's driver client could not be made.
+fn client_failures(redis: &Redis) -> usize {
+    redis
+        .log()
+        .matches("no driver client on the main thread")
+        .count()
+}
+
+#[test]
+fn a_driver_client_that_cannot_be_made_is_tried_again_once_a_second_not_at_every_miss() {
+    let Fixture { redis, mut c, .. } =
+        fixture_with("inofail", 10, |r| r.config("inline-loads", "yes"));
+    // A `mongodb+srv` name that does not resolve: its options fail on every try (the DNS
+    // lookup), and the URI is one only the driver serves.
+    config_set(
+        &mut c,
+        "readthrough.mongo-uri",
+        "mongodb+srv://readthrough-test.invalid/?serverSelectionTimeoutMS=200",
+    );
+    let start = Instant::now();
+    let mut misses = 0;
+    wait_until(
+        "a second try at the main thread's client",
+        Duration::from_secs(10),
+        || {
+            let err = rt_get(&mut c, &format!("todo:{misses}")).expect_err("nothing to load from");
+            assert!(err.to_string().contains("BACKEND"), "{err}");
+            misses += 1;
+            let failures = client_failures(&redis);
+            // At most one try per started second since the first miss.
+            let allowed = start.elapsed().as_secs() as usize + 1;
+            assert!(
+                failures <= allowed,
+                "{failures} tries in {:?} ({misses} misses)",
+                start.elapsed()
+            );
+            failures >= 2
+        },
+    );
+    assert!(misses > 2, "{misses} misses: too few to tell");
+}
+
 #[test]
 fn a_large_document_and_a_replica_set_name_are_served_as_through_the_driver() {
     let mongo = Mongo::shared();

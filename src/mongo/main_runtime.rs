@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 struct Main {
@@ -32,6 +33,10 @@ struct Main {
     client: Option<(u64, Client)>,
     /// The generation whose client is being made (its options parsed on the loader thread).
     making: Option<u64>,
+    /// The generation whose client could not be made, and when: not tried again before
+    /// `RETRY` has passed (e.g. a `mongodb+srv` lookup while DNS is down would otherwise be
+    /// tried, and logged, at every lone miss).
+    failed: Option<(u64, Instant)>,
 }
 
 thread_local! {
@@ -50,6 +55,10 @@ static TURN_WAKER: Mutex<Option<Waker>> = Mutex::new(None);
 
 /// Polls of the runtime's sockets in one turn before it stops.
 const MAX_PARKS: u32 = 64;
+
+/// How long after a client could not be made it is not tried again (as the inline
+/// connection's pause after a failed connect).
+const RETRY: Duration = Duration::from_secs(1);
 
 /// Builds the runtime on this thread (Redis's main thread, at load); returns its epoll fd,
 /// for the caller to turn the runtime when it is readable.
@@ -76,6 +85,7 @@ pub fn start() -> Result<RawFd, String> {
             rt,
             client: None,
             making: None,
+            failed: None,
         }))
     });
     Ok(fd)
@@ -96,13 +106,17 @@ pub fn client(generation: u64) -> Result<Client, bool> {
         if m.making == Some(generation) {
             return Err(false);
         }
+        if matches!(m.failed, Some((g, at)) if g == generation && at.elapsed() < RETRY) {
+            return Err(false);
+        }
         m.making = Some(generation);
         Err(true)
     })
 }
 
-/// Makes the client for `generation` from `opts` (or gives up on it, on `Err`); the previous
-/// one is dropped inside the runtime (the driver's drop spawns its clean-up).
+/// Makes the client for `generation` from `opts` (or gives up on it, on `Err`, until `RETRY`
+/// has passed); the previous one is dropped inside the runtime (the driver's drop spawns its
+/// clean-up).
 pub fn set_client(made: Result<ClientOptions, String>, generation: u64) -> Result<(), String> {
     MAIN.with(|m| {
         let mut m = m.borrow_mut();
@@ -113,9 +127,16 @@ pub fn set_client(made: Result<ClientOptions, String>, generation: u64) -> Resul
             return Ok(()); // settings changed again meanwhile
         }
         m.making = None;
-        let client = {
+        let made = made.and_then(|opts| {
             let _in = m.rt.enter();
-            Client::with_options(made?).map_err(|e| e.to_string())?
+            Client::with_options(opts).map_err(|e| e.to_string())
+        });
+        let client = match made {
+            Ok(client) => client,
+            Err(e) => {
+                m.failed = Some((generation, Instant::now()));
+                return Err(e);
+            }
         };
         if let Some((_, old)) = m.client.replace((generation, client)) {
             m.rt.spawn(async move { drop(old) });
