@@ -93,9 +93,13 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     if by_name(name) {
         return named(cmd, argc, client);
     }
-    // Only a read of mapped keys is left to rewrite. The cheap exit for most commands Redis
-    // runs: a read is rewritten only when all its keys are mapped, so its first key (argument
-    // 1 in every read rewritten) decides for most.
+    // Only a read of mapped keys is left to rewrite. The cheap exits for most commands Redis
+    // runs: the name (every command but a native read, `RT.GET` included, leaves here without
+    // its arguments read), then the first key (argument 1 in every read rewritten), since a read
+    // is rewritten only when all its keys are mapped.
+    let Some(native) = rewrite::native_named(name) else {
+        return;
+    };
     if argc < 2 {
         return;
     }
@@ -103,9 +107,6 @@ fn filter(cmd: &mut Filtered, client: Option<u64>) {
     if !settings::may_be_mapped(first_key) {
         return;
     }
-    let Some(native) = rewrite::native_named(name) else {
-        return;
-    };
     if !settings::transparent() {
         return;
     }
