@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # `make test-matrix`: the test suite against each server of the matrix, then a table.
 #   MATRIX_SERVERS  vendored servers to build and test (see scripts/build_server.sh)
-#   SMOKE=1         the smoke subset (core, transparent, formats, freshness, cluster, security, inline
-#                   loads, MongoDB faults, permissions, secrets, mappings, many) on the vendored servers only: CI runs it after the full suite on the
-#                   default server
+#   SMOKE=1         the smoke subset (core, transparent, formats, the examples with the original
+#                   demo, freshness, cluster, security, inline loads, MongoDB faults, permissions,
+#                   secrets, mappings, many) on the vendored servers only: CI runs it after the
+#                   full suite on the default server
 # Debian's redis-server (the default of `make test`) is tested first unless SMOKE=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 servers=${MATRIX_SERVERS:-redis-7.2.6 redis-7.4.1 valkey-8.0.1}
 smoke=${SMOKE:-}
 tests=()
-[ -n "$smoke" ] && tests=(--test read_through --test transparent --test formats --test freshness --test cluster --test security --test inline_loads --test mongodb_faults --test permissions --test secrets --test mappings --test many)
+[ -n "$smoke" ] && tests=(--test read_through --test transparent --test formats --test examples --test freshness --test cluster --test security --test inline_loads --test mongodb_faults --test permissions --test secrets --test mappings --test many)
 logs=target/test-matrix
 mkdir -p "$logs"
 : >"$logs/why-failed.txt"
