@@ -94,7 +94,7 @@ pub fn grace_of(m: &Mapping) -> i64 {
 /// How to store a value of `key` loaded now whose document expires at `expire_at_ms`: the
 /// policy of the key's mapping in force (the server-wide one if none maps it any more).
 pub fn store_px(key: &[u8], expire_at_ms: Option<i64>) -> Px {
-    let life = match MAPPINGS.read().unwrap_or_else(|p| p.into_inner()).find(key) {
+    let life = match read_mappings().find(key) {
         Some(m) => life_of(m),
         None => life_of(&Mapping::default()),
     };
@@ -107,9 +107,7 @@ pub fn store_px(key: &[u8], expire_at_ms: Option<i64>) -> Px {
 /// How long "not in MongoDB" is remembered for `key`: its mapping's `negative-ttl=`, else
 /// `readthrough.negative-ttl`.
 pub fn negative_ttl(key: &[u8]) -> Duration {
-    let own = MAPPINGS
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
+    let own = read_mappings()
         .find(key)
         .and_then(|m| m.expiry.negative_ttl_s);
     Duration::from_secs(own.unwrap_or_else(|| NEGATIVE_TTL.get()).max(0) as u64)
@@ -180,7 +178,7 @@ static MAPPINGS: Lazy<RwLock<Arc<Mappings>>> = Lazy::new(Default::default);
 
 /// The mappings in force.
 pub fn mappings() -> Arc<Mappings> {
-    Arc::clone(&MAPPINGS.read().unwrap_or_else(|p| p.into_inner()))
+    Arc::clone(&read_mappings())
 }
 
 /// The mappings in force, read under their lock: for the hit path's lookups, which hold it for a
